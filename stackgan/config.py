@@ -1,0 +1,252 @@
+"""Configuration objects and named profiles.
+
+One frozen dataclass per concern, gathered in `Config`. Profiles are functions returning a
+`Config` (big_vision style): `tiny` for tests (seconds on a CPU), `demo` for the Quickstart
+(minutes on 2 CPU cores), `paper` for the sizes and schedule of Zhang et al. 2017 (birds).
+
+Configs travel between TFX components as JSON (`Config.to_json` / `Config.from_json`), so an
+executor never reads a module global. Where the authors' TensorFlow code ("TF") and PyTorch port
+("PT") disagree, the field is named and defaults to the TF/paper value (see
+../shared/REFERENCE.md).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any, Literal
+
+
+@dataclasses.dataclass(frozen=True)
+class SynthConfig:
+    """The procedural CUB-format dataset (`stackgan synth`)."""
+
+    classes: int = 8
+    images_per_class: int = 12
+    seed: int = 0
+    # CUB images are ~500x375; the synthetic ones vary around that.
+    min_side: int = 240
+    max_side: int = 500
+    # fraction of classes that go to the test split (StackGAN's split is class-disjoint, 50/200)
+    test_class_fraction: float = 0.25
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """What the preprocessing writes and what the input pipeline feeds the trainers."""
+
+    split: Literal["stackgan", "official"] = "stackgan"
+    strict: bool = False  # fail on files named by the split lists but absent on disk
+    low_res_stored: int = 76  # stored size; training crops low_res
+    low_res: int = 64
+    high_res_stored: int = 304
+    high_res: int = 256
+    image_encoding: Literal["png", "jpeg", "raw"] = "png"
+    embedding_dim: int = 1024
+    captions_per_image: int = 10
+    # TF averages 4 random embeddings of the 10 per step; PT picks 1.
+    embeddings_per_sample: int = 4
+    max_skipped_fraction: float = 0.01
+    num_shards: int = 0  # 0 = derived from the split size
+    shuffle_buffer: int = 2048
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Network sizes. Paper names in comments."""
+
+    embedding_dim: int = 1024
+    ca_dim: int = 128  # Ng
+    z_dim: int = 100  # Nz
+    gf_dim: int = 128  # Stage-I G: fc to 4x4x(8*gf_dim)
+    df_dim: int = 64  # Stage-I D: 64 -> 128 -> 256 -> 512
+    text_dim_d: int = 128  # Nd, compressed text in D
+    d_spatial: int = 4  # Md
+    stage2_gf_dim: int = 128  # Stage-II G encoder 128 -> 256 -> 512
+    stage2_df_dim: int = 64  # Stage-II D: 64 ... 2048
+    stage2_residual_blocks: int = 4
+    # TF: fc + LeakyReLU(0.2); PT: fc + ReLU
+    ca_activation: Literal["leaky_relu", "relu"] = "leaky_relu"
+    # TF Stage-I G has two residual bottlenecks (at 4x4 and 16x16); PT has none.
+    stage1_residual_bottlenecks: bool = True
+    # PT's Stage-II D adds an unconditional logit; TF has none.
+    stage2_unconditional_logit: bool = False
+    # Keras `trainable=False` puts BatchNorm in inference mode; the official codes keep batch
+    # statistics in the frozen Stage-I G. "batch" follows them, "moving" uses moving averages.
+    frozen_stage1_batchnorm: Literal["batch", "moving"] = "batch"
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    batch_size: int = 64
+    stage1_epochs: int = 600
+    stage2_epochs: int = 600
+    # 0 = run the epochs; >0 caps the number of steps (tests, demo)
+    max_steps: int = 0
+    learning_rate: float = 2e-4
+    beta_1: float = 0.5
+    lr_decay_epochs: int = 50  # TF halves every 50 epochs; the paper says 100
+    lr_decay_factor: float = 0.5
+    kl_weight: float = 2.0  # paper: 1; both codes: 2
+    checkpoint_every_steps: int = 500
+    sample_every_steps: int = 500
+    log_every_steps: int = 50
+    mixed_precision: bool = False
+    xla: bool = False
+    seed: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassifierConfig:
+    """MobileNetV2 fine-tuned on CUB, for inception score and FID."""
+
+    image_size: int = 224
+    alpha: float = 1.0
+    classes: Literal["test", "all"] = "test"
+    weights: str = "imagenet"  # "imagenet" (from Keras' cache or weights_path), "none"
+    weights_path: str = ""
+    head_epochs: int = 10
+    finetune_epochs: int = 20
+    finetune_from_block: int = 100  # layers below this index stay frozen in phase 2
+    batch_size: int = 32
+    learning_rate_head: float = 1e-3
+    learning_rate_finetune: float = 1e-4
+    holdout_fraction: float = 0.2
+    early_stopping_patience: int = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+    # 0 = one image per test caption (2,933 x 10 on CUB)
+    num_samples: int = 0
+    is_splits: int = 10
+    batch_size: int = 64
+    seed: int = 0
+    # the pusher pushes when the generated images' inception score reaches this
+    min_inception_score: float = 1.0
+
+
+@dataclasses.dataclass(frozen=True)
+class TextEncoderConfig:
+    """char-CNN-RNN of Reed et al. 2016, trained with the DS-SJE loss."""
+
+    source: Literal["auto", "pickle", "train"] = "auto"
+    embedding_dim: int = 1024
+    max_chars: int = 201  # Reed et al. use 201 characters
+    conv_filters: tuple[int, ...] = (384, 512, 256)
+    rnn_units: int = 512
+    epochs: int = 200
+    batch_size: int = 40
+    learning_rate: float = 4e-4
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    profile: str = "paper"
+    synth: SynthConfig = SynthConfig()
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    classifier: ClassifierConfig = ClassifierConfig()
+    eval: EvalConfig = EvalConfig()
+    text: TextEncoderConfig = TextEncoderConfig()
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Config:
+        return _from_dict(cls, json.loads(text))
+
+    def replace(self, **sections: dict[str, Any]) -> Config:
+        """`cfg.replace(train={"max_steps": 10})`: a copy with some fields of some sections changed."""
+        changed = {}
+        for section, fields in sections.items():
+            if section == "profile":
+                changed["profile"] = fields
+                continue
+            changed[section] = dataclasses.replace(getattr(self, section), **fields)
+        return dataclasses.replace(self, **changed)
+
+
+def _from_dict(cls, values: dict[str, Any]):
+    kwargs = {}
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key, value in values.items():
+        if key not in fields:
+            raise ValueError(f"unknown config field {cls.__name__}.{key}")
+        default = getattr(cls(), key)
+        if dataclasses.is_dataclass(default):
+            value = _from_dict(type(default), value)
+        elif isinstance(default, tuple):
+            value = tuple(value)
+        kwargs[key] = value
+    return cls(**kwargs)
+
+
+def paper() -> Config:
+    """The paper's birds setting: 64x64 then 256x256, 600 + 600 epochs at batch 64."""
+    return Config(profile="paper")
+
+
+def demo() -> Config:
+    """The Quickstart: the whole DAG in minutes on 2 CPU cores, on the synthetic birds."""
+    return Config(
+        profile="demo",
+        synth=SynthConfig(classes=8, images_per_class=12),
+        data=DataConfig(shuffle_buffer=256),
+        model=ModelConfig(
+            ca_dim=32, z_dim=32, gf_dim=16, df_dim=8, text_dim_d=32,
+            stage2_gf_dim=8, stage2_df_dim=4, stage2_residual_blocks=2,
+        ),
+        train=TrainConfig(
+            batch_size=16, max_steps=300, lr_decay_epochs=100,
+            checkpoint_every_steps=100, sample_every_steps=100, log_every_steps=10,
+        ),
+        classifier=ClassifierConfig(
+            image_size=96, alpha=0.35, classes="all", weights="none",
+            head_epochs=3, finetune_epochs=3, finetune_from_block=0, batch_size=32,
+        ),
+        eval=EvalConfig(num_samples=200, is_splits=2, batch_size=32, min_inception_score=1.0),
+        text=TextEncoderConfig(
+            embedding_dim=1024, conv_filters=(64, 64, 64), rnn_units=64, epochs=5, batch_size=32
+        ),
+    )
+
+
+def tiny() -> Config:
+    """For tests: every network a few thousand parameters, every loop a few steps."""
+    return Config(
+        profile="tiny",
+        synth=SynthConfig(classes=4, images_per_class=4, min_side=96, max_side=160),
+        # Stage-II upsamples 4x, as in the paper (64 -> 256): here 16 -> 64
+        data=DataConfig(low_res_stored=19, low_res=16, high_res_stored=76, high_res=64,
+                        shuffle_buffer=32),
+        model=ModelConfig(
+            ca_dim=8, z_dim=8, gf_dim=4, df_dim=4, text_dim_d=8,
+            stage2_gf_dim=4, stage2_df_dim=2, stage2_residual_blocks=1,
+        ),
+        train=TrainConfig(
+            batch_size=4, max_steps=4, checkpoint_every_steps=2, sample_every_steps=2,
+            log_every_steps=1, lr_decay_epochs=1,
+        ),
+        classifier=ClassifierConfig(
+            image_size=32, alpha=0.35, classes="all", weights="none", head_epochs=1,
+            finetune_epochs=1, finetune_from_block=0, batch_size=8,
+        ),
+        eval=EvalConfig(num_samples=16, is_splits=2, batch_size=8),
+        text=TextEncoderConfig(
+            embedding_dim=1024, max_chars=64, conv_filters=(16, 16, 16), rnn_units=16,
+            epochs=1, batch_size=8,
+        ),
+    )
+
+
+PROFILES = {"tiny": tiny, "demo": demo, "paper": paper}
+
+
+def get_profile(name: str) -> Config:
+    try:
+        return PROFILES[name]()
+    except KeyError:
+        raise ValueError(f"unknown profile {name!r}; choose one of {sorted(PROFILES)}") from None

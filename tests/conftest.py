@@ -1,0 +1,29 @@
+"""Fixtures shared by the whole suite. TensorFlow is imported at most once per worker process
+(pytest -n 2), and expensive inputs (the synthetic dataset) are made once per session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def cub_sample_root() -> Path:
+    """../shared/cub-sample: 101 real CUB images with captions (no embeddings)."""
+    root = Path(os.environ.get("STACKGAN_CUB_SAMPLE", REPO_ROOT.parent / "shared" / "cub-sample"))
+    if not (root / "CUB_200_2011").is_dir():
+        pytest.fail(f"the real CUB sample is expected at {root} (set STACKGAN_CUB_SAMPLE)")
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_config():
+    from stackgan import config
+
+    return config.tiny()
