@@ -1,0 +1,1 @@
+"""Pictures for people: sample sheets of generated images with their captions."""
