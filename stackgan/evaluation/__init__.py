@@ -1,0 +1,1 @@
+"""Scores of generated images: inception score, FID, and the CUB classifier they rest on."""
