@@ -135,6 +135,8 @@ class TextEncoderConfig:
     max_chars: int = 201  # Reed et al. use 201 characters
     conv_filters: tuple[int, ...] = (384, 512, 256)
     rnn_units: int = 512
+    # Reed et al.'s char-CNN-RNN uses a plain RNN; "gru"/"lstm" are offered for comparison.
+    rnn_cell: Literal["simple", "gru", "lstm"] = "simple"
     epochs: int = 200
     batch_size: int = 40
     learning_rate: float = 4e-4
@@ -167,6 +169,40 @@ class Config:
                 continue
             changed[section] = dataclasses.replace(getattr(self, section), **fields)
         return dataclasses.replace(self, **changed)
+
+
+    def with_overrides(self, assignments: list[str]) -> Config:
+        """Applies `section.field=value` strings (the CLI's `--set`), parsing value by the
+        field's type: `["train.max_steps=100", "model.ca_activation=relu"]`."""
+        cfg = self
+        for assignment in assignments:
+            key, sep, raw = assignment.partition("=")
+            section, dot, name = key.strip().partition(".")
+            if not sep or not dot:
+                raise ValueError(f"--set expects section.field=value, got {assignment!r}")
+            if not hasattr(cfg, section) or not dataclasses.is_dataclass(getattr(cfg, section)):
+                raise ValueError(f"unknown config section {section!r} in {assignment!r}")
+            current = getattr(getattr(cfg, section), name, _MISSING)
+            if current is _MISSING:
+                raise ValueError(f"unknown config field {section}.{name} in {assignment!r}")
+            cfg = cfg.replace(**{section: {name: _parse_like(current, raw.strip(), assignment)}})
+        return cfg
+
+
+_MISSING = object()
+
+
+def _parse_like(current: Any, raw: str, assignment: str) -> Any:
+    try:
+        if isinstance(current, bool):
+            if raw.lower() not in ("true", "false", "1", "0"):
+                raise ValueError("expected true or false")
+            return raw.lower() in ("true", "1")
+        if isinstance(current, tuple):
+            return tuple(type(current[0])(v) for v in raw.split(",")) if current else ()
+        return type(current)(raw)
+    except ValueError as e:
+        raise ValueError(f"bad value in {assignment!r}: {e}") from None
 
 
 def _from_dict(cls, values: dict[str, Any]):

@@ -1,0 +1,115 @@
+"""The StackGAN TFX DAG.
+
+    CubExampleGen ─┬──────────────────────────────────────────────┐
+                   ├─> ClassifierTrainer ─┬─> TextEncoderTrainer ─> CaptionEmbedder ─┐ (text path)
+                   │                      │                                         v
+                   │                      │   examples (with embeddings) ─> Stage1Trainer ─> Stage2Trainer
+                   │                      └──────────────────────────────> Evaluator <──────┘
+                   │                                                         │ blessing
+                   └─────────────────────────────────────────────────────> Pusher (Stage-II generator)
+
+`create_pipeline` only wires components; it imports no model code (the components do, when they
+run), so compiling for Kubeflow on a laptop stays cheap.
+
+The text path: when the dataset ships `char-CNN-RNN-embeddings.pickle` the trainers use those
+1024-d embeddings as the paper did; otherwise (the real CUB sample, a user with only images and
+captions) a char-CNN-RNN text encoder is trained on the captions and every caption is embedded.
+`config.text.source` forces either path ("pickle" / "train"); "auto" decides from the data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+from tfx.components.pusher import component as pusher_component
+from tfx.orchestration import pipeline as tfx_pipeline
+from tfx.proto import pusher_pb2
+
+from stackgan.components.caption_embedder.component import CaptionEmbedder
+from stackgan.components.classifier_trainer.component import ClassifierTrainer
+from stackgan.components.cub_example_gen.component import CubExampleGen
+from stackgan.components.evaluator.component import Evaluator
+from stackgan.components.stage1_trainer.component import Stage1Trainer
+from stackgan.components.stage2_trainer.component import Stage2Trainer
+from stackgan.components.text_encoder_trainer.component import TextEncoderTrainer
+from stackgan.config import Config
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelinePaths:
+    """Where a pipeline run keeps its things. `pipeline_root` holds every artifact."""
+
+    pipeline_root: str
+    serving_dir: str  # the pusher writes <serving_dir>/<version>/ (TF Serving's layout)
+    checkpoint_dir: str  # stable across runs, so a killed trainer resumes
+
+
+def create_pipeline(
+    config: Config,
+    *,
+    pipeline_name: str,
+    data_root: str,
+    paths: PipelinePaths,
+    train_text_encoder: bool,
+    metadata_connection_config=None,
+    beam_pipeline_args: Sequence[str] = (),
+    enable_cache: bool = True,
+) -> tfx_pipeline.Pipeline:
+    """Wires the DAG. `train_text_encoder` selects the text path (see module docstring)."""
+    config_json = config.to_json()
+    example_gen = CubExampleGen(data_root=data_root, config_json=config_json)
+    raw_examples = example_gen.outputs["examples"]
+    classifier = ClassifierTrainer(examples=raw_examples, config_json=config_json)
+    components = [example_gen, classifier]
+
+    text_encoder_model = None
+    examples = raw_examples
+    if train_text_encoder:
+        text_encoder = TextEncoderTrainer(
+            examples=raw_examples, classifier=classifier.outputs["model"], config_json=config_json
+        )
+        embedder = CaptionEmbedder(
+            examples=raw_examples,
+            text_encoder=text_encoder.outputs["model"],
+            config_json=config_json,
+        )
+        components += [text_encoder, embedder]
+        examples = embedder.outputs["examples"]
+        text_encoder_model = text_encoder.outputs["model"]
+
+    stage1 = Stage1Trainer(
+        examples=examples,
+        config_json=config_json,
+        checkpoint_dir=f"{paths.checkpoint_dir}/stage1",
+    )
+    stage2 = Stage2Trainer(
+        examples=examples,
+        stage1_model=stage1.outputs["model"],
+        text_encoder=text_encoder_model,
+        config_json=config_json,
+        checkpoint_dir=f"{paths.checkpoint_dir}/stage2",
+    )
+    evaluator = Evaluator(
+        examples=examples,
+        model=stage2.outputs["model"],
+        classifier=classifier.outputs["model"],
+        config_json=config_json,
+    )
+    pusher = pusher_component.Pusher(
+        model=stage2.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        push_destination=pusher_pb2.PushDestination(
+            filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=paths.serving_dir)
+        ),
+    )
+    components += [stage1, stage2, evaluator, pusher]
+
+    return tfx_pipeline.Pipeline(
+        pipeline_name=pipeline_name,
+        pipeline_root=paths.pipeline_root,
+        components=components,
+        enable_cache=enable_cache,
+        metadata_connection_config=metadata_connection_config,
+        beam_pipeline_args=list(beam_pipeline_args),
+    )

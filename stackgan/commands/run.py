@@ -1,0 +1,95 @@
+"""`stackgan run`: the main job. Runs the whole TFX DAG on a dataset (or on the embedded
+synthetic one) and prints where the results are."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+from stackgan import config as config_lib
+from stackgan.commands import common
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "run",
+        help="run the whole pipeline (data -> Stage-I -> Stage-II -> evaluation -> push)",
+        description=__doc__,
+    )
+    p.add_argument("--data", help="dataset root (CUB_200_2011/ + birds/); default: synthesise one")
+    p.add_argument("--work-dir", default="stackgan-work", help="where everything is written")
+    common.add_config_arguments(p, default_profile="demo")
+    p.add_argument("--runner", choices=("local", "beam"), default="local")
+    p.add_argument("--pipeline-name", default="stackgan")
+    p.add_argument("--no-cache", action="store_true", help="re-run every component")
+    p.add_argument(
+        "--beam-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="a Beam pipeline argument for the components' Beam jobs, e.g. "
+        "--beam-arg=--direct_running_mode=multi_processing (repeatable)",
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = common.config_from_args(args)
+    work_dir = os.path.abspath(args.work_dir)
+    data_root = os.path.abspath(args.data) if args.data else _ensure_synthetic(cfg, work_dir)
+
+    # Imported here: TFX and TensorFlow take ~20 s to import, `stackgan --help` should not.
+    from stackgan.pipeline import layout, local_runner, results
+    from stackgan.pipeline.pipeline import PipelinePaths, create_pipeline
+    from stackgan.pipeline.text_path import should_train_text_encoder
+
+    train_text_encoder = should_train_text_encoder(cfg, data_root)
+    paths = PipelinePaths(
+        pipeline_root=layout.pipeline_root(work_dir),
+        serving_dir=layout.serving_dir(work_dir),
+        checkpoint_dir=layout.checkpoint_dir(work_dir),
+    )
+    print(
+        f"stackgan run: profile {cfg.profile}, data {data_root}, work dir {work_dir}\n"
+        f"  text condition: "
+        + ("char-CNN-RNN encoder trained on the captions" if train_text_encoder
+           else "the dataset's char-CNN-RNN-embeddings.pickle"),
+        flush=True,
+    )
+
+    def factory(connection):
+        return create_pipeline(
+            cfg,
+            pipeline_name=args.pipeline_name,
+            data_root=data_root,
+            paths=paths,
+            train_text_encoder=train_text_encoder,
+            metadata_connection_config=connection,
+            beam_pipeline_args=args.beam_arg,
+            enable_cache=not args.no_cache,
+        )
+
+    start = time.monotonic()
+    if args.runner == "beam":
+        from stackgan.pipeline import beam_runner
+
+        beam_runner.run(factory, work_dir)
+    else:
+        local_runner.run(factory, work_dir)
+    elapsed = time.monotonic() - start
+    print(results.summarize(work_dir, args.pipeline_name, elapsed), flush=True)
+    return 0
+
+
+def _ensure_synthetic(cfg: config_lib.Config, work_dir: str) -> str:
+    from stackgan.data import synth
+    from stackgan.pipeline import layout
+
+    out = layout.data_dir(work_dir)
+    if synth.is_complete(out, cfg.synth):
+        print(f"using the synthetic dataset already in {out}", flush=True)
+    else:
+        print(f"synthesising the demo dataset into {out}", flush=True)
+        synth.write_dataset(out, cfg.synth, overwrite=True)
+    return out
