@@ -27,3 +27,14 @@ def tiny_config():
     from stackgan import config
 
     return config.tiny()
+
+
+@pytest.fixture(scope="session")
+def synth_root(tmp_path_factory, tiny_config) -> Path:
+    """A tiny synthetic CUB-format dataset (config.tiny().synth), written once per session.
+    Read-only for tests: copy it before changing anything."""
+    from stackgan.data import synth
+
+    root = tmp_path_factory.mktemp("synth") / "data"
+    synth.write_dataset(root, tiny_config.synth)
+    return root
