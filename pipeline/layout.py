@@ -1,10 +1,10 @@
 """The layout of a work dir (`stackgan run --work-dir DIR`):
 
-    DIR/data/               the synthetic dataset, when no --data is given
-    DIR/tfx/pipeline_root/  every component's artifacts (TFRecords, models, runs, metrics)
-    DIR/tfx/metadata.sqlite the MLMD store (lineage, caching)
-    DIR/checkpoints/        trainer checkpoints, stable across runs so a killed run resumes
-    DIR/serving/<model>/    pushed SavedModels, one numbered version each (TF Serving's layout)
+DIR/data/               the synthetic dataset, when no --data is given
+DIR/tfx/pipeline_root/  every component's artifacts (TFRecords, models, runs, metrics)
+DIR/tfx/metadata.sqlite the MLMD store (lineage, caching)
+DIR/checkpoints/        trainer checkpoints, stable across runs so a killed run resumes
+DIR/serving/<model>/    pushed SavedModels, one numbered version each (TF Serving's layout)
 """
 
 from __future__ import annotations

@@ -170,7 +170,6 @@ class Config:
             changed[section] = dataclasses.replace(getattr(self, section), **fields)
         return dataclasses.replace(self, **changed)
 
-
     def with_overrides(self, assignments: list[str]) -> Config:
         """Applies `section.field=value` strings (the CLI's `--set`), parsing value by the
         field's type: `["train.max_steps=100", "model.ca_activation=relu"]`."""
@@ -232,16 +231,32 @@ def demo() -> Config:
         synth=SynthConfig(classes=8, images_per_class=12),
         data=DataConfig(shuffle_buffer=256),
         model=ModelConfig(
-            ca_dim=32, z_dim=32, gf_dim=16, df_dim=8, text_dim_d=32,
-            stage2_gf_dim=8, stage2_df_dim=4, stage2_residual_blocks=2,
+            ca_dim=32,
+            z_dim=32,
+            gf_dim=16,
+            df_dim=8,
+            text_dim_d=32,
+            stage2_gf_dim=8,
+            stage2_df_dim=4,
+            stage2_residual_blocks=2,
         ),
         train=TrainConfig(
-            batch_size=16, max_steps=300, lr_decay_epochs=100,
-            checkpoint_every_steps=100, sample_every_steps=100, log_every_steps=10,
+            batch_size=16,
+            max_steps=300,
+            lr_decay_epochs=100,
+            checkpoint_every_steps=100,
+            sample_every_steps=100,
+            log_every_steps=10,
         ),
         classifier=ClassifierConfig(
-            image_size=96, alpha=0.35, classes="all", weights="none",
-            head_epochs=3, finetune_epochs=3, finetune_from_block=0, batch_size=32,
+            image_size=96,
+            alpha=0.35,
+            classes="all",
+            weights="none",
+            head_epochs=3,
+            finetune_epochs=3,
+            finetune_from_block=0,
+            batch_size=32,
         ),
         eval=EvalConfig(num_samples=200, is_splits=2, batch_size=32, min_inception_score=1.0),
         text=TextEncoderConfig(
@@ -256,24 +271,45 @@ def tiny() -> Config:
         profile="tiny",
         synth=SynthConfig(classes=4, images_per_class=4, min_side=96, max_side=160),
         # Stage-II upsamples 4x, as in the paper (64 -> 256): here 16 -> 64
-        data=DataConfig(low_res_stored=19, low_res=16, high_res_stored=76, high_res=64,
-                        shuffle_buffer=32),
+        data=DataConfig(
+            low_res_stored=19, low_res=16, high_res_stored=76, high_res=64, shuffle_buffer=32
+        ),
         model=ModelConfig(
-            ca_dim=8, z_dim=8, gf_dim=4, df_dim=4, text_dim_d=8,
-            stage2_gf_dim=4, stage2_df_dim=2, stage2_residual_blocks=1,
+            ca_dim=8,
+            z_dim=8,
+            gf_dim=4,
+            df_dim=4,
+            text_dim_d=8,
+            stage2_gf_dim=4,
+            stage2_df_dim=2,
+            stage2_residual_blocks=1,
         ),
         train=TrainConfig(
-            batch_size=4, max_steps=4, checkpoint_every_steps=2, sample_every_steps=2,
-            log_every_steps=1, lr_decay_epochs=1,
+            batch_size=4,
+            max_steps=4,
+            checkpoint_every_steps=2,
+            sample_every_steps=2,
+            log_every_steps=1,
+            lr_decay_epochs=1,
         ),
         classifier=ClassifierConfig(
-            image_size=32, alpha=0.35, classes="all", weights="none", head_epochs=1,
-            finetune_epochs=1, finetune_from_block=0, batch_size=8,
+            image_size=32,
+            alpha=0.35,
+            classes="all",
+            weights="none",
+            head_epochs=1,
+            finetune_epochs=1,
+            finetune_from_block=0,
+            batch_size=8,
         ),
         eval=EvalConfig(num_samples=16, is_splits=2, batch_size=8),
         text=TextEncoderConfig(
-            embedding_dim=1024, max_chars=64, conv_filters=(16, 16, 16), rnn_units=16,
-            epochs=1, batch_size=8,
+            embedding_dim=1024,
+            max_chars=64,
+            conv_filters=(16, 16, 16),
+            rnn_units=16,
+            epochs=1,
+            batch_size=8,
         ),
     )
 

@@ -53,8 +53,11 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"stackgan run: profile {cfg.profile}, data {data_root}, work dir {work_dir}\n"
         f"  text condition: "
-        + ("char-CNN-RNN encoder trained on the captions" if train_text_encoder
-           else "the dataset's char-CNN-RNN-embeddings.pickle"),
+        + (
+            "char-CNN-RNN encoder trained on the captions"
+            if train_text_encoder
+            else "the dataset's char-CNN-RNN-embeddings.pickle"
+        ),
         flush=True,
     )
 
@@ -83,13 +86,25 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _ensure_synthetic(cfg: config_lib.Config, work_dir: str) -> str:
+    """The embedded default dataset, written once into the work dir and reused afterwards."""
     from stackgan.data import synth
+    from stackgan.data.cub import CubDataset, CubFormatError
     from stackgan.pipeline import layout
 
     out = layout.data_dir(work_dir)
-    if synth.is_complete(out, cfg.synth):
-        print(f"using the synthetic dataset already in {out}", flush=True)
-    else:
-        print(f"synthesising the demo dataset into {out}", flush=True)
-        synth.write_dataset(out, cfg.synth, overwrite=True)
+    expected = cfg.synth.classes * cfg.synth.images_per_class
+    if os.path.isdir(os.path.join(out, "CUB_200_2011")):
+        # write_dataset renames a finished staging dir into place, so a dir here is complete;
+        # it is reused only if it is the dataset this profile asks for.
+        try:
+            existing = CubDataset(out, strict=True)
+            found = sum(r.present for r in existing.reports.values())
+        except CubFormatError:
+            found = -1
+        if found == expected and existing.num_classes == cfg.synth.classes:
+            print(f"using the synthetic dataset already in {out} ({found} images)", flush=True)
+            return out
+    print(f"synthesising the embedded default dataset into {out} ...", flush=True)
+    summary = synth.write_dataset(out, cfg.synth, overwrite=True)
+    print(summary.format(), flush=True)
     return out

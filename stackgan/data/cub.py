@@ -128,7 +128,9 @@ class CubDataset:
         self.split_source = split
         self.strict = strict
         if not self.cub_dir.is_dir():
-            raise CubFormatError(f"{self.cub_dir}: not a directory (expected the CUB_200_2011 folder)")
+            raise CubFormatError(
+                f"{self.cub_dir}: not a directory (expected the CUB_200_2011 folder)"
+            )
         self._index_cub()
         self._splits: dict[str, list[CubExample]] = {}
         self.reports: dict[str, SplitReport] = {}
@@ -150,7 +152,9 @@ class CubDataset:
             i: BoundingBox(*v)
             for i, v in _read_rows(d / "bounding_boxes.txt", 5, (float,) * 4).items()
         }
-        self.labels = {i: v[0] for i, v in _read_rows(d / "image_class_labels.txt", 2, (int,)).items()}
+        self.labels = {
+            i: v[0] for i, v in _read_rows(d / "image_class_labels.txt", 2, (int,)).items()
+        }
         self.is_train = {
             i: v[0] for i, v in _read_rows(d / "train_test_split.txt", 2, (int,)).items()
         }
@@ -227,7 +231,9 @@ class CubDataset:
             image_id = self.id_by_filename.get(name)
             # A name the index files do not know is also a partial download: the sample and
             # trimmed copies cut images.txt down to the images they ship.
-            image_path = None if image_id is None else self.cub_dir / "images" / self.paths[image_id]
+            image_path = (
+                None if image_id is None else self.cub_dir / "images" / self.paths[image_id]
+            )
             if image_path is None or not image_path.is_file():
                 missing.append(name)
                 continue
@@ -278,8 +284,10 @@ class CubDataset:
                 f"  {name}: {r.present} images of {classes} classes present,"
                 f" {r.missing_count} of {r.listed} listed are missing"
             )
-        lines.append(f"  captions: {'yes' if self.has_captions else 'no'};"
-                     f" embeddings: {'yes' if self.has_embeddings else 'no'}")
+        lines.append(
+            f"  captions: {'yes' if self.has_captions else 'no'};"
+            f" embeddings: {'yes' if self.has_embeddings else 'no'}"
+        )
         return "\n".join(lines)
 
 

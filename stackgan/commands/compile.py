@@ -1,0 +1,57 @@
+"""`stackgan compile --target kubeflow`: writes the DAG as a Kubeflow Pipelines V2 / Vertex AI
+PipelineJob JSON, for a cluster whose paths (gs://..., a mounted volume) are given here."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from stackgan.commands import common
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("compile", help="compile the pipeline for Kubeflow (V2 / Vertex)")
+    p.add_argument("--target", choices=("kubeflow",), default="kubeflow")
+    p.add_argument("--out", required=True, help="the PipelineJob JSON to write")
+    p.add_argument("--image", default=None, help="container image with this project installed")
+    p.add_argument("--data", required=True, help="dataset root as the cluster sees it")
+    p.add_argument("--pipeline-root", required=True, help="artifact root, e.g. gs://BUCKET/root")
+    p.add_argument("--serving-dir", required=True, help="where the pusher publishes the model")
+    p.add_argument("--checkpoint-dir", default=None, help="default: <pipeline-root>/checkpoints")
+    p.add_argument("--pipeline-name", default="stackgan")
+    common.add_config_arguments(p, default_profile="paper")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = common.config_from_args(args)
+    from stackgan.pipeline import kubeflow_v2_runner
+    from stackgan.pipeline.pipeline import PipelinePaths, create_pipeline
+    from stackgan.pipeline.text_path import should_train_text_encoder
+
+    if cfg.text.source == "auto" and not os.path.isdir(args.data):
+        raise SystemExit(
+            f"stackgan compile: cannot look inside {args.data} from here to choose the text "
+            "path; pass --set text.source=pickle (the dataset ships char-CNN-RNN embeddings) "
+            "or --set text.source=train (train the text encoder on the captions)"
+        )
+    paths = PipelinePaths(
+        pipeline_root=args.pipeline_root,
+        serving_dir=args.serving_dir,
+        checkpoint_dir=args.checkpoint_dir or f"{args.pipeline_root.rstrip('/')}/checkpoints",
+    )
+    pipeline = create_pipeline(
+        cfg,
+        pipeline_name=args.pipeline_name,
+        data_root=args.data,
+        paths=paths,
+        train_text_encoder=should_train_text_encoder(cfg, args.data),
+    )
+    out = kubeflow_v2_runner.compile_pipeline(
+        pipeline, args.out, image=args.image or kubeflow_v2_runner.DEFAULT_IMAGE
+    )
+    print(
+        f"wrote {out} ({len(pipeline.components)} components, image "
+        f"{args.image or kubeflow_v2_runner.DEFAULT_IMAGE})"
+    )
+    return 0

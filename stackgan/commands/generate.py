@@ -1,0 +1,84 @@
+"""`stackgan generate`: a captioned grid of birds from a pushed (or any exported) generator."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pickle
+
+import numpy as np
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("generate", help="draw birds for captions or text embeddings")
+    p.add_argument(
+        "--model",
+        required=True,
+        help="a generator SavedModel dir, or a TF Serving base dir (the newest version is used)",
+    )
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--caption", action="append", help="a sentence (repeatable); needs the text signature"
+    )
+    source.add_argument(
+        "--embeddings",
+        help=".npy of [N, E] or [N, 10, E], or a char-CNN-RNN-embeddings.pickle "
+        "([N, 10, E]; the first caption embedding of each image is used)",
+    )
+    p.add_argument("--captions-file", help="with --embeddings: one label per line for the grid")
+    p.add_argument("--n", type=int, default=8, help="how many images (default 8)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--columns", type=int, default=4)
+    p.add_argument("--stage", choices=("64", "256"), default=None, help="default: the largest")
+    p.add_argument("--out", required=True, help="the PNG to write")
+    p.set_defaults(func=run)
+
+
+def resolve_model_dir(path: str) -> str:
+    if os.path.exists(os.path.join(path, "saved_model.pb")):
+        return path
+    versions = sorted((int(v) for v in os.listdir(path) if v.isdigit()), reverse=True)
+    for version in versions:
+        candidate = os.path.join(path, str(version))
+        if os.path.exists(os.path.join(candidate, "saved_model.pb")):
+            return candidate
+    raise SystemExit(f"stackgan generate: no SavedModel in {path} or its numbered versions")
+
+
+def load_embeddings(path: str) -> np.ndarray:
+    if path.endswith(".npy"):
+        array = np.load(path)
+    else:
+        with open(path, "rb") as f:
+            array = np.asarray(pickle.load(f, encoding="latin1"), dtype=np.float32)
+    if array.ndim == 3:
+        array = array[:, 0, :]
+    if array.ndim != 2:
+        raise SystemExit(
+            f"stackgan generate: {path}: expected [N, E] or [N, 10, E], got {array.shape}"
+        )
+    return array.astype(np.float32)
+
+
+def run(args: argparse.Namespace) -> int:
+    from stackgan.serving.generator import load_generator
+    from stackgan.visualize.sample_sheet import render_sheet
+
+    generator = load_generator(resolve_model_dir(args.model))
+    if args.caption:
+        captions = (args.caption * args.n)[: max(args.n, len(args.caption))]
+        images = generator.generate_from_captions(captions, seed=args.seed)
+    else:
+        embeddings = load_embeddings(args.embeddings)[: args.n]
+        if args.captions_file:
+            with open(args.captions_file, encoding="utf-8") as f:
+                captions = [line.strip() for line in f][: len(embeddings)]
+        else:
+            captions = [f"{os.path.basename(args.embeddings)} #{i}" for i in range(len(embeddings))]
+        images = generator.generate(embeddings, seed=args.seed)
+    key = f"image_{args.stage}" if args.stage else max(images, key=lambda k: images[k].shape[1])
+    sheet = render_sheet(images[key], captions, columns=args.columns)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    sheet.save(args.out)
+    print(f"wrote {args.out}: {len(captions)} images of {images[key].shape[1]}px")
+    return 0

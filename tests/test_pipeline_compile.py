@@ -1,0 +1,123 @@
+"""The DAG's wiring and its Kubeflow V2 compile (no component runs here)."""
+
+from __future__ import annotations
+
+import pytest
+from google.protobuf import json_format
+from kfp.pipeline_spec import pipeline_spec_pb2
+
+from stackgan import config as config_lib
+from stackgan.cli import main as cli_main
+
+BASE_TASKS = {
+    "CubExampleGen",
+    "ClassifierTrainer",
+    "Stage1Trainer",
+    "Stage2Trainer",
+    "Evaluator",
+    "Pusher",
+}
+TEXT_TASKS = {"TextEncoderTrainer", "CaptionEmbedder"}
+
+
+def _compile(tmp_path, text_source: str) -> pipeline_spec_pb2.PipelineJob:
+    out = tmp_path / f"pipeline-{text_source}.json"
+    code = cli_main(
+        [
+            "compile",
+            "--target",
+            "kubeflow",
+            "--out",
+            str(out),
+            "--image",
+            "registry.example/stackgan:1",
+            "--data",
+            "gs://bucket/cub",
+            "--pipeline-root",
+            "gs://bucket/root",
+            "--serving-dir",
+            "gs://bucket/serving/stackgan",
+            "--set",
+            f"text.source={text_source}",
+        ]
+    )
+    assert code == 0
+    job = pipeline_spec_pb2.PipelineJob()
+    json_format.Parse(out.read_text(), job, ignore_unknown_fields=False)
+    return job
+
+
+def _spec(job) -> pipeline_spec_pb2.PipelineSpec:
+    spec = pipeline_spec_pb2.PipelineSpec()
+    json_format.ParseDict(json_format.MessageToDict(job.pipeline_spec), spec)
+    return spec
+
+
+def test_kubeflow_compile_with_release_embeddings_has_the_paper_dag(tmp_path):
+    spec = _spec(_compile(tmp_path, "pickle"))
+    tasks = spec.root.dag.tasks
+    assert set(tasks) == BASE_TASKS
+    deps = {name: set(task.dependent_tasks) for name, task in tasks.items()}
+    assert deps["CubExampleGen"] == set()
+    assert deps["Stage1Trainer"] == {"CubExampleGen"}
+    assert deps["Stage2Trainer"] == {"CubExampleGen", "Stage1Trainer"}
+    assert deps["Evaluator"] == {"CubExampleGen", "ClassifierTrainer", "Stage2Trainer"}
+    assert deps["Pusher"] == {"Evaluator", "Stage2Trainer"}
+    # every component runs in the given image, through TFX's V2 container entrypoint
+    for name, executor in spec.deployment_spec["executors"].items():
+        container = executor["container"]
+        assert container["image"] == "registry.example/stackgan:1", name
+        assert "kubeflow_v2_run_executor" in " ".join(container["command"])
+    executor_paths = {e["container"]["args"][1] for e in spec.deployment_spec["executors"].values()}
+    assert "stackgan.components.stage2_trainer.executor.Executor" in executor_paths
+
+
+def test_kubeflow_compile_with_trained_text_encoder_adds_the_text_path(tmp_path):
+    spec = _spec(_compile(tmp_path, "train"))
+    tasks = spec.root.dag.tasks
+    assert set(tasks) == BASE_TASKS | TEXT_TASKS
+    deps = {name: set(task.dependent_tasks) for name, task in tasks.items()}
+    assert deps["TextEncoderTrainer"] == {"CubExampleGen", "ClassifierTrainer"}
+    assert deps["CaptionEmbedder"] == {"CubExampleGen", "TextEncoderTrainer"}
+    assert deps["Stage1Trainer"] == {"CaptionEmbedder"}
+    assert "TextEncoderTrainer" in deps["Stage2Trainer"]
+
+
+def test_config_travels_to_the_cluster_unchanged(tmp_path):
+    spec = _spec(_compile(tmp_path, "pickle"))
+    task = spec.root.dag.tasks["Stage1Trainer"]
+    raw = task.inputs.parameters["config_json"].runtime_value.constant
+    cfg = config_lib.Config.from_json(raw.string_value)
+    assert cfg == config_lib.paper().with_overrides(["text.source=pickle"])
+
+
+def test_compile_refuses_to_guess_the_text_path_for_a_remote_dataset(tmp_path):
+    with pytest.raises(SystemExit, match="text.source"):
+        cli_main(
+            [
+                "compile",
+                "--out",
+                str(tmp_path / "p.json"),
+                "--data",
+                "gs://bucket/cub",
+                "--pipeline-root",
+                "gs://b/r",
+                "--serving-dir",
+                "gs://b/s",
+            ]
+        )
+    assert not (tmp_path / "p.json").exists()
+
+
+def test_text_path_follows_the_data(tmp_path, cub_sample_root):
+    from stackgan.pipeline.text_path import should_train_text_encoder
+
+    auto = config_lib.tiny()
+    assert should_train_text_encoder(auto, str(cub_sample_root)) is True  # no pickle in the sample
+    with pytest.raises(FileNotFoundError, match="char-CNN-RNN-embeddings.pickle"):
+        should_train_text_encoder(auto.with_overrides(["text.source=pickle"]), str(cub_sample_root))
+    for split in ("train", "test"):
+        (tmp_path / "birds" / split).mkdir(parents=True)
+        (tmp_path / "birds" / split / "char-CNN-RNN-embeddings.pickle").write_bytes(b"x")
+    assert should_train_text_encoder(auto, str(tmp_path)) is False
+    assert should_train_text_encoder(auto.with_overrides(["text.source=train"]), str(tmp_path))
