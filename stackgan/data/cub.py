@@ -17,8 +17,10 @@ that an error instead.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import pickle
+import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -26,6 +28,8 @@ import numpy as np
 
 SPLITS = ("train", "test")
 EMBEDDINGS_FILE = "char-CNN-RNN-embeddings.pickle"
+# an entry of birds/{train,test}/filenames.pickle: "002.Laysan_Albatross/Laysan_Albatross_0002_1027"
+_SPLIT_NAME = re.compile(r"\d+\.[^/]+/[^/]+")
 
 
 class CubFormatError(ValueError):
@@ -177,9 +181,11 @@ class CubDataset:
                     f" which classes.txt does not define"
                 )
         for image_id, box in self.boxes.items():
-            if box.width <= 0 or box.height <= 0:
+            # "nan" and "inf" parse as floats; only finite boxes of positive size are usable
+            finite = all(math.isfinite(v) for v in dataclasses.astuple(box))
+            if not finite or box.width <= 0 or box.height <= 0:
                 raise CubFormatError(
-                    f"{d / 'bounding_boxes.txt'}: image {image_id} has an empty box {box}"
+                    f"{d / 'bounding_boxes.txt'}: image {image_id} has an empty or non-finite box {box}"
                 )
         # "001.Black_footed_Albatross/Black_Footed_Albatross_0046_18" -> id
         self.id_by_filename = {os.path.splitext(p)[0]: i for i, p in self.paths.items()}
@@ -199,6 +205,9 @@ class CubDataset:
         names = _load_pickle(path)
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
             raise CubFormatError(f"{path}: expected a list of 'NNN.Class/Name' strings")
+        for row, name in enumerate(names):
+            if not _SPLIT_NAME.fullmatch(name):
+                raise CubFormatError(f"{path}: entry {row} is {name!r}, not 'NNN.Class/Name'")
         class_info = self.birds_dir / split / "class_info.pickle"
         if class_info.is_file():
             classes = _load_pickle(class_info)
@@ -207,8 +216,8 @@ class CubDataset:
                     f"{class_info}: {len(classes)} entries but filenames.pickle has {len(names)}"
                 )
             for n, c in zip(names, classes, strict=True):
-                if int(n.split(".", 1)[0]) != int(c):
-                    raise CubFormatError(f"{class_info}: class {int(c)} disagrees with {n}")
+                if int(n.split(".", 1)[0]) != c:
+                    raise CubFormatError(f"{class_info}: class {c} disagrees with {n}")
         return names
 
     def _embedding_rows(self) -> dict[str, tuple[Path, int]]:
