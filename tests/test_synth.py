@@ -234,6 +234,15 @@ def test_caption_colours_gives_palette_rgb_per_part():
     assert colours == {"crown": (200, 30, 35), "wings": (25, 25, 25), "belly": (240, 240, 235)}
 
 
+def test_nearest_colour_names_jittered_and_jpeg_shifted_colours():
+    assert synth_text.nearest_colour((200, 30, 35)) == "red"
+    assert synth_text.nearest_colour((230, 150, 60)) == "orange"
+    assert synth_text.nearest_colour((40, 38, 30)) == "black"
+    for name, rgb in PALETTE.items():
+        for shift in ((30, -30, 30), (-30, 30, -30)):
+            assert synth_text.nearest_colour(np.add(rgb, shift)) == name
+
+
 # -- embeddings ------------------------------------------------------------------------------
 def test_caption_embedding_follows_content_not_wording():
     base = caption_embedding("this bird has a red crown, black wings and a white belly")

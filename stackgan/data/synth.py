@@ -35,6 +35,17 @@ from stackgan.config import SynthConfig
 from stackgan.data import synth_birds, synth_text
 from stackgan.data.cub import EMBEDDINGS_FILE
 
+# The text side, re-exported: tests of trained generators check pictures against captions.
+from stackgan.data.synth_text import (  # noqa: F401
+    PALETTE,
+    PARTS,
+    caption_attributes,
+    caption_colours,
+    caption_embedding,
+    embed_captions,
+    nearest_colour,
+)
+
 CAPTIONS_PER_IMAGE = 10
 EMBEDDING_DIM = 1024
 # Protocol 2 is what Python 2 wrote the original release with; it loads with plain

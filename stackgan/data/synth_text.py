@@ -8,7 +8,7 @@ learn "red crown" -> red pixels on top of the head.
 
 Public pieces used elsewhere (the synthetic writer, the trainers' learning tests):
 `PALETTE`, `PARTS`, `write_captions`, `caption_attributes`, `caption_colours`,
-`caption_embedding`, `embed_captions`.
+`nearest_colour`, `caption_embedding`, `embed_captions`.
 """
 
 from __future__ import annotations
@@ -137,6 +137,12 @@ def caption_colours(caption: str) -> dict[str, tuple[int, int, int]]:
     """`{part: (r, g, b)}` for each body part whose colour the caption names (palette RGB)."""
     attrs = caption_attributes(caption)
     return {part: PALETTE[attrs[part]] for part in PARTS if part in attrs}
+
+
+def nearest_colour(rgb: Sequence[float]) -> str:
+    """The palette name nearest to an RGB triple (e.g. the mean colour of a generated region)."""
+    distances = {name: float(np.sum((np.subtract(rgb, ref)) ** 2)) for name, ref in PALETTE.items()}
+    return min(distances, key=distances.get)
 
 
 # -- writing ---------------------------------------------------------------------------------
