@@ -1,0 +1,279 @@
+"""The CUB classifier behind the inception score and FID: MobileNetV2 fine-tuned on CUB classes.
+
+The paper scores images with Inception-v3 fine-tuned on CUB; this project uses the lighter
+MobileNetV2 of `keras.applications`. Its life cycle:
+
+- `choose_weights`: ImageNet weights from Keras' cache or `ClassifierConfig.weights_path`, never
+  downloaded: when neither is there the classifier trains from scratch and the choice carries a
+  warning that the trainer logs and records.
+- `build_classifier`: `image f32[N,S,S,3] in [-1,1]` (any S, resized inside to
+  `ClassifierConfig.image_size`) -> `logits f32[N,K]`, `features f32[N,D]` (pooled).
+- `fine_tune`: two phases (the new head on a frozen backbone, then the upper blocks), early
+  stopping on the held-out images, each phase restoring its best weights.
+- `export_classifier` / `load_classifier`: the SavedModel of the classifier contract in
+  docs/ARCHITECTURE.md (signature `serving_default`), with a description of the classes and
+  the held-out accuracy in `assets.extra/classifier.json`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from stackgan.config import ClassifierConfig
+
+SIGNATURE = "serving_default"
+INFO_FILE = os.path.join("assets.extra", "classifier.json")
+# input sizes and widths for which keras.applications publishes ImageNet MobileNetV2 weights
+IMAGENET_SIZES = (96, 128, 160, 192, 224)
+IMAGENET_ALPHAS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
+
+
+@dataclasses.dataclass(frozen=True)
+class WeightsChoice:
+    path: str | None  # the weights file to load; None = random initialisation
+    source: str  # "keras-cache", "weights_path" or "none"
+    warning: str  # why the classifier starts from scratch; "" when it starts from ImageNet
+
+    @property
+    def pretrained(self) -> bool:
+        return self.path is not None
+
+
+@dataclasses.dataclass
+class ClassifierModels:
+    """Three views of one set of layers."""
+
+    classifier: keras.Model  # image -> {"logits", "features"}: what is exported
+    trainable: keras.Model  # image -> logits: what `fit` trains
+    backbone: keras.Model  # MobileNetV2 without its top, frozen or not per phase
+    pretrained: bool
+
+
+def _keras_home() -> Path:
+    # Keras' own rule (keras/src/backend/config.py), read at call time so that KERAS_HOME set
+    # after `import keras` still counts.
+    if "KERAS_HOME" in os.environ:
+        return Path(os.environ["KERAS_HOME"])
+    home = os.path.expanduser("~")
+    return Path(home if os.access(home, os.W_OK) else "/tmp") / ".keras"
+
+
+def imagenet_weights_file(cfg: ClassifierConfig) -> Path:
+    """Where `keras.applications.MobileNetV2(weights="imagenet", include_top=False)` caches
+    the weights it would download for this width and input size."""
+    # Keras loads the 224 weights for sizes it has no weights for (the convolutions do not
+    # depend on the input size), so the 32-pixel tiny profile shares them.
+    rows = cfg.image_size if cfg.image_size in IMAGENET_SIZES else 224
+    name = f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{float(cfg.alpha)}_{rows}_no_top.h5"
+    return _keras_home() / "models" / name
+
+
+def choose_weights(cfg: ClassifierConfig) -> WeightsChoice:
+    """The weights to start from, looked up on disk only (nothing is downloaded at run time)."""
+    if cfg.weights == "none":
+        return WeightsChoice(
+            None, "none", "ClassifierConfig.weights='none': the classifier trains from scratch"
+        )
+    if cfg.weights != "imagenet":
+        raise ValueError(
+            f"ClassifierConfig.weights must be 'imagenet' or 'none', got {cfg.weights!r}"
+        )
+    if cfg.alpha not in IMAGENET_ALPHAS:
+        raise ValueError(
+            f"ClassifierConfig.alpha={cfg.alpha} has no ImageNet weights (published for"
+            f" {IMAGENET_ALPHAS}); choose one of those or set ClassifierConfig.weights='none'"
+        )
+    if cfg.weights_path:
+        if not Path(cfg.weights_path).is_file():
+            raise FileNotFoundError(
+                f"ClassifierConfig.weights_path={cfg.weights_path!r}: no such file"
+            )
+        return WeightsChoice(cfg.weights_path, "weights_path", "")
+    cached = imagenet_weights_file(cfg)
+    if cached.is_file():
+        return WeightsChoice(str(cached), "keras-cache", "")
+    return WeightsChoice(
+        None,
+        "none",
+        f"NO IMAGENET WEIGHTS: {cached} is absent and ClassifierConfig.weights_path is empty,"
+        " so the MobileNetV2 classifier trains FROM SCRATCH on the CUB images alone. Its"
+        " inception scores and FIDs are much weaker than those of a fine-tuned classifier."
+        f" Copy {cached.name} into {cached.parent} (or set weights_path) and retrain.",
+    )
+
+
+def build_classifier(
+    cfg: ClassifierConfig, num_classes: int, weights: WeightsChoice
+) -> ClassifierModels:
+    """MobileNetV2 with a new `num_classes`-way head; see the module docstring for the I/O."""
+    if num_classes < 2:
+        raise ValueError(f"a classifier needs at least 2 classes, got {num_classes}")
+    size = cfg.image_size
+    image = keras.Input(shape=(None, None, 3), name="image")
+    # MobileNetV2 expects pixels in [-1, 1], which is what the project's images already are.
+    resized = keras.layers.Resizing(size, size, antialias=True, name="resize")(image)
+    backbone = keras.applications.MobileNetV2(
+        input_shape=(size, size, 3),
+        alpha=cfg.alpha,
+        include_top=False,
+        weights=weights.path,  # a file or None: never the string "imagenet", which downloads
+        pooling="avg",
+    )
+    # Fine-tuning a pretrained network keeps its BatchNorm statistics (Keras' transfer-learning
+    # recipe: call the backbone in inference mode); from scratch they must be learned.
+    features = backbone(resized, training=False) if weights.pretrained else backbone(resized)
+    dropped = keras.layers.Dropout(0.2, name="head_dropout")(features)
+    logits = keras.layers.Dense(num_classes, name="logits")(dropped)
+    classifier = keras.Model(image, {"logits": logits, "features": features}, name="cub_classifier")
+    trainable = keras.Model(image, logits, name="cub_classifier_logits")
+    return ClassifierModels(classifier, trainable, backbone, weights.pretrained)
+
+
+def _compile(model: keras.Model, learning_rate: float) -> None:
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        # XLA compilation of MobileNetV2 costs more than it saves on the small CPU runs
+        jit_compile=False,
+    )
+
+
+def _fit(model, train_ds, holdout_ds, epochs, cfg, callbacks) -> dict[str, list[float]]:
+    early_stopping = keras.callbacks.EarlyStopping(
+        monitor="val_loss",
+        patience=cfg.early_stopping_patience,
+        restore_best_weights=True,
+    )
+    history = model.fit(
+        train_ds,
+        validation_data=holdout_ds,
+        epochs=epochs,
+        callbacks=[early_stopping, *callbacks],
+        shuffle=False,  # the input pipeline shuffles; Keras cannot shuffle a tf.data.Dataset
+        verbose=2,
+    )
+    return {k: [float(v) for v in vs] for k, vs in history.history.items()}
+
+
+def fine_tune(
+    models: ClassifierModels,
+    train_ds: tf.data.Dataset,
+    holdout_ds: tf.data.Dataset,
+    cfg: ClassifierConfig,
+    callbacks: list[keras.callbacks.Callback] | None = None,
+) -> list[dict[str, Any]]:
+    """Trains `models` on `(image, label)` batches; returns one record per phase.
+
+    Pretrained: phase "head" trains the new head on the frozen backbone for `head_epochs` at
+    `learning_rate_head`, then phase "finetune" also trains the backbone's layers from index
+    `finetune_from_block` up for `finetune_epochs` at `learning_rate_finetune`. From scratch a
+    frozen random backbone teaches the head nothing, so one phase "scratch" trains every layer
+    for `head_epochs + finetune_epochs` at `learning_rate_head`.
+    """
+    callbacks = list(callbacks or [])
+    model, backbone = models.trainable, models.backbone
+    if not models.pretrained:
+        backbone.trainable = True
+        _compile(model, cfg.learning_rate_head)
+        epochs = cfg.head_epochs + cfg.finetune_epochs
+        history = _fit(model, train_ds, holdout_ds, epochs, cfg, callbacks)
+        return [{"phase": "scratch", "learning_rate": cfg.learning_rate_head, "history": history}]
+
+    phases = []
+    backbone.trainable = False
+    _compile(model, cfg.learning_rate_head)
+    history = _fit(model, train_ds, holdout_ds, cfg.head_epochs, cfg, callbacks)
+    phases.append({"phase": "head", "learning_rate": cfg.learning_rate_head, "history": history})
+    if cfg.finetune_epochs > 0:
+        backbone.trainable = True
+        for layer in backbone.layers[: cfg.finetune_from_block]:
+            layer.trainable = False
+        # recompiling is what makes the new trainable flags take effect
+        _compile(model, cfg.learning_rate_finetune)
+        history = _fit(model, train_ds, holdout_ds, cfg.finetune_epochs, cfg, callbacks)
+        phases.append(
+            {"phase": "finetune", "learning_rate": cfg.learning_rate_finetune, "history": history}
+        )
+    return phases
+
+
+def top1_accuracy(models: ClassifierModels, dataset: tf.data.Dataset) -> float:
+    """Fraction of `(image, label)` examples whose arg-max logit is the label."""
+    correct = total = 0
+    for images, labels in dataset:
+        logits = models.trainable(images, training=False)
+        predicted = tf.argmax(logits, axis=-1, output_type=labels.dtype)
+        correct += int(tf.reduce_sum(tf.cast(predicted == labels, tf.int64)))
+        total += int(tf.size(labels))
+    if total == 0:
+        raise ValueError("top1_accuracy: the dataset is empty")
+    return correct / total
+
+
+def export_classifier(models: ClassifierModels, export_dir: str | os.PathLike, info: dict) -> None:
+    """Writes the SavedModel of the classifier contract and `info` into `export_dir`.
+
+    `info` describes the classifier for its users (class ids in logit order, held-out accuracy,
+    the weights it started from); it lands in `assets.extra/classifier.json`, where SavedModel
+    tools expect extra files, and `load_classifier` returns it as `.info`.
+    """
+    export_dir = Path(export_dir)
+    model = models.classifier
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(
+        name=SIGNATURE,
+        fn=lambda image: model(image, training=False),
+        input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name="image")],
+    )
+    archive.write_out(str(export_dir), verbose=False)
+    info_path = export_dir / INFO_FILE
+    info_path.parent.mkdir(parents=True, exist_ok=True)
+    info_path.write_text(json.dumps(info, indent=2, sort_keys=True))
+
+
+class LoadedClassifier:
+    """A loaded classifier SavedModel: call it on images in [-1, 1]."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        info_path = self.path / INFO_FILE
+        if not info_path.is_file():
+            raise FileNotFoundError(
+                f"{info_path}: missing; {self.path} is not a classifier exported by"
+                " stackgan.evaluation.classifier.export_classifier"
+            )
+        self.info: dict[str, Any] = json.loads(info_path.read_text())
+        self._saved_model = tf.saved_model.load(str(self.path))  # keeps the variables alive
+        if SIGNATURE not in self._saved_model.signatures:
+            raise ValueError(f"{self.path}: no {SIGNATURE!r} signature")
+        self._signature = self._saved_model.signatures[SIGNATURE]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.info["class_ids"])
+
+    def __call__(self, images) -> dict[str, tf.Tensor]:
+        """`images` f32[N,S,S,3] in [-1, 1] -> {"logits": f32[N,K], "features": f32[N,D]}."""
+        return self._signature(image=tf.convert_to_tensor(images, tf.float32))
+
+    def predict(self, images: np.ndarray, batch_size: int = 64) -> dict[str, np.ndarray]:
+        """`__call__` over a large NumPy array, `batch_size` images at a time."""
+        if len(images) == 0:
+            raise ValueError("predict: no images")
+        outputs = [self(images[i : i + batch_size]) for i in range(0, len(images), batch_size)]
+        return {k: np.concatenate([o[k].numpy() for o in outputs]) for k in outputs[0]}
+
+
+def load_classifier(path: str | os.PathLike) -> LoadedClassifier:
+    """The classifier exported at `path` (a Model artifact's `Format-Serving` folder)."""
+    return LoadedClassifier(path)
