@@ -1,0 +1,140 @@
+"""What Stage-I and Stage-II training share: the matching-aware train_step (keras-io GAN idiom).
+
+A stage is a `keras.Model` holding its networks, compiled with one optimizer per network, whose
+`train_step` runs one discriminator update then one generator update on a batch of the input
+pipeline: {"image": real f32[B,S,S,3], "wrong_image": real image of ANOTHER class, "embedding":
+f32[B,E]}. Subclasses say how a fake image is generated (`generate`).
+
+Randomness: z and eps are drawn per sample from `keras.random` with the model's SeedGenerator.
+Under tf.distribute every replica draws the noise of the GLOBAL batch from the same seed state
+and keeps its own slice, so N replicas see exactly the noise one device would see for the same
+global batch: training results do not depend on the number of devices.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from stackgan.config import Config
+from stackgan.training import losses
+from stackgan.training.precision import for_precision
+
+TRACKERS = ("d_loss", "g_loss", "kl", "d_acc_real", "d_acc_wrong", "d_acc_fake")
+
+
+class ConditionalGAN(keras.Model):
+    """Base of StageIGAN / StageIIGAN; `generator` and `discriminator` are the trained pair."""
+
+    def __init__(
+        self, generator: keras.Model, discriminator: keras.Model, config: Config, **kwargs
+    ):
+        super().__init__(**kwargs)
+        self.generator = generator
+        self.discriminator = discriminator
+        self.config = config
+        self.seed_generator = keras.random.SeedGenerator(config.train.seed, name="noise_seed")
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in TRACKERS}
+        # The networks arrive built; there is no call() to trace, and fit() under a
+        # tf.distribute strategy would otherwise try to build the GAN by calling it.
+        self.built = True
+
+    def compile(
+        self,
+        d_optimizer: keras.optimizers.Optimizer,
+        g_optimizer: keras.optimizers.Optimizer,
+        **kwargs,
+    ):
+        """`jit_compile` defaults to `config.train.xla`; under `config.train.mixed_precision` the
+        optimizers are wrapped in LossScaleOptimizer."""
+        kwargs.setdefault("jit_compile", self.config.train.xla)
+        super().compile(**kwargs)
+        self.d_optimizer = for_precision(d_optimizer, self.config.train)
+        self.g_optimizer = for_precision(g_optimizer, self.config.train)
+        # Create the slots now (inside the caller's strategy scope), not inside a replica.
+        self.d_optimizer.build(self.discriminator.trainable_variables)
+        self.g_optimizer.build(self.generator.trainable_variables)
+
+    @property
+    def metrics(self):
+        # listed here so Keras resets them at each epoch
+        return list(self.trackers.values())
+
+    # --- what a stage defines -------------------------------------------------------------
+    def generate(self, embedding: tf.Tensor, training: bool):
+        """-> (fake image f32[B,S,S,3], mu, log_sigma) of the TRAINED generator's CA."""
+        raise NotImplementedError
+
+    # --- shared machinery ------------------------------------------------------------------
+    def per_sample_normal(self, batch_size: tf.Tensor, dim: int) -> tf.Tensor:
+        """N(0, I) of shape [batch_size, dim], this replica's slice of the global batch's draw."""
+        ctx = tf.distribute.get_replica_context()
+        replicas = ctx.num_replicas_in_sync if ctx is not None else 1
+        replica = ctx.replica_id_in_sync_group if ctx is not None else 0
+        draw = keras.random.normal((batch_size * replicas, dim), seed=self.seed_generator)
+        return draw[batch_size * replica : batch_size * (replica + 1)]
+
+    def d_logits(self, image, embedding) -> tuple[tf.Tensor, tf.Tensor | None]:
+        """(conditional logit, unconditional logit or None)."""
+        out = self.discriminator([image, embedding], training=True)
+        if isinstance(out, (list, tuple)):
+            return out[0], out[1]
+        return out, None
+
+    def d_pair_loss(self, logits, uncond, label: float) -> tf.Tensor:
+        """[B] loss of one pair type; with an unconditional logit (PT) the mean of both."""
+        loss = losses.sigmoid_cross_entropy(logits, label)
+        if uncond is None:
+            return loss
+        # PT: the wrong pair has no unconditional term (its image is real)
+        return 0.5 * (loss + losses.sigmoid_cross_entropy(uncond, label))
+
+    def train_step(self, batch):
+        image, wrong_image = batch["image"], batch["wrong_image"]
+        embedding = batch["embedding"]
+        kl_weight = self.config.train.kl_weight
+
+        g_vars = self.generator.trainable_variables
+        with tf.GradientTape(watch_accessed_variables=False) as g_tape:
+            g_tape.watch([v.value for v in g_vars])  # Keras Variable -> its tf.Variable
+            # Generate once: D's update sees the images without gradient, G's through the
+            # freshly updated D (as the PyTorch code does).
+            fake, mu, log_sigma = self.generate(embedding, training=True)
+
+            # 1. Discriminator update: real/right -> 1, wrong (other class) and fake -> 0.
+            d_vars = self.discriminator.trainable_variables
+            with tf.GradientTape() as d_tape:
+                real, real_u = self.d_logits(image, embedding)
+                wrong, _ = self.d_logits(wrong_image, embedding)
+                fake_d, fake_u = self.d_logits(tf.stop_gradient(fake), embedding)
+                d_per_example = self.d_pair_loss(real, real_u, 1.0) + 0.5 * (
+                    losses.sigmoid_cross_entropy(wrong, 0.0) + self.d_pair_loss(fake_d, fake_u, 0.0)
+                )
+                d_loss = losses.average(d_per_example)
+                d_scaled = self._scale(self.d_optimizer, d_loss)
+            d_grads = d_tape.gradient(d_scaled, d_vars)
+            self.d_optimizer.apply_gradients(zip(d_grads, d_vars))
+
+            # 2. Generator update: fake -> real, plus the CA KL term of this batch's samples.
+            fake_g, fake_g_u = self.d_logits(fake, embedding)
+            kl = losses.kl_divergence(mu, log_sigma)
+            g_per_example = self.d_pair_loss(fake_g, fake_g_u, 1.0) + kl_weight * kl
+            g_loss = losses.average(g_per_example)
+            g_scaled = self._scale(self.g_optimizer, g_loss)
+        g_grads = g_tape.gradient(g_scaled, g_vars)
+        self.g_optimizer.apply_gradients(zip(g_grads, g_vars))
+
+        # Trackers take per-example values, so their means are over the global batch.
+        self.trackers["d_loss"].update_state(d_per_example)
+        self.trackers["g_loss"].update_state(g_per_example)
+        self.trackers["kl"].update_state(kl)
+        self.trackers["d_acc_real"].update_state(losses.correct_fraction(real, 1.0))
+        self.trackers["d_acc_wrong"].update_state(losses.correct_fraction(wrong, 0.0))
+        self.trackers["d_acc_fake"].update_state(losses.correct_fraction(fake_d, 0.0))
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    @staticmethod
+    def _scale(optimizer, loss):
+        if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+            return optimizer.scale_loss(loss)
+        return loss

@@ -1,0 +1,44 @@
+"""Adam with the step-decayed learning rate of the official codes.
+
+TF halves the learning rate every `lr_decay_epochs` epochs (50; the paper says 100). The Keras
+ports declare a decay and never apply it; here the decay is a LearningRateSchedule evaluated at
+the optimizer's own iteration counter, so it applies whatever loop drives the optimizer.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from stackgan.config import TrainConfig
+
+
+def step_decay(
+    train_cfg: TrainConfig, steps_per_epoch: int
+) -> keras.optimizers.schedules.ExponentialDecay:
+    """lr(step) = learning_rate * lr_decay_factor ** floor(step / (lr_decay_epochs * steps_per_epoch))."""
+    if steps_per_epoch < 1:
+        raise ValueError(f"steps_per_epoch must be >= 1, got {steps_per_epoch}")
+    if train_cfg.lr_decay_epochs < 1:
+        raise ValueError(
+            f"TrainConfig.lr_decay_epochs must be >= 1, got {train_cfg.lr_decay_epochs}"
+        )
+    return keras.optimizers.schedules.ExponentialDecay(
+        initial_learning_rate=train_cfg.learning_rate,
+        decay_steps=train_cfg.lr_decay_epochs * steps_per_epoch,
+        decay_rate=train_cfg.lr_decay_factor,
+        staircase=True,
+    )
+
+
+def make_optimizers(
+    train_cfg: TrainConfig, steps_per_epoch: int
+) -> tuple[keras.optimizers.Adam, keras.optimizers.Adam]:
+    """(d_optimizer, g_optimizer): Adam(lr schedule, beta_1), one each, as both codes."""
+    return tuple(
+        keras.optimizers.Adam(
+            learning_rate=step_decay(train_cfg, steps_per_epoch),
+            beta_1=train_cfg.beta_1,
+            name=f"{who}_adam",
+        )
+        for who in ("d", "g")
+    )

@@ -1,0 +1,116 @@
+"""Training under tf.distribute: one step on 2 replicas equals one step on 1 device.
+
+MirroredStrategy over 2 logical CPU devices runs the same code path as several GPUs (and
+MultiWorkerMirroredStrategy across machines: same replica functions, same all-reduce of summed
+gradients, same synchronized BatchNorm). With the global-batch loss scaling, synchronized
+BatchNorm statistics and the global-batch noise slicing of `ConditionalGAN`, one step on 2
+replicas must give the weights one device gives for the same global batch.
+
+Why a subprocess: logical devices can only be configured before TensorFlow initialises its
+devices, which every other test in the worker process has already done. The check runs the
+`__main__` block of this file in a fresh interpreter (tiny profile, a few seconds of compute
+after the TensorFlow import) and reports the differences as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+GLOBAL_BATCH = 8
+
+
+def _one_step_weights(stage: int, strategy, initial: dict | None, batch: dict):
+    """Weights of the stage's networks after one fit step from `initial`; with `initial=None`,
+    the freshly built weights (no step)."""
+    import tensorflow as tf
+
+    from stackgan import config as config_lib
+    from stackgan import models, training
+
+    cfg = config_lib.tiny().replace(train={"batch_size": GLOBAL_BATCH})
+    low, high = cfg.data.low_res, cfg.data.high_res
+    with strategy.scope():
+        if stage == 1:
+            gen = models.build_stage1_generator(cfg.model, low)
+            disc = models.build_stage1_discriminator(cfg.model, low)
+            nets = {"g": gen, "d": disc}
+            gan = training.StageIGAN(gen, disc, cfg)
+        else:
+            stage1 = models.build_stage1_generator(cfg.model, low)
+            gen = models.build_stage2_generator(cfg.model, low)
+            disc = models.build_stage2_discriminator(cfg.model, high)
+            nets = {"s1": stage1, "g": gen, "d": disc}
+            gan = training.StageIIGAN(stage1, gen, disc, cfg)
+        if initial is None:
+            return {name: net.get_weights() for name, net in nets.items()}, {}
+        for name, net in nets.items():
+            net.set_weights(initial[name])
+        gan.compile(*training.make_optimizers(cfg.train, steps_per_epoch=1))
+    dataset = tf.data.Dataset.from_tensor_slices(batch).batch(GLOBAL_BATCH, drop_remainder=True)
+    history = gan.fit(dataset, epochs=1, verbose=0).history
+    return {name: net.get_weights() for name, net in nets.items()}, {
+        k: v[-1] for k, v in history.items()
+    }
+
+
+def _compare(stage: int) -> dict:
+    import numpy as np
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    from stackgan import config as config_lib
+
+    cfg = config_lib.tiny()
+    size = cfg.data.low_res if stage == 1 else cfg.data.high_res
+    rng = np.random.default_rng(stage)
+    batch = {
+        "image": rng.uniform(-1, 1, (GLOBAL_BATCH, size, size, 3)).astype("float32"),
+        "wrong_image": rng.uniform(-1, 1, (GLOBAL_BATCH, size, size, 3)).astype("float32"),
+        "embedding": rng.normal(size=(GLOBAL_BATCH, cfg.model.embedding_dim)).astype("float32"),
+    }
+    initial, _ = _one_step_weights(stage, tf.distribute.get_strategy(), None, batch)
+    single, single_logs = _one_step_weights(stage, tf.distribute.get_strategy(), initial, batch)
+    mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    multi, multi_logs = _one_step_weights(stage, mirrored, initial, batch)
+    moved = max(float(np.abs(a - b).max()) for n in single for a, b in zip(initial[n], single[n]))
+    diff = max(float(np.abs(a - b).max()) for n in single for a, b in zip(single[n], multi[n]))
+    return {
+        "replicas": mirrored.num_replicas_in_sync,
+        "max_weight_change": moved,
+        "max_weight_diff": diff,
+        "single_logs": single_logs,
+        "multi_logs": multi_logs,
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage", [1, 2])
+def test_two_replicas_match_one_device(stage):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONHASHSEED": "0"}
+    proc = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), str(stage)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["replicas"] == 2
+    # the step really changed the weights (Adam's first step moves each by ~lr = 2e-4) ...
+    assert result["max_weight_change"] > 1e-4
+    # ... and 2 replicas changed them as 1 device did (float32 summation order differs)
+    assert result["max_weight_diff"] < 1e-5, result
+    for name, value in result["single_logs"].items():
+        assert result["multi_logs"][name] == pytest.approx(value, rel=1e-4, abs=1e-5), name
+
+
+if __name__ == "__main__":
+    print(json.dumps(_compare(int(sys.argv[1]))))

@@ -1,0 +1,294 @@
+"""The four networks: per-block shapes, paper parameter counts, CA, variants, serialisation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from stackgan import config as config_lib
+
+
+@pytest.fixture(scope="module")
+def models():
+    from stackgan import models
+
+    return models
+
+
+def _shape(model, layer):
+    return tuple(model.get_layer(layer).output.shape[1:])
+
+
+# --- parameter counts of the paper profile, from the architecture by hand ------------------------
+def _conv(k, cin, cout, bias=False):
+    return k * k * cin * cout + (cout if bias else 0)
+
+
+def _bn(c):
+    """(trainable gamma+beta, non-trainable moving mean+variance)."""
+    return 2 * c, 2 * c
+
+
+def _count(convs, bns):
+    trainable = sum(convs) + sum(_bn(c)[0] for c in bns)
+    return trainable, sum(_bn(c)[1] for c in bns)
+
+
+CA = _conv(1, 1024, 2 * 128, bias=True)  # fc 1024 -> mu, log_sigma (Ng = 128)
+TEXT_HEAD = (
+    [_conv(1, 1024, 128, bias=True), _conv(1, 512 + 128, 512), _conv(4, 512, 1, bias=True)],
+    [512],
+)  # D's text compressor (Nd = 128), 1x1 joint conv, 4x4 logit conv
+
+PAPER_COUNTS = {
+    "stage1_generator": _count(
+        [
+            CA,
+            (128 + 100) * 4 * 4 * 1024,  # fc(c, z) -> 4x4x1024, no bias (BN follows)
+            # TF residual bottleneck at 4x4: 1x1 1024->256, 3x3 256->256, 3x3 256->1024
+            _conv(1, 1024, 256),
+            _conv(3, 256, 256),
+            _conv(3, 256, 1024),
+            _conv(3, 1024, 512),  # up-block to 8x8
+            _conv(1, 512, 128),
+            _conv(3, 128, 128),
+            _conv(3, 128, 512),  # bottleneck at 8x8
+            _conv(3, 512, 256),
+            _conv(3, 256, 128),  # up-blocks to 16x16, 32x32
+            _conv(3, 128, 3, bias=True),  # 64x64 RGB
+        ],
+        [4 * 4 * 1024, 256, 256, 1024, 512, 128, 128, 512, 256, 128],
+    ),
+    "stage1_discriminator": _count(
+        [_conv(4, 3, 64, bias=True), _conv(4, 64, 128), _conv(4, 128, 256), _conv(4, 256, 512)]
+        + TEXT_HEAD[0],
+        [128, 256, 512] + TEXT_HEAD[1],
+    ),
+    "stage2_generator": _count(
+        [
+            CA,
+            _conv(3, 3, 128, bias=True),
+            _conv(4, 128, 256),
+            _conv(4, 256, 512),  # encoder
+            _conv(3, 512 + 128, 512),  # joint code at 16x16
+            *[_conv(3, 512, 512)] * 8,  # 4 residual blocks of two 3x3 convs
+            _conv(3, 512, 256),
+            _conv(3, 256, 128),
+            _conv(3, 128, 64),
+            _conv(3, 64, 32),
+            _conv(3, 32, 3, bias=True),
+        ],
+        [256, 512, 512, *[512] * 8, 256, 128, 64, 32],
+    ),
+    "stage2_discriminator": _count(
+        [
+            _conv(4, 3, 64, bias=True),
+            _conv(4, 64, 128),
+            _conv(4, 128, 256),
+            _conv(4, 256, 512),
+            _conv(4, 512, 1024),
+            _conv(4, 1024, 2048),
+            _conv(1, 2048, 1024),
+            _conv(1, 1024, 512),
+        ]
+        + TEXT_HEAD[0],
+        [128, 256, 512, 1024, 2048, 1024, 512] + TEXT_HEAD[1],
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def paper_models(models):
+    cfg = config_lib.paper()
+    return {
+        "stage1_generator": models.build_stage1_generator(cfg.model, cfg.data.low_res),
+        "stage1_discriminator": models.build_stage1_discriminator(cfg.model, cfg.data.low_res),
+        "stage2_generator": models.build_stage2_generator(cfg.model, cfg.data.low_res),
+        "stage2_discriminator": models.build_stage2_discriminator(cfg.model, cfg.data.high_res),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(PAPER_COUNTS))
+def test_paper_parameter_counts(paper_models, name):
+    import keras
+
+    model = paper_models[name]
+    trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    frozen = sum(int(np.prod(w.shape)) for w in model.non_trainable_weights)
+    assert (trainable, frozen) == PAPER_COUNTS[name]
+    assert isinstance(model, keras.Model)
+
+
+def test_paper_stage1_generator_blocks(paper_models):
+    g = paper_models["stage1_generator"]
+    assert [tuple(i.shape[1:]) for i in g.inputs] == [(1024,), (100,), (128,)]
+    assert _shape(g, "fc_reshape") == (4, 4, 1024)
+    assert _shape(g, "res4_relu") == (4, 4, 1024)
+    assert _shape(g, "up8_bn") == (8, 8, 512)
+    assert _shape(g, "res8_relu") == (8, 8, 512)
+    assert _shape(g, "up16_relu") == (16, 16, 256)
+    assert _shape(g, "up32_relu") == (32, 32, 128)
+    assert [tuple(o.shape[1:]) for o in g.outputs] == [(64, 64, 3), (128,), (128,)]
+
+
+def test_paper_stage1_discriminator_blocks(paper_models):
+    d = paper_models["stage1_discriminator"]
+    expected = {
+        "down32": (32, 32, 64),
+        "down16": (16, 16, 128),
+        "down8": (8, 8, 256),
+        "down4": (4, 4, 512),
+    }
+    for block, shape in expected.items():
+        assert _shape(d, f"{block}_lrelu") == shape
+    assert _shape(d, "text_compress_tile") == (4, 4, 128)
+    assert _shape(d, "joint_concat") == (4, 4, 640)
+    assert tuple(d.output.shape[1:]) == (1,)
+
+
+def test_paper_stage2_generator_blocks(paper_models):
+    g = paper_models["stage2_generator"]
+    assert [tuple(i.shape[1:]) for i in g.inputs] == [(64, 64, 3), (1024,), (128,)]
+    assert _shape(g, "enc_relu3") == (16, 16, 512)
+    assert _shape(g, "joint_concat") == (16, 16, 640)
+    assert _shape(g, "res4_relu") == (16, 16, 512)
+    for size, channels in ((32, 256), (64, 128), (128, 64), (256, 32)):
+        assert _shape(g, f"up{size}_relu") == (size, size, channels)
+    assert [tuple(o.shape[1:]) for o in g.outputs] == [(256, 256, 3), (128,), (128,)]
+
+
+def test_paper_stage2_discriminator_blocks(paper_models):
+    d = paper_models["stage2_discriminator"]
+    for i, size in enumerate((128, 64, 32, 16, 8, 4)):
+        assert _shape(d, f"down{size}_lrelu") == (size, size, 64 * 2**i)
+    assert _shape(d, "squeeze1_lrelu") == (4, 4, 1024)
+    assert _shape(d, "squeeze2_lrelu") == (4, 4, 512)
+    assert tuple(d.output.shape[1:]) == (1,)
+
+
+def test_tiny_profile_sizes_derive_from_image_size(models, tiny_config):
+    m, low, high = tiny_config.model, tiny_config.data.low_res, tiny_config.data.high_res
+    g1 = models.build_stage1_generator(m, low)
+    assert _shape(g1, "fc_reshape") == (4, 4, 8 * m.gf_dim)
+    assert _shape(g1, "res8_relu") == (8, 8, 4 * m.gf_dim)
+    assert tuple(g1.outputs[0].shape[1:]) == (16, 16, 3)
+    d1 = models.build_stage1_discriminator(m, low)
+    assert _shape(d1, "down4_lrelu") == (4, 4, 2 * m.df_dim)
+    g2 = models.build_stage2_generator(m, low)
+    assert _shape(g2, "enc_relu3") == (4, 4, 4 * m.stage2_gf_dim)
+    assert tuple(g2.outputs[0].shape[1:]) == (64, 64, 3)
+    d2 = models.build_stage2_discriminator(m, high)
+    assert _shape(d2, "down4_lrelu") == (4, 4, 8 * m.stage2_df_dim)
+
+
+def test_image_size_must_be_four_times_a_power_of_two(models, tiny_config):
+    with pytest.raises(ValueError, match=r"data.low_res"):
+        models.build_stage1_generator(tiny_config.model, 48)
+    with pytest.raises(ValueError, match=r"data.high_res"):
+        models.build_stage2_discriminator(tiny_config.model, 100)
+
+
+def _tiny_inputs(m, batch=4, seed=0):
+    rng = np.random.default_rng(seed)
+    return (
+        rng.normal(size=(batch, m.embedding_dim)).astype("float32"),
+        rng.normal(size=(batch, m.z_dim)).astype("float32"),
+        rng.normal(size=(batch, m.ca_dim)).astype("float32"),
+    )
+
+
+def test_conditioning_augmentation_samples_per_sample(models, tiny_config):
+    m = tiny_config.model
+    g = models.build_stage1_generator(m, tiny_config.data.low_res)
+    emb, z, eps = _tiny_inputs(m)
+    emb[:] = emb[0]  # one caption for the whole batch
+    image, mu, log_sigma = (np.asarray(t) for t in g([emb, z, eps], training=False))
+    # same text -> same mu and sigma; per-sample eps -> different images
+    np.testing.assert_allclose(mu, np.broadcast_to(mu[0], mu.shape), rtol=1e-6)
+    assert min(np.abs(image[0] - image[i]).max() for i in range(1, 4)) > 1e-4
+    assert image.min() >= -1.0 and image.max() <= 1.0
+    # c = mu + exp(log_sigma) * eps, computed from the CA layer's own fc
+    ca = g.get_layer("ca")
+    c, mu2, ls2 = (np.asarray(t) for t in ca([emb, eps]))
+    np.testing.assert_allclose(c, mu2 + np.exp(ls2) * eps, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(mu2, mu, rtol=1e-6)
+
+
+def test_ca_activation_relu_makes_sigma_at_least_one(models, tiny_config):
+    m = tiny_config.replace(model={"ca_activation": "relu"}).model
+    g = models.build_stage1_generator(m, tiny_config.data.low_res)
+    _, _, log_sigma = g(list(_tiny_inputs(m)), training=False)
+    assert float(np.min(log_sigma)) >= 0.0
+    m_tf = tiny_config.model
+    g_tf = models.build_stage1_generator(m_tf, tiny_config.data.low_res)
+    _, _, log_sigma_tf = g_tf(list(_tiny_inputs(m_tf, batch=16)), training=False)
+    assert float(np.min(log_sigma_tf)) < 0.0  # LeakyReLU lets sigma go below 1
+
+
+def test_pt_variants(models, tiny_config):
+    pt = tiny_config.replace(
+        model={"stage1_residual_bottlenecks": False, "stage2_unconditional_logit": True}
+    ).model
+    g = models.build_stage1_generator(pt, tiny_config.data.low_res)
+    assert not [layer.name for layer in g.layers if layer.name.startswith("res")]
+    d = models.build_stage2_discriminator(pt, tiny_config.data.high_res)
+    assert [tuple(o.shape[1:]) for o in d.outputs] == [(1,), (1,)]
+    images = np.zeros((2, 64, 64, 3), "float32")
+    logit, uncond = d([images, np.zeros((2, pt.embedding_dim), "float32")], training=False)
+    assert logit.shape == (2, 1) and uncond.shape == (2, 1)
+
+
+def test_discriminator_text_compressor_is_trainable(models, tiny_config):
+    d = models.build_stage1_discriminator(tiny_config.model, tiny_config.data.low_res)
+    names = [w.path for w in d.trainable_weights]
+    assert any(n.startswith("text_compress_fc/") for n in names), names
+
+
+def test_freezable_batch_norm_modes(models):
+    import keras
+
+    bn = models.FreezableBatchNorm()
+    x = np.random.default_rng(0).normal(3.0, 2.0, size=(64, 5)).astype("float32")
+    bn.build(x.shape)
+    moving_before = [np.array(bn.moving_mean), np.array(bn.moving_variance)]
+    bn.trainable = False
+    # frozen, default: Keras' inference mode (moving mean 0, variance 1: x / sqrt(1 + eps))
+    inference = x / np.sqrt(1.0 + bn.epsilon)
+    np.testing.assert_allclose(bn(x, training=True), inference, rtol=1e-5, atol=1e-5)
+    # frozen with batch statistics: normalised by the batch, moving averages untouched
+    bn.batch_statistics_when_frozen = True
+    y = np.asarray(bn(x, training=True))
+    np.testing.assert_allclose(y.mean(axis=0), 0.0, atol=1e-4)
+    np.testing.assert_allclose(y.std(axis=0), 1.0, atol=1e-3)
+    for before, after in zip(moving_before, (bn.moving_mean, bn.moving_variance)):
+        np.testing.assert_array_equal(before, np.array(after))
+    # training=False is inference whatever the switch says
+    np.testing.assert_allclose(bn(x, training=False), inference, rtol=1e-5, atol=1e-5)
+    assert isinstance(bn, keras.layers.BatchNormalization)
+
+
+def test_generator_round_trips_through_keras_file(models, tiny_config, tmp_path):
+    import keras
+
+    m = tiny_config.model
+    g = models.build_stage1_generator(m, tiny_config.data.low_res)
+    path = tmp_path / "g.keras"
+    g.save(path)
+    loaded = keras.models.load_model(path)
+    inputs = list(_tiny_inputs(m))
+    for a, b in zip(g(inputs, training=False), loaded(inputs, training=False)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-6)
+
+
+def test_mixed_precision_policy_keeps_outputs_float32(models, tiny_config):
+    m = tiny_config.model
+    g = models.build_stage1_generator(m, tiny_config.data.low_res, dtype_policy="mixed_float16")
+    image, mu, log_sigma = g(list(_tiny_inputs(m)), training=False)
+    assert g.get_layer("up8_conv").compute_dtype == "float16"
+    assert g.get_layer("up8_conv").variable_dtype == "float32"
+    assert (image.dtype, mu.dtype, log_sigma.dtype) == ("float32",) * 3
+    d = models.build_stage2_discriminator(
+        m, tiny_config.data.high_res, dtype_policy="mixed_float16"
+    )
+    logit = d([np.zeros((2, 64, 64, 3), "float32"), np.zeros((2, m.embedding_dim), "float32")])
+    assert logit.dtype == "float32"
