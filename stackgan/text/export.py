@@ -37,7 +37,9 @@ def export_text_encoder(model: JointEmbedding, export_dir: str | os.PathLike) ->
         return {"embedding": projection(features)}
 
     archive = keras.export.ExportArchive()
-    archive.track(model)
+    # the two built sub-models (the subclassed JointEmbedding itself is never called whole)
+    archive.track(text_encoder)
+    archive.track(projection)
     archive.add_endpoint(
         name=CAPTION_SIGNATURE,
         fn=embed_captions,
