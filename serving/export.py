@@ -1,0 +1,190 @@
+"""Exports the trained generator(s) as a TF Serving SavedModel (docs/ARCHITECTURE.md, "Serving").
+
+Signatures (each input declared with an explicit `tf.TensorSpec`):
+
+- `serving_default`: `embedding` f32[N,E], `seed` int64[] -> `image_64` uint8[N,s,s,3] and, when
+  Stage-II is exported, `image_256` uint8[N,S,S,3]. The noise z and the Conditioning
+  Augmentation eps are drawn inside with `tf.random.stateless_normal` from `seed`, so the same
+  request always returns the same images.
+- `generate_with_noise`: `embedding`, `noise` f32[N,z_dim], `ca_noise` f32[N,ca_dim] (and
+  `ca_noise_2` f32[N,ca_dim] for Stage-II) -> the same outputs, for callers that own the noise
+  (interpolation, evaluation with fixed noise).
+- `text` (only with a text encoder): `caption` string[N], `seed` int64[] -> the same outputs plus
+  the `embedding` the encoder produced.
+
+The output names stay `image_64` / `image_256` in every profile (the tiny profile's are 16 and
+64 px) so clients and the evaluator never depend on the profile. Batch sizes that disagree
+between inputs, an `embedding` whose width differs from the model's, and a negative `seed` fail
+inside the graph with a message naming the input, so TF Serving clients, which bypass the Python
+signature checks, get the same clear error.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import keras
+import tensorflow as tf
+
+from stackgan.config import ModelConfig
+from stackgan.serving import warmup
+
+# stream ids for tf.random.stateless_normal: one independent draw per random input
+NOISE_STREAM, CA_STREAM, CA2_STREAM = 0, 1, 2
+
+# Maps caption strings string[N] -> f32[N, E]. It must be trackable (a Keras layer/model or a
+# tf.Module such as `SavedTextEncoder`) so the export carries its variables and tables.
+TextEncoder = Callable[[tf.Tensor], tf.Tensor]
+
+
+class SavedTextEncoder(tf.Module):
+    """A text-encoder SavedModel (`serving_default`: `caption` string[N] -> `embedding` f32[N,E],
+    as `stackgan.text.export` writes it), wrapped to be composed into the generator's export."""
+
+    def __init__(self, path: str):
+        super().__init__(name="text_encoder")
+        if not tf.saved_model.contains_saved_model(path):
+            raise FileNotFoundError(f"{path}: no text-encoder SavedModel")
+        self.loaded = tf.saved_model.load(path)
+        signature = self.loaded.signatures.get("serving_default")
+        if signature is None or "embedding" not in signature.structured_outputs:
+            raise ValueError(f"{path}: expected serving_default: caption -> embedding")
+        self._embed = signature
+        self.embedding_dim = int(signature.structured_outputs["embedding"].shape[-1])
+
+    def __call__(self, caption):
+        return self._embed(caption=caption)["embedding"]
+
+
+def export_generator(
+    export_dir: str,
+    model_cfg: ModelConfig,
+    stage1_generator: keras.Model,
+    stage2_generator: keras.Model | None = None,
+    *,
+    text_encoder: TextEncoder | None = None,
+    warmup_batch_size: int = 2,
+) -> str:
+    """Writes the SavedModel (with warm-up requests) to `export_dir` and returns it.
+
+    `export_dir` must not exist yet or be empty: a half-written export next to an old one would
+    look complete to a Pusher.
+    """
+    if tf.io.gfile.exists(export_dir) and tf.io.gfile.listdir(export_dir):
+        raise FileExistsError(f"export directory {export_dir} is not empty")
+    generator = _TextToImage(model_cfg, stage1_generator, stage2_generator)
+    archive = keras.export.ExportArchive()
+    archive.track(stage1_generator)
+    if stage2_generator is not None:
+        archive.track(stage2_generator)
+
+    seed_spec = tf.TensorSpec([], tf.int64, name="seed")
+    embedding_spec = tf.TensorSpec([None, model_cfg.embedding_dim], tf.float32, name="embedding")
+    archive.add_endpoint("serving_default", generator.from_seed, [embedding_spec, seed_spec])
+    noise_specs = [
+        embedding_spec,
+        tf.TensorSpec([None, model_cfg.z_dim], tf.float32, name="noise"),
+        tf.TensorSpec([None, model_cfg.ca_dim], tf.float32, name="ca_noise"),
+    ]
+    if stage2_generator is not None:
+        noise_specs.append(tf.TensorSpec([None, model_cfg.ca_dim], tf.float32, name="ca_noise_2"))
+        archive.add_endpoint("generate_with_noise", generator.from_noise_2, noise_specs)
+    else:
+        archive.add_endpoint("generate_with_noise", generator.from_noise, noise_specs)
+    if text_encoder is not None:
+        encoder_dim = getattr(text_encoder, "embedding_dim", model_cfg.embedding_dim)
+        if encoder_dim != model_cfg.embedding_dim:
+            raise ValueError(
+                f"the text encoder embeds to {encoder_dim} dimensions, the generator expects "
+                f"{model_cfg.embedding_dim} (ModelConfig.embedding_dim)"
+            )
+        archive.track(text_encoder)
+
+        def from_text(caption, seed):
+            embedding = tf.cast(text_encoder(caption), tf.float32)
+            return {"embedding": embedding, **generator.from_seed(embedding, seed)}
+
+        archive.add_endpoint(
+            "text", from_text, [tf.TensorSpec([None], tf.string, name="caption"), seed_spec]
+        )
+
+    archive.write_out(export_dir, verbose=False)
+    warmup.write_warmup_requests(export_dir, model_cfg.embedding_dim, warmup_batch_size)
+    return export_dir
+
+
+class _TextToImage:
+    """The graph behind the signatures: validation, seeded noise, Stage-I then Stage-II."""
+
+    def __init__(self, model_cfg: ModelConfig, stage1: keras.Model, stage2: keras.Model | None):
+        self.cfg = model_cfg
+        self.stage1 = stage1
+        self.stage2 = stage2
+
+    def from_seed(self, embedding, seed):
+        seed_check = tf.debugging.assert_non_negative(seed, message="input seed must be >= 0")
+        n = tf.shape(embedding)[0]
+        noise = _seeded_normal(seed, NOISE_STREAM, n, self.cfg.z_dim)
+        ca_noise = _seeded_normal(seed, CA_STREAM, n, self.cfg.ca_dim)
+        ca_noise_2 = _seeded_normal(seed, CA2_STREAM, n, self.cfg.ca_dim)
+        return self._generate(embedding, noise, ca_noise, ca_noise_2, [seed_check])
+
+    def from_noise(self, embedding, noise, ca_noise):
+        return self._generate(embedding, noise, ca_noise, None)
+
+    def from_noise_2(self, embedding, noise, ca_noise, ca_noise_2):
+        return self._generate(embedding, noise, ca_noise, ca_noise_2)
+
+    def _generate(self, embedding, noise, ca_noise, ca_noise_2, checks=()):
+        embedding = _checked_matrix(embedding, "embedding", self.cfg.embedding_dim)
+        noise = _checked_matrix(noise, "noise", self.cfg.z_dim)
+        ca_noise = _checked_matrix(ca_noise, "ca_noise", self.cfg.ca_dim)
+        others = {"noise": noise, "ca_noise": ca_noise}
+        if self.stage2 is not None:
+            ca_noise_2 = _checked_matrix(ca_noise_2, "ca_noise_2", self.cfg.ca_dim)
+            others["ca_noise_2"] = ca_noise_2
+        checks = [
+            *checks,
+            *(
+                tf.debugging.assert_equal(
+                    tf.shape(tensor)[0],
+                    tf.shape(embedding)[0],
+                    message=f"input {name} must have as many rows as input embedding",
+                )
+                for name, tensor in others.items()
+            ),
+        ]
+        with tf.control_dependencies(checks):
+            embedding = tf.identity(embedding)
+        image_low = self.stage1([embedding, noise, ca_noise], training=False)[0]
+        outputs = {"image_64": to_uint8(image_low)}
+        if self.stage2 is not None:
+            image_high = self.stage2([image_low, embedding, ca_noise_2], training=False)[0]
+            outputs["image_256"] = to_uint8(image_high)
+        return outputs
+
+
+def _checked_matrix(tensor, name: str, width: int):
+    """`tensor`, checked at run time to be [N, width]. The signature declares the shape, but
+    signature calls and TF Serving feed tensors into the graph without checking it, and a wrong
+    width would otherwise surface as a matmul error deep inside the generator. EnsureShape's
+    error names the input ("Shape of tensor embedding [2,7] is not compatible with ...")."""
+    return tf.ensure_shape(tensor, [None, width], name=f"check_{name}_shape")
+
+
+def _seeded_normal(seed, stream: int, n, dim: int):
+    return tf.random.stateless_normal(
+        tf.stack([n, dim]), seed=tf.stack([seed, tf.constant(stream, tf.int64)])
+    )
+
+
+def to_uint8(image):
+    """tanh output in [-1, 1] -> uint8 pixels, rounded rather than truncated."""
+    image = tf.cast(image, tf.float32)
+    return tf.cast(tf.round(tf.clip_by_value((image + 1.0) * 127.5, 0.0, 255.0)), tf.uint8)
+
+
+def default_export_dir(model_uri: str) -> str:
+    """Where TFX's Pusher looks for a SavedModel inside a Model artifact."""
+    return os.path.join(model_uri, "Format-Serving")
