@@ -8,7 +8,7 @@ import importlib
 import sys
 
 # module names under stackgan.commands, in the order `stackgan --help` lists them
-COMMANDS = ("synth", "run", "generate", "compile")
+COMMANDS = ("synth", "prepare", "run", "generate", "compile")
 
 
 def build_parser() -> argparse.ArgumentParser:
