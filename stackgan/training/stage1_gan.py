@@ -20,6 +20,7 @@ class StageIGAN(ConditionalGAN):
         super().__init__(generator, discriminator, config, **kwargs)
 
     def generate(self, embedding, training: bool):
+        embedding = tf.convert_to_tensor(embedding, tf.float32)
         batch = tf.shape(embedding)[0]
         noise = self.per_sample_normal(batch, self.config.model.z_dim)
         ca_noise = self.per_sample_normal(batch, self.config.model.ca_dim)

@@ -42,6 +42,7 @@ class StageIIGAN(ConditionalGAN):
         self.stage1_generator = stage1_generator
 
     def generate(self, embedding, training: bool):
+        embedding = tf.convert_to_tensor(embedding, tf.float32)
         batch = tf.shape(embedding)[0]
         model_cfg = self.config.model
         noise = self.per_sample_normal(batch, model_cfg.z_dim)

@@ -1,0 +1,229 @@
+"""StageIGAN / StageIIGAN train steps: what they update, what they leave alone, their schedule."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from stackgan import config as config_lib
+
+
+def _batches(size: int, count: int, batch: int, seed: int = 0):
+    import tensorflow as tf
+
+    rng = np.random.default_rng(seed)
+    n = count * batch
+    data = {
+        "image": rng.uniform(-1, 1, (n, size, size, 3)).astype("float32"),
+        "wrong_image": rng.uniform(-1, 1, (n, size, size, 3)).astype("float32"),
+        "embedding": rng.normal(size=(n, 1024)).astype("float32"),
+    }
+    return tf.data.Dataset.from_tensor_slices(data).batch(batch, drop_remainder=True)
+
+
+def _stage1(cfg, steps_per_epoch=1):
+    from stackgan import models, training
+
+    g = models.build_stage1_generator(cfg.model, cfg.data.low_res)
+    d = models.build_stage1_discriminator(cfg.model, cfg.data.low_res)
+    gan = training.StageIGAN(g, d, cfg)
+    gan.compile(*training.make_optimizers(cfg.train, steps_per_epoch))
+    return gan
+
+
+def _stage2(cfg, stage1=None):
+    from stackgan import models, training
+
+    stage1 = stage1 or models.build_stage1_generator(cfg.model, cfg.data.low_res)
+    g = models.build_stage2_generator(cfg.model, cfg.data.low_res)
+    d = models.build_stage2_discriminator(cfg.model, cfg.data.high_res)
+    gan = training.StageIIGAN(stage1, g, d, cfg)
+    gan.compile(*training.make_optimizers(cfg.train, 1))
+    return gan
+
+
+def _snapshot(model):
+    return {w.path: np.array(w) for w in model.weights}
+
+
+def test_stage1_step_updates_both_networks_and_logs_trackers(tiny_config):
+    from stackgan import training
+
+    gan = _stage1(tiny_config)
+    g_before, d_before = _snapshot(gan.generator), _snapshot(gan.discriminator)
+    logs = gan.fit(_batches(16, 1, 4), epochs=1, verbose=0).history
+    assert sorted(logs) == sorted(training.TRACKERS)
+    for name in ("d_loss", "g_loss", "kl"):
+        assert np.isfinite(logs[name][0]) and logs[name][0] > 0.0, name
+    for name in ("d_acc_real", "d_acc_wrong", "d_acc_fake"):
+        assert 0.0 <= logs[name][0] <= 1.0
+    g_after, d_after = _snapshot(gan.generator), _snapshot(gan.discriminator)
+    # every trainable weight of both networks moved, D's own text compressor included
+    for model, before, after in (
+        (gan.generator, g_before, g_after),
+        (gan.discriminator, d_before, d_after),
+    ):
+        for w in model.trainable_weights:
+            assert np.abs(after[w.path] - before[w.path]).max() > 0.0, w.path
+    assert "text_compress_fc/kernel" in {w.path for w in gan.discriminator.trainable_weights}
+    assert int(gan.d_optimizer.iterations) == int(gan.g_optimizer.iterations) == 1
+
+
+def test_learning_rate_halves_every_lr_decay_epochs(tiny_config):
+    cfg = tiny_config.replace(train={"lr_decay_epochs": 2})
+    steps_per_epoch = 3
+    gan = _stage1(cfg, steps_per_epoch)
+    lr0 = cfg.train.learning_rate
+    assert float(gan.d_optimizer.learning_rate) == pytest.approx(lr0)
+    # 7 steps = 2 epochs and 1 step: one halving after step 6 (= 2 epochs * 3 steps)
+    gan.fit(_batches(16, 7, 4), epochs=1, verbose=0)
+    for opt in (gan.d_optimizer, gan.g_optimizer):
+        assert int(opt.iterations) == 7
+        assert float(opt.learning_rate) == pytest.approx(lr0 * 0.5)
+    # the schedule itself, further out: halved once per 6 steps
+    from stackgan.training import step_decay
+
+    schedule = step_decay(cfg.train, steps_per_epoch)
+    values = [float(schedule(step)) for step in (0, 5, 6, 11, 12, 30)]
+    assert values == pytest.approx([lr0, lr0, lr0 / 2, lr0 / 2, lr0 / 4, lr0 / 32])
+
+
+def test_schedule_rejects_bad_steps_per_epoch(tiny_config):
+    from stackgan.training import make_optimizers
+
+    with pytest.raises(ValueError, match="steps_per_epoch"):
+        make_optimizers(tiny_config.train, 0)
+
+
+def test_adam_hyperparameters_follow_the_config(tiny_config):
+    gan = _stage1(tiny_config)
+    for opt in (gan.d_optimizer, gan.g_optimizer):
+        assert opt.beta_1 == pytest.approx(0.5)
+        assert float(opt.learning_rate) == pytest.approx(2e-4)
+
+
+def test_noise_is_drawn_per_sample(tiny_config):
+    gan = _stage1(tiny_config)
+    embedding = np.repeat(np.random.default_rng(0).normal(size=(1, 1024)), 4, 0).astype("f4")
+    image, mu, _ = (np.asarray(t) for t in gan.generate(embedding, training=False))
+    np.testing.assert_allclose(mu, np.broadcast_to(mu[0], mu.shape), rtol=1e-6)
+    assert min(np.abs(image[0] - image[i]).max() for i in range(1, 4)) > 1e-4
+    # and a new draw at every call (the SeedGenerator advances)
+    again = np.asarray(gan.generate(embedding, training=False)[0])
+    assert np.abs(again - image).max() > 1e-4
+
+
+def test_kl_divergence_per_sample():
+    from stackgan.training import losses
+
+    mu = np.array([[0.0, 0.0], [1.0, -1.0], [0.0, 0.0]], "float32")
+    log_sigma = np.array([[0.0, 0.0], [0.0, 0.0], [np.log(2.0)] * 2], "float32")
+    kl = np.asarray(losses.kl_divergence(mu, log_sigma))
+    # KL(N(mu, s^2) || N(0, 1)) = -log s + (s^2 + mu^2 - 1) / 2, averaged over dimensions
+    expected = [0.0, 0.5, -np.log(2.0) + (4.0 - 1.0) / 2]
+    np.testing.assert_allclose(kl, expected, rtol=1e-6, atol=1e-7)
+
+
+def test_losses_on_known_logits():
+    from stackgan.training import losses
+
+    logits = np.array([[0.0], [2.0], [-3.0]], "float32")
+    np.testing.assert_allclose(
+        losses.sigmoid_cross_entropy(logits, 1.0),
+        [np.log(2.0), np.log1p(np.exp(-2.0)), np.log1p(np.exp(3.0))],
+        rtol=1e-6,
+    )
+    np.testing.assert_allclose(losses.correct_fraction(logits, 1.0), [0, 1, 0])
+    np.testing.assert_allclose(losses.correct_fraction(logits, 0.0), [1, 0, 1])
+    assert float(losses.average(np.array([1.0, 3.0], "float32"))) == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize("mode", ["batch", "moving"])
+def test_stage2_keeps_stage1_bit_identical(tiny_config, mode):
+    cfg = tiny_config.replace(model={"frozen_stage1_batchnorm": mode})
+    gan = _stage2(cfg)
+    stage1 = gan.stage1_generator
+    before = _snapshot(stage1)
+    g_before = _snapshot(gan.generator)
+    assert not stage1.trainable_weights
+    gan.fit(_batches(64, 2, 4), epochs=1, verbose=0)
+    after = _snapshot(stage1)
+    assert before.keys() == after.keys()
+    for path in before:  # weights AND BatchNorm moving statistics
+        np.testing.assert_array_equal(before[path], after[path], err_msg=path)
+    assert any(np.abs(_snapshot(gan.generator)[p] - v).max() > 0 for p, v in g_before.items())
+
+
+def test_frozen_stage1_batchnorm_modes(tiny_config):
+    from stackgan import models
+
+    m = tiny_config.model
+    rng = np.random.default_rng(0)
+    inputs = [rng.normal(size=(8, d)).astype("float32") for d in (1024, m.z_dim, m.ca_dim)]
+    outputs = {}
+    for mode in ("batch", "moving"):
+        cfg = tiny_config.replace(model={"frozen_stage1_batchnorm": mode})
+        stage1 = models.build_stage1_generator(m, tiny_config.data.low_res)
+        _stage2(cfg, stage1)
+        outputs[mode] = (
+            np.asarray(stage1(inputs, training=True)[0]),
+            np.asarray(stage1(inputs, training=False)[0]),
+        )
+    batch_train, batch_infer = outputs["batch"]
+    moving_train, moving_infer = outputs["moving"]
+    # "moving": Stage-I runs as at inference while Stage-II trains
+    np.testing.assert_allclose(moving_train, moving_infer, rtol=1e-6, atol=1e-6)
+    # "batch": batch statistics, which differ from the (untrained) moving ones
+    assert np.abs(batch_train - batch_infer).max() > 1e-3
+
+
+def test_bad_frozen_batchnorm_mode_is_rejected(tiny_config):
+    cfg = tiny_config.replace(model={"frozen_stage1_batchnorm": "none"})
+    with pytest.raises(ValueError, match="frozen_stage1_batchnorm"):
+        _stage2(cfg)
+
+
+def test_stage2_with_unconditional_logit_trains(tiny_config):
+    cfg = tiny_config.replace(model={"stage2_unconditional_logit": True})
+    gan = _stage2(cfg)
+    logs = gan.fit(_batches(64, 1, 4), epochs=1, verbose=0).history
+    assert all(np.isfinite(v[0]) for v in logs.values())
+    uncond = gan.discriminator.get_layer("uncond_logit_conv").kernel
+    assert uncond.path in {w.path for w in gan.discriminator.trainable_weights}
+
+
+def test_mixed_precision_step(tiny_config):
+    import keras
+
+    from stackgan import models, training
+
+    cfg = tiny_config.replace(train={"mixed_precision": True})
+    policy = training.dtype_policy(cfg.train)
+    g = models.build_stage1_generator(cfg.model, cfg.data.low_res, dtype_policy=policy)
+    d = models.build_stage1_discriminator(cfg.model, cfg.data.low_res, dtype_policy=policy)
+    gan = training.StageIGAN(g, d, cfg)
+    gan.compile(*training.make_optimizers(cfg.train, 1))
+    assert isinstance(gan.d_optimizer, keras.optimizers.LossScaleOptimizer)
+    before = _snapshot(g)
+    logs = gan.fit(_batches(16, 2, 4), epochs=1, verbose=0).history
+    assert all(np.isfinite(v[0]) for v in logs.values())
+    assert all(w.dtype == "float32" for w in g.weights)
+    assert any(np.abs(np.array(w) - before[w.path]).max() > 0 for w in g.trainable_weights)
+
+
+def test_xla_step(tiny_config):
+    cfg = tiny_config.replace(train={"xla": True})
+    gan = _stage1(cfg)
+    assert gan.jit_compile
+    logs = gan.fit(_batches(16, 2, 4), epochs=1, verbose=0).history
+    assert all(np.isfinite(v[0]) for v in logs.values())
+
+
+def test_paper_config_defaults_are_the_tf_ones():
+    cfg = config_lib.paper()
+    assert cfg.train.kl_weight == 2.0
+    assert cfg.model.ca_activation == "leaky_relu"
+    assert cfg.model.stage1_residual_bottlenecks
+    assert not cfg.model.stage2_unconditional_logit
+    assert cfg.model.frozen_stage1_batchnorm == "batch"
+    assert not cfg.train.mixed_precision and not cfg.train.xla
