@@ -61,7 +61,7 @@ def test_zero_shot_top1_classifies_images_by_nearest_class_mean_caption():
     result = zero_shot_top1(images, image_labels, texts, text_labels)
     assert result.top1 == pytest.approx(0.75)
     assert result.num_classes == 2 and result.chance == pytest.approx(0.5)
-    assert result.as_dict()["zero_shot_images"] == 4
+    assert result.as_dict()["images"] == 4
 
 
 def test_zero_shot_top1_rejects_images_of_classes_without_captions():

@@ -25,10 +25,10 @@ class RetrievalResult:
 
     def as_dict(self) -> dict[str, float]:
         return {
-            "zero_shot_top1": self.top1,
-            "zero_shot_chance": self.chance,
-            "zero_shot_images": self.num_images,
-            "zero_shot_classes": self.num_classes,
+            "top1": self.top1,
+            "chance": self.chance,
+            "images": self.num_images,
+            "classes": self.num_classes,
         }
 
 

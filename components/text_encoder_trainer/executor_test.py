@@ -1,0 +1,160 @@
+"""TextEncoderTrainer's executor on a tiny Examples artifact and an (untrained) classifier."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+from tfx.types import artifact_utils, standard_artifacts
+from tfx.types.channel_utils import as_channel
+
+from stackgan import config as config_lib
+from stackgan.components.text_encoder_trainer.component import TextEncoderTrainer
+from stackgan.components.text_encoder_trainer.executor import (
+    HISTORY_FILE,
+    METRICS_FILE,
+    Executor,
+)
+from stackgan.evaluation import classifier
+from stackgan.tfrecords import example_codec
+from stackgan.tfrecords.shard_writer import TFRecordShardWriter, shard_name
+
+COLOURS = ("red", "blue", "green", "yellow")
+
+
+def _png(rgb, size: int, seed: int) -> bytes:
+    noise = np.random.default_rng(seed).integers(-30, 30, (size, size, 3))
+    array = np.clip(np.asarray(rgb) + noise, 0, 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _examples(uri, data_cfg, splits: dict[str, list[int]], captions_of=None):
+    """Examples at `uri`: per split, 3 images of each listed label; label k is painted and
+    described in COLOURS[k]."""
+    artifact = standard_artifacts.Examples()
+    artifact.uri = str(uri)
+    artifact.split_names = artifact_utils.encode_split_names(list(splits))
+    image_id = 0
+    for split, labels in splits.items():
+        os.makedirs(uri / f"Split-{split}")
+        with TFRecordShardWriter(str(uri / f"Split-{split}" / shard_name(0, 1))) as writer:
+            for label in labels:
+                for _ in range(3):
+                    image_id += 1
+                    colour = COLOURS[label]
+                    rgb = {"red": (220, 20, 20), "blue": (20, 20, 220)}.get(colour, (20, 220, 20))
+                    captions = (captions_of or (lambda c, i: f"a {c} bird, picture {i}"))(
+                        colour, image_id
+                    )
+                    captions = captions if isinstance(captions, tuple) else (captions,) * 10
+                    writer.write(
+                        example_codec.encode(
+                            example_codec.ImageRecord(
+                                image_id=image_id,
+                                filename=f"{label + 1:03d}.C/C_{image_id}",
+                                label=label,
+                                class_id=label + 1,
+                                class_name=f"{label + 1:03d}.C",
+                                image_high=_png(rgb, data_cfg.high_res_stored, image_id),
+                                image_low=_png(rgb, data_cfg.low_res_stored, image_id),
+                                captions=captions,
+                                embedding=None,
+                            )
+                        )
+                    )
+    return artifact
+
+
+@pytest.fixture(scope="module")
+def classifier_model(tmp_path_factory):
+    cfg = config_lib.tiny().classifier
+    uri = tmp_path_factory.mktemp("classifier")
+    models = classifier.build_classifier(cfg, 4, classifier.WeightsChoice(None, "none", "test"))
+    classifier.export_classifier(
+        models,
+        uri / "Format-Serving",
+        {"class_ids": [0, 1, 2, 3], "weights_source": "none", "warning": "untrained, a test"},
+    )
+    artifact = standard_artifacts.Model()
+    artifact.uri = str(uri)
+    return artifact
+
+
+def _outputs(tmp_path):
+    model, run = standard_artifacts.Model(), standard_artifacts.ModelRun()
+    model.uri, run.uri = str(tmp_path / "model"), str(tmp_path / "run")
+    os.makedirs(model.uri)
+    os.makedirs(run.uri)
+    return model, run
+
+
+def _captions(colour: str, image_id: int):
+    # image 2 has only blank captions (skipped), image 3 one real caption among blanks
+    if image_id == 2:
+        return ("",) * 10
+    if image_id == 3:
+        return (f"a {colour} bird",) + (" ",) * 9
+    return f"a {colour} bird, picture {image_id}"
+
+
+def test_trains_exports_a_string_encoder_and_reports_zero_shot_retrieval(
+    classifier_model, tmp_path
+):
+    cfg = config_lib.tiny().replace(text={"epochs": 2})
+    examples = _examples(
+        tmp_path / "examples", cfg.data, {"train": [0, 1, 2], "test": [3, 1]}, _captions
+    )
+    model, run = _outputs(tmp_path)
+    Executor().Do(
+        {"examples": [examples], "classifier": [classifier_model]},
+        {"model": [model], "model_run": [run]},
+        {"config_json": cfg.to_json()},
+    )
+    loaded = tf.saved_model.load(os.path.join(model.uri, "Format-Serving"))
+    out = loaded.signatures["serving_default"](caption=tf.constant(["a new sentence", ""]))
+    assert out["embedding"].shape == (2, cfg.text.embedding_dim)
+
+    with open(os.path.join(run.uri, HISTORY_FILE)) as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2 and {"loss", "val_loss"} <= set(rows[0])
+    metrics = json.loads((tmp_path / "run" / METRICS_FILE).read_text())
+    zero_shot = metrics["zero_shot"]
+    assert (zero_shot["images"], zero_shot["classes"], zero_shot["chance"]) == (6, 2, 0.5)
+    assert 0.0 <= zero_shot["top1"] <= 1.0
+    assert metrics["splits"]["train"] == {
+        "images_read": 9, "skipped_no_captions": 1, "blank_captions_dropped": 19
+    }  # fmt: skip
+    assert metrics["seen_classes"]["images"] == 8
+    assert metrics["classifier"]["weights_source"] == "none"
+    assert len(metrics["history"]["loss"]) == 2
+
+
+def test_a_missing_train_split_is_an_error_naming_the_artifact(classifier_model, tmp_path):
+    cfg = config_lib.tiny()
+    examples = _examples(tmp_path / "examples", cfg.data, {"test": [0, 1]})
+    model, run = _outputs(tmp_path)
+    with pytest.raises(ValueError, match=r"examples: no 'train' split"):
+        Executor().Do(
+            {"examples": [examples], "classifier": [classifier_model]},
+            {"model": [model], "model_run": [run]},
+            {"config_json": cfg.to_json()},
+        )
+    assert os.listdir(model.uri) == []  # nothing that looks like a finished model
+
+
+def test_component_declares_its_channels(classifier_model):
+    component = TextEncoderTrainer(
+        examples=as_channel([standard_artifacts.Examples()]),
+        classifier=as_channel([classifier_model]),
+        config_json=config_lib.tiny().to_json(),
+    )
+    assert set(component.inputs) == {"examples", "classifier"}
+    assert set(component.outputs) == {"model", "model_run"}
