@@ -31,6 +31,11 @@ BLANK_DROPPED = "blank_captions_dropped"
 COUNTERS = (WRITTEN, SKIPPED_NO_CAPTIONS, CYCLED, TRUNCATED, BLANK_DROPPED)
 
 
+def split_counter(split: str) -> str:
+    """Counter of the examples written to one split (CubExampleGen's property name)."""
+    return f"num_{split}"
+
+
 @dataclasses.dataclass(frozen=True)
 class ShardJob:
     split: str
@@ -103,6 +108,7 @@ class EmbedShard(beam.DoFn):
                     written += self._flush(job, pending, writer)
                     pending = []
             written += self._flush(job, pending, writer)
+        beam.metrics.Metrics.counter(NAMESPACE, split_counter(job.split)).inc(written)
         yield job.split, written
 
     def _fill(self, example) -> tuple[str, ...]:

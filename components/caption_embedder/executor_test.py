@@ -127,6 +127,12 @@ def test_executor_keeps_splits_and_shards_and_records_its_counts(encoder_model, 
     assert output.get_int_custom_property(embed_shards.WRITTEN) == 5
     assert output.get_int_custom_property(embed_shards.SKIPPED_NO_CAPTIONS) == 1
     assert output.get_int_custom_property(embed_shards.CYCLED) == 1
+    assert output.get_int_custom_property("num_train") == 4
+    assert output.get_int_custom_property("num_test") == 1
+    assert output.get_int_custom_property("has_embeddings") == 1
+    assert sorted(os.listdir(tmp_path / "out")) == [
+        "Split-test", "Split-train", SUMMARY_FILE, "schema.pbtxt"
+    ]  # fmt: skip
     summary = json.loads((tmp_path / "out" / SUMMARY_FILE).read_text())
     assert summary["counts"][embed_shards.WRITTEN] == 5
     test_records = _read(tmp_path / "out" / "Split-test" / shard_name(0, 1))
@@ -144,6 +150,7 @@ def test_executor_fails_when_too_many_images_have_no_caption(encoder_model, tmp_
             {"examples": [output]},
             {"config_json": config_lib.tiny().to_json()},
         )
+    assert os.listdir(output.uri) == []  # no Split-* folder that looks complete
 
 
 def test_a_record_that_is_not_a_tf_example_is_named(encoder_model, tmp_path):
