@@ -73,10 +73,13 @@ def embedding_files(dataset: cub.CubDataset) -> tuple[Path, ...]:
 
 
 def _check_output_dir(output_dir: str) -> None:
-    existing = FileSystems.match([f"{output_dir.rstrip('/')}/Split-*"])[0].metadata_list
+    # Folders exist on local disks; object stores (gs://) only know the files inside them.
+    folders = [transforms.split_dir(output_dir, s) for s in cub.SPLITS]
+    files = FileSystems.match([f"{output_dir}/Split-*/*"])[0].metadata_list
+    existing = [f for f in folders if FileSystems.exists(f)] + [f.path for f in files]
     if existing:
         raise FileExistsError(
-            f"{output_dir} already holds {existing[0].path}: remove it or choose another output"
+            f"{output_dir} already holds {existing[0]}: remove it or choose another output"
         )
 
 
