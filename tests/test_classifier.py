@@ -11,7 +11,9 @@ import pytest
 import tensorflow as tf
 from keras.src.utils import file_utils
 
+from stackgan.components.classifier_trainer.executor_test import make_image, write_examples
 from stackgan.evaluation import classifier as clf
+from stackgan.evaluation import classifier_data
 
 
 class DownloadAttempted(AssertionError):
@@ -162,17 +164,6 @@ def test_pretrained_fine_tuning_freezes_the_backbone_then_trains_its_upper_layer
     assert changed and not (changed & lower)
 
 
-def test_from_scratch_trains_every_layer_in_one_phase(tiny_cfg, no_downloads):
-    models = clf.build_classifier(tiny_cfg, num_classes=3, weights=clf.choose_weights(tiny_cfg))
-    first_conv = models.backbone.get_layer("Conv1").kernel.numpy().copy()
-    data = _random_batches()
-    phases = clf.fine_tune(models, data, data, tiny_cfg)
-    assert [p["phase"] for p in phases] == ["scratch"]
-    epochs = tiny_cfg.head_epochs + tiny_cfg.finetune_epochs
-    assert len(phases[0]["history"]["loss"]) == epochs
-    assert not np.array_equal(models.backbone.get_layer("Conv1").kernel.numpy(), first_conv)
-
-
 def test_top1_accuracy_counts_argmax_hits():
     # an identity "classifier": the images are their own logits
     identity = keras.Sequential([keras.Input((3,)), keras.layers.Identity()])
@@ -209,3 +200,67 @@ def test_export_and_load_follow_the_classifier_contract(tiny_cfg, tmp_path):
 def test_loading_something_else_names_the_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="classifier.json"):
         clf.load_classifier(tmp_path)
+
+
+# -- which images the classifier sees (stackgan.evaluation.classifier_data) ----------------------
+
+
+def _index(ids, labels):
+    return classifier_data.ImageIndex(
+        np.array(ids, np.int64), np.array(labels, np.int64), {int(c): f"c{c}" for c in labels}
+    )
+
+
+def test_classes_default_to_the_test_split_or_all(tiny_cfg):
+    train, test = _index([1, 2, 3], [0, 1, 1]), _index([4, 5, 6], [7, 5, 7])
+    for choice, expected in (("test", [5, 7]), ("all", [0, 1, 5, 7])):
+        cfg = dataclasses.replace(tiny_cfg, classes=choice)
+        assert classifier_data.choose_classes(cfg, train, test) == expected
+    one_class = _index([4, 5], [7, 7])
+    with pytest.raises(ValueError, match="gives 1 class"):
+        classifier_data.choose_classes(
+            dataclasses.replace(tiny_cfg, classes="test"), train, one_class
+        )
+
+
+def test_holdout_is_per_class_and_seeded():
+    # class 0: 10 images, class 1: 3, class 2: 1 (cannot be split), class 9: not chosen
+    ids = list(range(1, 15)) + [99]
+    labels = [0] * 10 + [1] * 3 + [2] + [9]
+    index = _index(ids, labels)
+    held = classifier_data.choose_holdout([index], [0, 1, 2], fraction=0.2, seed=0)
+    by_class = {c: sorted(set(held) & set(np.array(ids)[np.array(labels) == c])) for c in (0, 1, 2)}
+    assert [len(by_class[c]) for c in (0, 1, 2)] == [2, 1, 0]
+    assert 99 not in held
+    again = classifier_data.choose_holdout([index], [0, 1, 2], fraction=0.2, seed=0)
+    np.testing.assert_array_equal(held, again)
+    with pytest.raises(ValueError, match="holdout_fraction"):
+        classifier_data.choose_holdout([index], [0], fraction=1.0, seed=0)
+
+
+def test_datasets_hold_the_chosen_classes_with_indexed_labels(tiny_config, tmp_path):
+    data_cfg, cfg = tiny_config.data, tiny_config.classifier
+    train_images = [(1, 0), (2, 0), (3, 0), (4, 1), (5, 1), (6, 1)]
+    test_images = [(7, 2), (8, 2), (9, 3)]  # class 3 is not chosen below
+    examples = write_examples(str(tmp_path), {"train": train_images, "test": test_images}, data_cfg)
+    patterns = [str(tmp_path / f"Split-{s}" / "*") for s in ("train", "test")]
+    indexes = [classifier_data.scan_split(p) for p in patterns]
+    assert examples.uri == str(tmp_path)
+    np.testing.assert_array_equal(indexes[1].image_ids, [7, 8, 9])
+    assert indexes[0].class_names == {0: "001.Class_0", 1: "002.Class_1"}
+
+    classes, holdout = [0, 1, 2], np.array([2, 8])
+    train, held = classifier_data.make_datasets(
+        patterns, indexes, data_cfg, cfg, classes, holdout, 0
+    )
+    train_labels = np.concatenate([labels.numpy() for _, labels in train])
+    assert sorted(train_labels) == [0, 0, 1, 1, 1, 2]  # ids 1, 3 / 4, 5, 6 / 7
+    images, labels = next(iter(held))
+    assert labels.numpy().tolist() == [0, 2]  # ids 2 and 8 (class 2 is index 2)
+    assert images.shape == (2, cfg.image_size, cfg.image_size, 3)
+    crop = make_image(0, 2, data_cfg.high_res_stored)[6:70, 6:70]  # centre 64 of 76
+    expected = tf.image.resize(crop[None], [32, 32], antialias=True) / 127.5 - 1.0
+    np.testing.assert_allclose(images[0].numpy(), expected[0].numpy(), atol=1e-5)
+    for batch, _ in train:
+        assert batch.shape[1:] == (32, 32, 3)
+        assert batch.numpy().min() >= -1.0 and batch.numpy().max() <= 1.0
