@@ -1,0 +1,257 @@
+"""tf.data input pipelines over the Examples artifact (contract: docs/ARCHITECTURE.md).
+
+Training batches: a random crop (data.low_res_stored -> low_res for stage 1, high_res_stored ->
+high_res for stage 2) with a horizontal flip of p = 0.5, pixels in [-1, 1]; the text condition
+is the mean of `data.embeddings_per_sample` randomly chosen embeddings of the image's 10 (TF
+averages 4, PT takes 1); and a matching-aware "wrong" image drawn from a DIFFERENT class, as in
+the authors' TF code (PT's in-batch shift can pair an image with its own class).
+
+Randomness is stateless, keyed by (seed, element index), so `deterministic=True` makes a run
+reproducible element for element; `deterministic=False` only lets parallel stages reorder.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from stackgan.schemas import features
+
+AUTOTUNE = tf.data.AUTOTUNE
+# Each sample looks at this many candidates from an independently shuffled stream and takes the
+# first of another class; a sample whose candidates all share its class is dropped (with 2
+# balanced classes 1 in 256, with CUB's 150 about never).
+WRONG_CANDIDATES = 8
+# That many drops in a row means the data has a single class: fail instead of spinning.
+MAX_CONSECUTIVE_DROPS = 100
+_WRONG = "wrong_encoded"
+
+
+class MissingEmbeddingsError(ValueError):
+    """The Examples lack the `embedding` feature the trainers need."""
+
+
+def _files(file_pattern: str) -> list[str]:
+    files = sorted(tf.io.gfile.glob(file_pattern))
+    if not files:
+        raise FileNotFoundError(f"no TFRecord files match {file_pattern!r}")
+    return files
+
+
+def _require_embeddings(files: list[str]) -> None:
+    """Looks at the first record: raw Examples of a dataset without embeddings lack them all."""
+    for serialized in tf.data.TFRecordDataset(files, compression_type="GZIP").take(1):
+        example = tf.train.Example.FromString(serialized.numpy())
+        if features.EMBEDDING not in example.features.feature:
+            raise MissingEmbeddingsError(
+                f"{files[0]}: these Examples have no '{features.EMBEDDING}' feature (the dataset"
+                f" shipped no char-CNN-RNN embeddings). Training and evaluation need text"
+                f" embeddings: run the text-encoder path (TextEncoderTrainer + CaptionEmbedder),"
+                f" which writes Examples with embeddings, and read those instead."
+            )
+        return
+    raise ValueError(f"{files}: the files hold no records")
+
+
+def _stage_image(config, stage: int) -> tuple[str, int, int]:
+    """(feature, stored size, training size) of a stage."""
+    data = config.data
+    if stage == 1:
+        return features.IMAGE_LOW, data.low_res_stored, data.low_res
+    if stage == 2:
+        return features.IMAGE_HIGH, data.high_res_stored, data.high_res
+    raise ValueError(f"stage must be 1 or 2, got {stage!r}")
+
+
+def decode_image(encoded: tf.Tensor, size: int, encoding: str) -> tf.Tensor:
+    """uint8 [size, size, 3] from a stored crop (PNG, JPEG or raw bytes)."""
+    if encoding == "raw":
+        image = tf.reshape(tf.io.decode_raw(encoded, tf.uint8), [size, size, 3])
+    else:
+        image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
+    return tf.ensure_shape(image, [size, size, 3])
+
+
+def to_unit_range(image: tf.Tensor) -> tf.Tensor:
+    """uint8 [0, 255] -> float32 [-1, 1]."""
+    return tf.cast(image, tf.float32) / 127.5 - 1.0
+
+
+def _records(files: list[str], seed: int, deterministic: bool) -> tf.data.Dataset:
+    """Serialized Examples, files in a seeded random order, a few read at a time."""
+    return (
+        tf.data.Dataset.from_tensor_slices(files)
+        .shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+        .interleave(
+            lambda f: tf.data.TFRecordDataset(f, compression_type="GZIP"),
+            cycle_length=min(len(files), 4),
+            num_parallel_calls=AUTOTUNE,
+            deterministic=deterministic,
+        )
+    )
+
+
+def _parsed(records, spec, deterministic):
+    return records.map(
+        lambda s: tf.io.parse_single_example(s, spec),
+        num_parallel_calls=AUTOTUNE,
+        deterministic=deterministic,
+    )
+
+
+def _pick_wrong(image_key: str):
+    def pick(example, candidates):
+        differs = tf.not_equal(candidates[features.LABEL], example[features.LABEL])
+        first = tf.argmax(tf.cast(differs, tf.int32), output_type=tf.int32)
+        return {
+            **example,
+            _WRONG: candidates[image_key][first],
+            "found": tf.reduce_any(differs),
+        }
+
+    return pick
+
+
+def _count_drops(drops, example):
+    drops = tf.where(example["found"], tf.constant(0, tf.int64), drops + 1)
+    check = tf.debugging.assert_less(
+        drops,
+        tf.constant(MAX_CONSECUTIVE_DROPS, tf.int64),
+        message=(
+            f"{MAX_CONSECUTIVE_DROPS} samples in a row found no image of another class among"
+            f" {WRONG_CANDIDATES} candidates each: matching-aware training needs Examples of at"
+            f" least two classes"
+        ),
+    )
+    with tf.control_dependencies([check]):
+        return drops, {k: tf.identity(v) for k, v in example.items()}
+
+
+def _augment(image: tf.Tensor, size: int, crop_seed, flip_seed) -> tf.Tensor:
+    cropped = tf.image.stateless_random_crop(image, [size, size, 3], seed=crop_seed)
+    return tf.image.stateless_random_flip_left_right(cropped, seed=flip_seed)
+
+
+def mean_of_random_embeddings(embeddings: tf.Tensor, count: int, seed) -> tf.Tensor:
+    """The mean of `count` distinct rows of [captions, E], chosen with a stateless seed."""
+    scores = tf.random.stateless_uniform([tf.shape(embeddings)[0]], seed=seed)
+    chosen = tf.math.top_k(scores, k=count).indices
+    return tf.reduce_mean(tf.gather(embeddings, chosen), axis=0)
+
+
+def make_train_dataset(
+    file_pattern: str,
+    config,
+    stage: int,
+    batch_size: int,
+    *,
+    deterministic: bool = False,
+    seed: int = 0,
+    repeat: bool = False,
+) -> tf.data.Dataset:
+    """Batches (drop_remainder) of {"image", "wrong_image": f32[B,S,S,3] in [-1, 1],
+    "embedding": f32[B,E]}, S = data.low_res (stage 1) or data.high_res (stage 2).
+
+    One pass over the files unless `repeat`. Raises MissingEmbeddingsError for Examples
+    without embeddings.
+    """
+    data = config.data
+    files = _files(file_pattern)
+    _require_embeddings(files)
+    image_key, stored, size = _stage_image(config, stage)
+    if not 1 <= data.embeddings_per_sample <= data.captions_per_image:
+        raise ValueError(
+            f"data.embeddings_per_sample must be in 1..{data.captions_per_image},"
+            f" got {data.embeddings_per_sample}"
+        )
+    spec = features.parse_spec(
+        features.WITH_EMBEDDINGS, (features.LABEL, image_key, features.EMBEDDING)
+    )
+    wrong_spec = features.parse_spec(features.WITH_EMBEDDINGS, (features.LABEL, image_key))
+
+    # Parsing before shuffling keeps only this stage's image in the shuffle buffers.
+    examples = _parsed(_records(files, seed, deterministic), spec, deterministic).shuffle(
+        data.shuffle_buffer, seed=seed, reshuffle_each_iteration=True
+    )
+    if repeat:
+        examples = examples.repeat()
+    candidates = (
+        _parsed(_records(files, seed + 1, deterministic), wrong_spec, deterministic)
+        .shuffle(data.shuffle_buffer, seed=seed + 1, reshuffle_each_iteration=True)
+        .repeat()
+        .batch(WRONG_CANDIDATES)
+    )
+    base_seed = tf.constant(seed, tf.int64)
+
+    def decode_and_augment(index, example):
+        seeds = tf.random.experimental.stateless_split(tf.stack([base_seed, index]), num=5)
+        image = decode_image(example[image_key], stored, data.image_encoding)
+        wrong = decode_image(example[_WRONG], stored, data.image_encoding)
+        return {
+            "image": to_unit_range(_augment(image, size, seeds[0], seeds[1])),
+            "wrong_image": to_unit_range(_augment(wrong, size, seeds[2], seeds[3])),
+            "embedding": mean_of_random_embeddings(
+                example[features.EMBEDDING], data.embeddings_per_sample, seeds[4]
+            ),
+        }
+
+    dataset = (
+        tf.data.Dataset.zip(examples, candidates)
+        .map(_pick_wrong(image_key))
+        .scan(tf.constant(0, tf.int64), _count_drops)
+        .filter(lambda example: example["found"])
+        .enumerate()
+        .map(decode_and_augment, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+        .batch(batch_size, drop_remainder=True)
+        .prefetch(AUTOTUNE)
+    )
+    options = tf.data.Options()
+    options.deterministic = deterministic
+    return dataset.with_options(options)
+
+
+def _centre_crop(image: tf.Tensor, stored: int, size: int) -> tf.Tensor:
+    offset = (stored - size) // 2
+    return tf.image.crop_to_bounding_box(image, offset, offset, size, size)
+
+
+def make_eval_dataset(file_pattern: str, config, batch_size: int) -> tf.data.Dataset:
+    """Every (image, caption) pair of the files once, in file order: batches (the last may be
+    smaller) of {"image_low": f32[B,s,s,3], "image_high": f32[B,S,S,3] (centre crops, [-1, 1]),
+    "embedding": f32[B,E], "caption": string[B], "label": int64[B], "image_id": int64[B]}."""
+    data = config.data
+    files = _files(file_pattern)
+    _require_embeddings(files)
+    spec = features.parse_spec(
+        features.WITH_EMBEDDINGS,
+        (features.IMAGE_ID, features.LABEL, features.IMAGE_LOW, features.IMAGE_HIGH,
+         features.CAPTIONS, features.EMBEDDING),
+    )  # fmt: skip
+
+    def decode(example):
+        low = decode_image(example[features.IMAGE_LOW], data.low_res_stored, data.image_encoding)
+        high = decode_image(example[features.IMAGE_HIGH], data.high_res_stored, data.image_encoding)
+        return {
+            "image_low": to_unit_range(_centre_crop(low, data.low_res_stored, data.low_res)),
+            "image_high": to_unit_range(_centre_crop(high, data.high_res_stored, data.high_res)),
+            "label": example[features.LABEL],
+            "image_id": example[features.IMAGE_ID],
+            "caption": example[features.CAPTIONS],
+            "embedding": example[features.EMBEDDING],
+        }
+
+    def one_per_caption(example):
+        per_image = {k: example[k] for k in ("image_low", "image_high", "label", "image_id")}
+        per_caption = {k: example[k] for k in ("caption", "embedding")}
+        return tf.data.Dataset.zip(
+            tf.data.Dataset.from_tensors(per_image).repeat(),
+            tf.data.Dataset.from_tensor_slices(per_caption),
+        ).map(lambda image, caption: {**image, **caption})
+
+    return (
+        tf.data.TFRecordDataset(files, compression_type="GZIP")
+        .map(lambda s: tf.io.parse_single_example(s, spec), num_parallel_calls=AUTOTUNE)
+        .map(decode, num_parallel_calls=AUTOTUNE)
+        .flat_map(one_per_caption)
+        .batch(batch_size)
+        .prefetch(AUTOTUNE)
+    )
