@@ -1,0 +1,112 @@
+"""Fixed-caption samples during training: PNG sample sheets in the run directory and image
+grids in TensorBoard.
+
+The captions (with their embeddings) and every noise input are fixed for the whole run, and
+restored identically on resume (they derive from the data and `TrainConfig.seed`), so successive
+sheets show how the same sentences render as training goes on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterable
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from stackgan.config import Config
+from stackgan.training import summaries
+from stackgan.visualize.sample_sheet import render_sheet
+
+SAMPLE_COUNT = 8
+SAMPLE_COLUMNS = 4
+
+
+@dataclasses.dataclass(frozen=True)
+class FixedSamples:
+    captions: list[str]
+    embedding: np.ndarray  # f32[N, E]
+    noise: np.ndarray  # f32[N, z_dim]
+    ca_noise: np.ndarray  # f32[N, ca_dim], Stage-I CA
+    ca_noise_2: np.ndarray  # f32[N, ca_dim], Stage-II CA
+
+
+def fixed_samples(batches: Iterable[dict], config: Config) -> FixedSamples:
+    """Up to SAMPLE_COUNT (caption, embedding) pairs of DIFFERENT images, read from
+    `make_eval_dataset` batches (which list each image's captions together), and noise drawn
+    from `config.train.seed`."""
+    captions: list[str] = []
+    embeddings: list[np.ndarray] = []
+    seen: set[int] = set()
+    for batch in batches:
+        ids = np.asarray(batch["image_id"])
+        texts = np.asarray(batch["caption"])
+        vectors = np.asarray(batch["embedding"], np.float32)
+        for image_id, text, vector in zip(ids, texts, vectors):
+            if int(image_id) in seen:
+                continue
+            seen.add(int(image_id))
+            captions.append(text.decode() if isinstance(text, bytes) else str(text))
+            embeddings.append(vector)
+            if len(captions) == SAMPLE_COUNT:
+                break
+        if len(captions) == SAMPLE_COUNT:
+            break
+    if not captions:
+        raise ValueError("no captions to draw sample sheets from: the sample split is empty")
+    n = len(captions)
+    rng = np.random.default_rng(config.train.seed)
+    model_cfg = config.model
+    return FixedSamples(
+        captions=captions,
+        embedding=np.stack(embeddings),
+        noise=rng.standard_normal((n, model_cfg.z_dim), np.float32),
+        ca_noise=rng.standard_normal((n, model_cfg.ca_dim), np.float32),
+        ca_noise_2=rng.standard_normal((n, model_cfg.ca_dim), np.float32),
+    )
+
+
+def generate(
+    samples: FixedSamples, generator: keras.Model, stage1_generator: keras.Model | None = None
+) -> np.ndarray:
+    """uint8 [N,H,W,3] images of the trained stage, BatchNorm in inference mode as served.
+    Stage-II (with `stage1_generator`) refines Stage-I's image of the same noise."""
+    if stage1_generator is None:
+        image = generator([samples.embedding, samples.noise, samples.ca_noise], training=False)[0]
+    else:
+        low = stage1_generator(
+            [samples.embedding, samples.noise, samples.ca_noise], training=False
+        )[0]
+        image = generator([low, samples.embedding, samples.ca_noise_2], training=False)[0]
+    image = np.asarray(keras.ops.convert_to_numpy(image), np.float32)
+    return np.round(np.clip((image + 1.0) * 127.5, 0, 255)).astype(np.uint8)
+
+
+class SampleWriter:
+    """Writes `<run_dir>/samples/step_<step>.png` and a TensorBoard image summary per call."""
+
+    def __init__(self, run_dir: str, samples: FixedSamples, summary_writer=None):
+        self.directory = os.path.join(run_dir, "samples")
+        self.samples = samples
+        self.summary_writer = summary_writer
+        tf.io.gfile.makedirs(self.directory)
+        if summary_writer is not None:
+            with summary_writer.as_default():
+                captions = "\n".join(f"{i}. {c}" for i, c in enumerate(samples.captions))
+                summaries.text("sample_captions", captions, step=0)
+
+    def write(self, images: np.ndarray, step: int, name: str | None = None) -> str:
+        path = os.path.join(self.directory, name or f"step_{step:07d}.png")
+        sheet = render_sheet(images, self.samples.captions, SAMPLE_COLUMNS)
+        # write then rename: an interrupted run never leaves a truncated PNG under the final name
+        with tf.io.gfile.GFile(path + ".tmp", "wb") as f:
+            sheet.save(f, format="PNG")
+        tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
+        if self.summary_writer is not None:
+            with self.summary_writer.as_default():
+                summaries.images(
+                    "samples", images, step, "fixed captions (see sample_captions), fixed noise"
+                )
+        return path

@@ -1,0 +1,191 @@
+"""The stage runner: schedule, resume after a crash, TensorBoard records, sample sheets,
+progress line and strategy choice."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from stackgan.training import distribute, runner
+from stackgan.training.progress import ProgressLine, format_duration
+from stackgan.training.tiny_examples import write_tiny_examples
+
+
+class Crash(Exception):
+    """Stands in for a killed process: raised from inside the loop, after the step's work."""
+
+
+@pytest.fixture(scope="module")
+def tiny_run_config():
+    from stackgan import config
+
+    # 12 training images / batch 4 = 3 steps per epoch; the lr halves every epoch (tiny profile)
+    return config.tiny().replace(train={"max_steps": 4, "checkpoint_every_steps": 2})
+
+
+@pytest.fixture(scope="module")
+def examples(tmp_path_factory, tiny_run_config):
+    root = tmp_path_factory.mktemp("examples")
+    write_tiny_examples(str(root), tiny_run_config)
+    return {split: str(root / f"Split-{split}" / "*") for split in ("train", "test")}
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, tiny_run_config, examples):
+    run_dir = str(tmp_path_factory.mktemp("uninterrupted"))
+    stream = io.StringIO()
+    run = runner.train_stage(
+        tiny_run_config, 1, examples["train"], run_dir, sample_pattern=examples["test"],
+        stream=stream,
+    )  # fmt: skip
+    return run, run_dir, stream.getvalue()
+
+
+def test_plan_steps_from_epochs_or_max_steps(tiny_run_config):
+    from_epochs = tiny_run_config.replace(train={"max_steps": 0, "stage2_epochs": 5})
+    assert runner.plan_steps(from_epochs, 2, num_examples=14) == (3, 15)
+    assert runner.plan_steps(tiny_run_config, 1, num_examples=14) == (3, 4)
+    with pytest.raises(ValueError, match="3 training images are fewer than one batch"):
+        runner.plan_steps(tiny_run_config, 1, num_examples=3)
+
+
+def test_count_examples_counts_records_and_rejects_empty_pattern(examples, tmp_path):
+    assert runner.count_examples(examples["train"]) == 12
+    with pytest.raises(FileNotFoundError, match="no TFRecord files match"):
+        runner.count_examples(str(tmp_path / "nothing" / "*"))
+
+
+def test_killed_run_resumes_with_step_optimizer_lr_and_noise_state(
+    tmp_path, tiny_run_config, examples, uninterrupted
+):
+    reference, _, _ = uninterrupted
+    run_dir = str(tmp_path / "run")
+    at_checkpoint = {}
+
+    def crash_after_step_3(step, logs, gan):
+        if step == 2:  # the checkpoint of step 2 was just written
+            at_checkpoint["weights"] = [w.copy() for w in gan.generator.get_weights()]
+            at_checkpoint["adam"] = [v.numpy().copy() for v in gan.g_optimizer.variables]
+        if step == 3:
+            raise Crash
+
+    with pytest.raises(Crash):
+        runner.train_stage(
+            tiny_run_config, 1, examples["train"], run_dir, sample_pattern=examples["test"],
+            on_step=crash_after_step_3, stream=io.StringIO(),
+        )  # fmt: skip
+    checkpoints = os.path.join(run_dir, "checkpoints")
+    assert tf.train.latest_checkpoint(checkpoints).endswith("ckpt-2")
+    assert not os.path.exists(os.path.join(run_dir, "samples", "final.png"))
+
+    # resuming a run whose target is the checkpoint's step restores it exactly and trains nothing
+    restored = runner.train_stage(
+        tiny_run_config.replace(train={"max_steps": 2}), 1, examples["train"], run_dir,
+        sample_pattern=examples["test"], stream=io.StringIO(),
+    )  # fmt: skip
+    assert restored.resumed_from_step == 2
+    assert int(restored.gan.g_optimizer.iterations.numpy()) == 2
+    for got, saved in zip(restored.gan.generator.get_weights(), at_checkpoint["weights"]):
+        np.testing.assert_array_equal(got, saved)
+    for got, saved in zip(restored.gan.g_optimizer.variables, at_checkpoint["adam"]):
+        np.testing.assert_array_equal(got.numpy(), saved)
+
+    stream = io.StringIO()
+    resumed = runner.train_stage(
+        tiny_run_config, 1, examples["train"], run_dir, sample_pattern=examples["test"],
+        stream=stream,
+    )  # fmt: skip
+    assert resumed.resumed_from_step == 2
+    assert stream.getvalue().splitlines()[0].startswith("Stage-1 step 3/4")
+    assert tf.train.latest_checkpoint(checkpoints).endswith("ckpt-4")
+    for name in ("d_optimizer", "g_optimizer"):
+        got, want = getattr(resumed.gan, name), getattr(reference.gan, name)
+        assert int(got.iterations.numpy()) == int(want.iterations.numpy()) == 4
+    # 4 iterations over 3 steps per epoch: the lr has been halved once, in both runs
+    assert (
+        resumed.last_logs["lr"] == pytest.approx(reference.last_logs["lr"]) == pytest.approx(1e-4)
+    )
+    np.testing.assert_array_equal(
+        resumed.gan.seed_generator.state.numpy(), reference.gan.seed_generator.state.numpy()
+    )
+    for got, want in zip(
+        resumed.gan.generator.get_weights(), reference.gan.generator.get_weights()
+    ):
+        assert got.shape == want.shape and np.isfinite(got).all()
+    assert all(np.isfinite(v) for v in resumed.last_logs.values())
+
+
+def test_checkpoints_of_another_model_are_refused(
+    tmp_path, tiny_run_config, examples, uninterrupted
+):
+    _, run_dir, _ = uninterrupted
+    wider = tiny_run_config.replace(model={"gf_dim": 8})
+    with pytest.raises(ValueError, match=r"model\.gf_dim: checkpoint 4, config 8"):
+        runner.train_stage(
+            wider, 1, examples["train"], str(tmp_path), stream=io.StringIO(),
+            checkpoint_dir=os.path.join(run_dir, "checkpoints"),
+        )  # fmt: skip
+
+
+def test_tensorboard_scalars_images_and_sample_sheets(uninterrupted):
+    run, run_dir, progress = uninterrupted
+    records = {}
+    for path in tf.io.gfile.glob(os.path.join(run_dir, "logs", "*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                plugin = value.metadata.plugin_data.plugin_name
+                records.setdefault(value.tag, []).append((event.step, plugin, value.tensor))
+    for tag in ("d_loss", "g_loss", "kl", "d_acc_real", "d_acc_wrong", "d_acc_fake", "lr"):
+        assert [(step, plugin) for step, plugin, _ in records[tag]] == [
+            (s, "scalars") for s in (1, 2, 3, 4)
+        ]
+    lr = [float(tf.make_ndarray(t)) for _, _, t in records["lr"]]
+    assert lr == pytest.approx([2e-4, 2e-4, 1e-4, 1e-4])
+    assert [step for step, _, _ in records["samples"]] == [2, 4]
+    image_record = tf.make_ndarray(records["samples"][0][2])
+    assert image_record[:2].tolist() == [b"16", b"16"] and len(image_record) == 2 + 4
+    assert tf.io.decode_png(image_record[2]).shape == (16, 16, 3)
+    # one caption from each of the 4 different test images (class 3, yellow)
+    captions = tf.make_ndarray(records["sample_captions"][0][2]).item().decode().splitlines()
+    assert len(captions) == 4 and all("a yellow bird, caption" in c for c in captions)
+
+    samples = sorted(os.listdir(os.path.join(run_dir, "samples")))
+    assert samples == ["final.png", "step_0000002.png"]
+    assert run.final_sample_sheet == os.path.join(run_dir, "samples", "final.png")
+    sheet = Image.open(run.final_sample_sheet)
+    assert sheet.width == 8 + 4 * (128 + 8)  # 4 columns of 16 px images enlarged to 128
+
+    lines = progress.splitlines()
+    assert [line.split("  ")[0] for line in lines] == [f"Stage-1 step {s}/4" for s in (1, 2, 3, 4)]
+    assert all(" img/s" in line and "d_loss " in line and "ETA " in line for line in lines)
+
+
+def test_progress_line_rates_and_eta():
+    now = [100.0]
+    stream = io.StringIO()
+    line = ProgressLine(100, batch_size=8, start_step=10, stream=stream, clock=lambda: now[0])
+    now[0] = 105.0  # 10 steps in 5 s: 2 steps/s, 16 img/s; 80 steps left: 40 s
+    text = line.report(20, {"d_loss": 1.25, "lr": 2e-4})
+    assert text == "step  20/100  16.0 img/s  d_loss 1.25  lr 0.0002  ETA 00:40"
+    assert stream.getvalue() == text + "\n"
+    assert format_duration(3725) == "1:02:05"
+
+
+def test_strategy_choice_follows_tf_config():
+    assert distribute.cluster_size(None) == 0
+    single = json.dumps({"cluster": {"worker": ["localhost:1234"]}, "task": {"type": "worker"}})
+    assert distribute.cluster_size(single) == 1
+    two = json.dumps({"cluster": {"chief": ["a:1"], "worker": ["b:1"]}})
+    assert distribute.cluster_size(two) == 2
+    with pytest.raises(ValueError, match="TF_CONFIG is not valid JSON"):
+        distribute.cluster_size("{oops")
+    # one task and no second GPU: the default strategy, which owns all outputs
+    strategy = distribute.choose_strategy(single)
+    assert strategy is tf.distribute.get_strategy()
+    assert distribute.is_chief(strategy)
