@@ -11,7 +11,11 @@ from stackgan.text.char_cnn_rnn import build_char_cnn_rnn, sequence_length_after
 from stackgan.text.export import TextEncoder, export_text_encoder
 from stackgan.text.pairs import CaptionedFeatures, pair_dataset
 from stackgan.text.retrieval import zero_shot_top1
-from stackgan.text.training import evaluate_zero_shot, train_joint_embedding
+from stackgan.text.training import (
+    degenerate_features_warning,
+    evaluate_zero_shot,
+    train_joint_embedding,
+)
 
 COLOURS = ("red", "blue", "green", "yellow", "black", "white")
 BEAKS = ("long", "short", "hooked", "flat")
@@ -133,3 +137,22 @@ def test_char_cnn_rnn_shapes_follow_reed_et_al(tiny_config):
     assert model.input_shape == (None, 64) and model.output_shape == (None, 1024)
     with pytest.raises(ValueError, match="max_chars=20 is too short"):
         build_char_cnn_rnn(tiny_config.replace(text={"max_chars": 20}).text)
+
+
+def test_constant_image_features_are_flagged():
+    rng = np.random.default_rng(0)
+    assert degenerate_features_warning(rng.normal(size=(10, 4))) == ""
+    constant = np.full((10, 4), 0.5) + 1e-9 * rng.normal(size=(10, 4))
+    assert "nearly) the same for every image" in degenerate_features_warning(constant)
+
+
+def test_exported_image_signature_standardises_features_as_in_training(trained, tmp_path):
+    model, _, train, _ = trained
+    export_text_encoder(model, tmp_path / "encoder")
+    encoder = TextEncoder(tmp_path / "encoder")
+    shifted = train.features[:4] * 3.0 + 100.0  # far from the training statistics
+    np.testing.assert_allclose(
+        encoder.embed_image_features(shifted), model.embed_images(shifted), rtol=1e-4, atol=1e-3
+    )
+    mean = np.asarray(model.feature_normalization.mean).reshape(-1)
+    np.testing.assert_allclose(mean, train.features.mean(axis=0), rtol=1e-4, atol=1e-4)

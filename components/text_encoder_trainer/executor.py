@@ -18,7 +18,11 @@ from stackgan.config import Config
 from stackgan.evaluation.classifier import load_classifier
 from stackgan.text.examples_reader import read_split_features
 from stackgan.text.export import export_text_encoder
-from stackgan.text.training import evaluate_zero_shot, train_joint_embedding
+from stackgan.text.training import (
+    degenerate_features_warning,
+    evaluate_zero_shot,
+    train_joint_embedding,
+)
 
 HISTORY_FILE = "history.csv"
 METRICS_FILE = "metrics.json"
@@ -70,6 +74,10 @@ class Executor(base_executor.BaseExecutor):
             len(train.labels), len(set(train.labels.tolist())), feature_seconds,
         )  # fmt: skip
 
+        features_warning = degenerate_features_warning(train.features)
+        if features_warning:
+            logging.warning("TextEncoderTrainer: %s", features_warning)
+
         started = time.monotonic()
         model, history = train_joint_embedding(
             train,
@@ -82,6 +90,7 @@ class Executor(base_executor.BaseExecutor):
             "train_seconds": time.monotonic() - started,
             "feature_seconds": feature_seconds,
             "final_loss": history["loss"][-1],
+            "image_features_warning": features_warning,
             "seen_classes": _retrieval(model, train),
             "zero_shot": _retrieval(model, evaluation) if evaluation is not None else None,
             "splits": {

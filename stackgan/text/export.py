@@ -26,7 +26,6 @@ IMAGE_SIGNATURE = "image_embedding"
 def export_text_encoder(model: JointEmbedding, export_dir: str | os.PathLike) -> None:
     """Writes the SavedModel described in the module docstring to `export_dir`."""
     text_encoder = model.text_encoder
-    projection = model.image_projection
     max_chars = text_encoder.input_shape[-1]
 
     def embed_captions(caption):
@@ -34,12 +33,13 @@ def export_text_encoder(model: JointEmbedding, export_dir: str | os.PathLike) ->
         return {"embedding": text_encoder(ids, training=False)}
 
     def embed_images(features):
-        return {"embedding": projection(features)}
+        return {"embedding": model.embed_image_features(features)}
 
     archive = keras.export.ExportArchive()
     # the two built sub-models (the subclassed JointEmbedding itself is never called whole)
     archive.track(text_encoder)
-    archive.track(projection)
+    archive.track(model.feature_normalization)
+    archive.track(model.image_projection)
     archive.add_endpoint(
         name=CAPTION_SIGNATURE,
         fn=embed_captions,

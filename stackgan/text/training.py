@@ -1,8 +1,14 @@
 """Training the char-CNN-RNN against frozen image features with the DS-SJE loss.
 
-The image side is theta(v) = W v: a learned linear map (no bias) of the classifier's pooled
-features to the embedding size, as in Reed et al., whose image encoder is fixed and whose
-compatibility is a plain dot product. Only W and the text encoder are trained.
+The image side is theta(v) = W standardise(v): a learned linear map (no bias) of the frozen
+classifier's pooled features to the embedding size, as in Reed et al., whose image encoder is
+fixed and whose compatibility is a plain dot product. Only W and the text encoder are trained.
+
+Unlike Reed et al. the features are first standardised per dimension (mean and variance of the
+training images, a Keras `Normalization` layer exported with the model): pooled ReLU features
+share a large positive mean that a dot product would otherwise spend its margin on, and their
+scale depends on the classifier (ImageNet-initialised or from scratch), which would otherwise
+change the effective learning rate of W.
 """
 
 from __future__ import annotations
@@ -26,6 +32,9 @@ class JointEmbedding(keras.Model):
         super().__init__(**kwargs)
         self.text_encoder = text_encoder
         embedding_dim = text_encoder.output_shape[-1]
+        # adapted to the training features by `train_joint_embedding` before fitting
+        self.feature_normalization = keras.layers.Normalization(axis=-1, name="feature_norm")
+        self.feature_normalization.build((None, feature_dim))
         self.image_projection = keras.layers.Dense(
             embedding_dim, use_bias=False, name="image_projection"
         )
@@ -41,7 +50,7 @@ class JointEmbedding(keras.Model):
 
     def call(self, inputs, training=False):
         return (
-            self.image_projection(inputs["features"]),
+            self.embed_image_features(inputs["features"]),
             self.text_encoder(inputs["char_ids"], training=training),
         )
 
@@ -66,6 +75,10 @@ class JointEmbedding(keras.Model):
     def test_step(self, batch):
         return self._track(*self._sje_losses(batch, training=False))
 
+    def embed_image_features(self, features):
+        """theta(v): f32[N, D] classifier features -> f32[N, E] (a tensor, traceable)."""
+        return self.image_projection(self.feature_normalization(features))
+
     def embed_captions(self, captions, batch_size: int = 256) -> np.ndarray:
         """f32[M, E] embeddings of M raw caption strings."""
         max_chars = self.text_encoder.input_shape[-1]
@@ -77,7 +90,7 @@ class JointEmbedding(keras.Model):
 
     def embed_images(self, features) -> np.ndarray:
         """f32[N, E] image-side embeddings of f32[N, D] classifier features."""
-        return self.image_projection(np.asarray(features, dtype=np.float32)).numpy()
+        return self.embed_image_features(np.asarray(features, dtype=np.float32)).numpy()
 
 
 def build_joint_embedding(cfg: TextEncoderConfig, feature_dim: int) -> JointEmbedding:
@@ -102,6 +115,7 @@ def train_joint_embedding(
     """
     keras.utils.set_random_seed(seed)
     model = build_joint_embedding(cfg, train.features.shape[1])
+    model.feature_normalization.adapt(train.features)
     train_ds = pair_dataset(train, cfg.max_chars, cfg.batch_size, seed=seed)
     val_ds = (
         None
@@ -117,6 +131,22 @@ def train_joint_embedding(
         verbose=verbose,
     )
     return model, history.history
+
+
+def degenerate_features_warning(features: np.ndarray, min_std: float = 1e-6) -> str:
+    """A warning when the image features hardly vary across images ("" when they do).
+
+    Constant features (an untrained or collapsed classifier) give the DS-SJE loss no gradient:
+    the loss stays at 2 and the text encoder stays at its random initialisation.
+    """
+    spread = float(np.std(features, axis=0).max()) if len(features) > 1 else 0.0
+    if spread >= min_std:
+        return ""
+    return (
+        f"the classifier's features are (nearly) the same for every image (largest per-dimension"
+        f" std {spread:.3g} < {min_std}): the text encoder has nothing to align captions to and"
+        " will not learn. Train the classifier longer or from ImageNet weights."
+    )
 
 
 def evaluate_zero_shot(model: JointEmbedding, data: CaptionedFeatures) -> RetrievalResult:
