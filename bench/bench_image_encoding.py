@@ -1,9 +1,10 @@
-"""Chooses data.image_encoding: size on disk and tf.data decode cost of PNG / JPEG / raw.
+"""Chooses data.image_encoding: size on disk, write cost and tf.data read cost of PNG / JPEG /
+raw crops inside gzipped TFRecords (the format of the Examples artifact).
 
-Takes the 304x304 and 76x76 stored crops of the real images in the CUB sample, encodes them
-each way, and reports bytes per record (also after the gzip the TFRecord shards get), encode
-time (PIL, in the Beam workers) and decode throughput of the 304 crops in tf.data (the
-trainers' hot path, one thread and all threads). Run:
+Takes the 304x304 and 76x76 stored crops of the real images in the CUB sample, and for each
+encoding: encodes them as the converter does and writes them with its shard writer (gzip), then
+reads the file back in tf.data and decodes the 304 crops (the trainers' hot path, with one
+thread and with every core). Also the largest pixel error after decoding. Run:
 
     .venv/bin/python bench/bench_image_encoding.py [--data ../shared/cub-sample]
 """
@@ -12,23 +13,25 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import argparse
 import platform
+import tempfile
 import time
-import zlib
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from stackgan.components.cub_example_gen import convert
 from stackgan.config import DataConfig
 from stackgan.data import cub
+from stackgan.tfrecords.shard_writer import TFRecordShardWriter
+
+REPEAT = 4  # each crop written this many times, so timings cover ~400 records
 
 
-def stored_crops(root: Path, data: DataConfig) -> list[tuple[Image.Image, Image.Image]]:
+def stored_crops(root: Path, data: DataConfig):
     crops = []
     for _, example in cub.CubDataset(root):
         image, _, _ = convert.load_rgb(example.image_path)
@@ -38,7 +41,19 @@ def stored_crops(root: Path, data: DataConfig) -> list[tuple[Image.Image, Image.
     return crops
 
 
-def decode_throughput(encoded: list[bytes], encoding: str, size: int, threads: int) -> float:
+def write(path: str, crops, encoding: str) -> float:
+    """Seconds per record to encode both crops and write them, gzipped."""
+    start = time.perf_counter()
+    with TFRecordShardWriter(path) as writer:
+        for _ in range(REPEAT):
+            for high, low in crops:
+                writer.write(convert.encode_image(high, encoding))
+                writer.write(convert.encode_image(low, encoding))
+    return (time.perf_counter() - start) / (REPEAT * len(crops))
+
+
+def read_rate(path: str, encoding: str, size: int, threads: int) -> float:
+    """304 crops per second through TFRecordDataset(GZIP) -> decode."""
     import tensorflow as tf
 
     def decode(data):
@@ -48,18 +63,31 @@ def decode_throughput(encoded: list[bytes], encoding: str, size: int, threads: i
 
     options = tf.data.Options()
     options.threading.private_threadpool_size = threads
-    repeats = max(1, 2000 // len(encoded))
     ds = (
-        tf.data.Dataset.from_tensor_slices(encoded)
-        .repeat(repeats)
+        tf.data.TFRecordDataset(path, compression_type="GZIP")
+        .shard(2, 0)  # the 304 crops (records alternate 304, 76)
         .map(decode, num_parallel_calls=threads)
         .with_options(options)
     )
-    for _ in ds.take(len(encoded)):  # warm-up
-        pass
+    sum(1 for _ in ds.take(50))  # warm-up
     start = time.perf_counter()
     count = sum(1 for _ in ds)
     return count / (time.perf_counter() - start)
+
+
+def max_error(crops, encoding: str) -> int:
+    import tensorflow as tf
+
+    error = 0
+    for high, _ in crops:
+        reference = np.asarray(high)
+        encoded = convert.encode_image(high, encoding)
+        if encoding == "raw":
+            decoded = np.frombuffer(encoded, np.uint8).reshape(reference.shape)
+        else:
+            decoded = tf.io.decode_image(encoded, channels=3).numpy()
+        error = max(error, int(np.abs(decoded.astype(int) - reference).max()))
+    return error
 
 
 def main() -> None:
@@ -70,47 +98,24 @@ def main() -> None:
     data = DataConfig()
     crops = stored_crops(args.data, data)
     print(
-        f"{len(crops)} real CUB crops ({data.high_res_stored} + {data.low_res_stored}) on"
-        f" {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
+        f"{len(crops)} real CUB crops ({data.high_res_stored} + {data.low_res_stored}) x{REPEAT};"
+        f" {platform.machine()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
     )
     print(
-        f"{'encoding':<14}{'bytes/rec':>10}{'gzipped':>10}{'encode ms':>11}"
-        f"{'decode/s 1thr':>15}{'decode/s all':>14}{'max |err|':>10}"
+        f"{'encoding':<10}{'KB/record':>10}{'write ms/rec':>14}{'read 304/s 1 thread':>21}"
+        f"{'read 304/s all':>16}{'max |err|':>11}"
     )
-    reference = [np.asarray(high) for high, _ in crops]
-    variants = [("png", None), ("png level 6", 6), ("jpeg q95", None), ("raw", None)]
-    for name, level in variants:
-        encoding = name.split()[0]
-        start = time.perf_counter()
-        encoded_high, total = [], 0
-        for high, low in crops:
-            if level is not None:
-                saved = convert.PNG_COMPRESS_LEVEL
-                convert.PNG_COMPRESS_LEVEL = level
-            h, lo = convert.encode_image(high, encoding), convert.encode_image(low, encoding)
-            if level is not None:
-                convert.PNG_COMPRESS_LEVEL = saved
-            encoded_high.append(h)
-            total += len(h) + len(lo)
-        encode_ms = 1000 * (time.perf_counter() - start) / len(crops)
-        gzipped = sum(len(zlib.compress(h)) for h in encoded_high) / len(crops)
-        gzipped *= total / sum(len(h) for h in encoded_high)  # scale in the 76 crops
-        import tensorflow as tf
-
-        error = 0
-        for h, ref in zip(encoded_high[:20], reference[:20]):
-            if encoding == "raw":
-                decoded = np.frombuffer(h, np.uint8).reshape(ref.shape)
-            else:
-                decoded = tf.io.decode_image(h, channels=3).numpy()
-            error = max(error, int(np.abs(decoded.astype(int) - ref).max()))
-        size = data.high_res_stored
-        one = decode_throughput(encoded_high, encoding, size, 1)
-        every = decode_throughput(encoded_high, encoding, size, os.cpu_count() or 1)
-        print(
-            f"{name:<14}{total / len(crops):>10.0f}{gzipped:>10.0f}{encode_ms:>11.2f}"
-            f"{one:>15.0f}{every:>14.0f}{error:>10}"
-        )
+    with tempfile.TemporaryDirectory() as tmp:
+        for encoding in convert.IMAGE_ENCODINGS:
+            path = f"{tmp}/{encoding}.gz"
+            write_s = write(path, crops, encoding)
+            kb = os.path.getsize(path) / (REPEAT * len(crops)) / 1024
+            one = read_rate(path, encoding, data.high_res_stored, 1)
+            every = read_rate(path, encoding, data.high_res_stored, os.cpu_count() or 1)
+            print(
+                f"{encoding:<10}{kb:>10.1f}{1000 * write_s:>14.2f}{one:>21.0f}{every:>16.0f}"
+                f"{max_error(crops, encoding):>11}"
+            )
 
 
 if __name__ == "__main__":
