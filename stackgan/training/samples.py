@@ -73,13 +73,16 @@ def generate(
 ) -> np.ndarray:
     """uint8 [N,H,W,3] images of the trained stage, BatchNorm in inference mode as served.
     Stage-II (with `stage1_generator`) refines Stage-I's image of the same noise."""
+    # Keras refuses a call that mixes numpy arrays with the tensors Stage-I returns
+    embedding, noise, ca_noise, ca_noise_2 = (
+        keras.ops.convert_to_tensor(x)
+        for x in (samples.embedding, samples.noise, samples.ca_noise, samples.ca_noise_2)
+    )
     if stage1_generator is None:
-        image = generator([samples.embedding, samples.noise, samples.ca_noise], training=False)[0]
+        image = generator([embedding, noise, ca_noise], training=False)[0]
     else:
-        low = stage1_generator(
-            [samples.embedding, samples.noise, samples.ca_noise], training=False
-        )[0]
-        image = generator([low, samples.embedding, samples.ca_noise_2], training=False)[0]
+        low = stage1_generator([embedding, noise, ca_noise], training=False)[0]
+        image = generator([low, embedding, ca_noise_2], training=False)[0]
     image = np.asarray(keras.ops.convert_to_numpy(image), np.float32)
     return np.round(np.clip((image + 1.0) * 127.5, 0, 255)).astype(np.uint8)
 

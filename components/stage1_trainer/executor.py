@@ -1,0 +1,49 @@
+"""Executor of Stage1Trainer: `stackgan.training.trainer_job` on the component's artifacts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tfx.dsl.components.base import base_executor
+from tfx.types import artifact_utils
+
+from stackgan.config import Config
+from stackgan.training import trainer_job
+
+
+class Executor(base_executor.BaseExecutor):
+    def Do(
+        self,
+        input_dict: dict[str, list],
+        output_dict: dict[str, list],
+        exec_properties: dict[str, Any],
+    ) -> None:
+        """Trains Stage-I (resuming from `checkpoint_dir` when a killed run left checkpoints).
+
+        input_dict: `examples` (one Examples artifact WITH_EMBEDDINGS; `Split-train` trains,
+        `Split-test` captions the sample sheets; `num_train` custom property, if set, gives the
+        epoch length). output_dict: `model` (one Model artifact: `generator.keras`,
+        `Format-Serving/` SavedModel with `image_64`, custom properties `stage`, `total_steps`),
+        `model_run` (one ModelRun artifact: `logs/` TensorBoard, `samples/*.png`,
+        `training_summary.json`, and `checkpoints/` when no checkpoint_dir is set).
+        exec_properties: `config_json` (stackgan.config.Config as JSON), `checkpoint_dir`
+        (optional; see stackgan/training/trainer_job.py for the layout under it).
+        """
+        self._log_startup(input_dict, output_dict, exec_properties)
+        config = Config.from_json(exec_properties["config_json"])
+        examples = artifact_utils.get_single_instance(input_dict["examples"])
+        model = artifact_utils.get_single_instance(output_dict["model"])
+        model_run = artifact_utils.get_single_instance(output_dict["model_run"])
+        inputs = trainer_job.examples_inputs(
+            examples, lambda split: artifact_utils.get_split_uri([examples], split)
+        )
+        summary = trainer_job.run_stage_job(
+            config,
+            1,
+            inputs,
+            model.uri,
+            model_run.uri,
+            checkpoint_root=exec_properties.get("checkpoint_dir") or "",
+        )
+        model.set_int_custom_property("stage", 1)
+        model.set_int_custom_property("total_steps", summary["total_steps"])

@@ -1,0 +1,60 @@
+"""Executor of Stage2Trainer: `stackgan.training.trainer_job` on the component's artifacts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tfx.dsl.components.base import base_executor
+from tfx.types import artifact_utils
+from tfx.utils import path_utils
+
+from stackgan.config import Config
+from stackgan.training import trainer_job
+
+
+class Executor(base_executor.BaseExecutor):
+    def Do(
+        self,
+        input_dict: dict[str, list],
+        output_dict: dict[str, list],
+        exec_properties: dict[str, Any],
+    ) -> None:
+        """Trains Stage-II on top of the frozen Stage-I generator and exports both.
+
+        input_dict: `examples` (one Examples artifact WITH_EMBEDDINGS), `stage1_model` (one
+        Model artifact of Stage1Trainer, read from its `generator.keras`), `text_encoder`
+        (optional, zero or one Model artifact with a text-encoder SavedModel at Format-Serving).
+        output_dict: `model` (one Model artifact: `generator.keras` (Stage-II),
+        `stage1_generator.keras`, `Format-Serving/` SavedModel of Stage-I + Stage-II, with a
+        `text` signature when a text encoder was given; custom properties `stage`,
+        `total_steps`), `model_run` (one ModelRun artifact, as Stage1Trainer's).
+        exec_properties: `config_json`, `checkpoint_dir` (optional), as Stage1Trainer's.
+        """
+        self._log_startup(input_dict, output_dict, exec_properties)
+        config = Config.from_json(exec_properties["config_json"])
+        examples = artifact_utils.get_single_instance(input_dict["examples"])
+        stage1 = artifact_utils.get_single_instance(input_dict["stage1_model"])
+        text_encoders = input_dict.get("text_encoder") or []
+        text_encoder_dir = (
+            path_utils.serving_model_path(artifact_utils.get_single_instance(text_encoders).uri)
+            if text_encoders
+            else None
+        )
+        model = artifact_utils.get_single_instance(output_dict["model"])
+        model_run = artifact_utils.get_single_instance(output_dict["model_run"])
+        inputs = trainer_job.examples_inputs(
+            examples,
+            lambda split: artifact_utils.get_split_uri([examples], split),
+            stage1_model_uri=stage1.uri,
+            text_encoder_dir=text_encoder_dir,
+        )
+        summary = trainer_job.run_stage_job(
+            config,
+            2,
+            inputs,
+            model.uri,
+            model_run.uri,
+            checkpoint_root=exec_properties.get("checkpoint_dir") or "",
+        )
+        model.set_int_custom_property("stage", 2)
+        model.set_int_custom_property("total_steps", summary["total_steps"])

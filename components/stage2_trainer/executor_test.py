@@ -1,0 +1,111 @@
+"""Stage2Trainer: Executor().Do on temp artifacts with the tiny profile: the pushed SavedModel
+holds Stage-I (unchanged) + Stage-II and the composed text signature."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+from tfx.types import channel_utils, standard_artifacts
+
+from stackgan import config as config_lib
+from stackgan.components.stage2_trainer.component import Stage2Trainer
+from stackgan.components.stage2_trainer.executor import Executor
+from stackgan.models import build_stage1_generator
+from stackgan.serving.export import to_uint8
+from stackgan.serving.generator import load_generator
+from stackgan.text.export import export_text_encoder
+from stackgan.text.training import build_joint_embedding
+from stackgan.training import trainer_job
+from stackgan.training.tiny_examples import write_tiny_examples
+
+
+@pytest.fixture(scope="module")
+def config():
+    return config_lib.tiny().replace(train={"max_steps": 2, "checkpoint_every_steps": 2})
+
+
+def _artifact(kind, uri):
+    artifact = kind()
+    artifact.uri = str(uri)
+    return artifact
+
+
+def test_do_exports_full_text_to_image_generator(tmp_path, config):
+    examples = write_tiny_examples(str(tmp_path / "examples"), config)
+    # an (untrained) Stage-I generator in Stage1Trainer's Model layout
+    stage1 = _artifact(standard_artifacts.Model, tmp_path / "stage1")
+    stage1_generator = build_stage1_generator(config.model, config.data.low_res)
+    os.makedirs(stage1.uri)
+    stage1_generator.save(os.path.join(stage1.uri, trainer_job.GENERATOR_FILE))
+    text_encoder = _artifact(standard_artifacts.Model, tmp_path / "text_encoder")
+    export_text_encoder(
+        build_joint_embedding(config.text, feature_dim=8),
+        os.path.join(text_encoder.uri, "Format-Serving"),
+    )
+    model = _artifact(standard_artifacts.Model, tmp_path / "model")
+    model_run = _artifact(standard_artifacts.ModelRun, tmp_path / "model_run")
+
+    Executor().Do(
+        {"examples": [examples], "stage1_model": [stage1], "text_encoder": [text_encoder]},
+        {"model": [model], "model_run": [model_run]},
+        {"config_json": config.to_json(), "checkpoint_dir": str(tmp_path / "checkpoints")},
+    )
+
+    assert model.get_int_custom_property("stage") == 2
+    generator = load_generator(model.uri)  # <uri>/Format-Serving, what the Pusher pushes
+    assert generator.has_text_signature
+    captions = ["a small yellow bird with grey wings", "a red bird"]
+    images = generator.generate_from_captions(captions, seed=3)
+    assert images["image_64"].shape == (2, 16, 16, 3)
+    assert images["image_256"].shape == (2, 64, 64, 3)
+    assert images["embedding"].shape == (2, 1024)
+
+    # Stage-I inside the export is the input Stage-I, untouched by Stage-II training
+    rng = np.random.default_rng(0)
+    embedding = rng.normal(size=(2, 1024)).astype(np.float32)
+    noise, ca, ca2 = (rng.normal(size=(2, 8)).astype(np.float32) for _ in range(3))
+    exported = generator.generate_with_noise(embedding, noise, ca, ca2)
+    expected_low = to_uint8(stage1_generator([embedding, noise, ca], training=False)[0])
+    np.testing.assert_allclose(exported["image_64"], expected_low.numpy(), atol=1)
+    saved_stage1 = keras.saving.load_model(
+        os.path.join(model.uri, trainer_job.STAGE1_GENERATOR_FILE)
+    )
+    for got, want in zip(saved_stage1.get_weights(), stage1_generator.get_weights()):
+        np.testing.assert_array_equal(got, want)
+    stage2 = keras.saving.load_model(os.path.join(model.uri, trainer_job.GENERATOR_FILE))
+    assert stage2.output_shape[0] == (None, 64, 64, 3)
+
+    with open(os.path.join(model_run.uri, trainer_job.SUMMARY_FILE)) as f:
+        summary = json.load(f)
+    assert summary["stage"] == 2 and summary["total_steps"] == 2
+    assert os.path.exists(os.path.join(model_run.uri, "samples", "final.png"))
+
+
+def test_missing_stage1_generator_is_reported(tmp_path, config):
+    examples = write_tiny_examples(str(tmp_path / "examples"), config)
+    empty = _artifact(standard_artifacts.Model, tmp_path / "stage1")
+    with pytest.raises(FileNotFoundError, match="Stage-I generator not found"):
+        Executor().Do(
+            {"examples": [examples], "stage1_model": [empty]},
+            {
+                "model": [_artifact(standard_artifacts.Model, tmp_path / "m")],
+                "model_run": [_artifact(standard_artifacts.ModelRun, tmp_path / "r")],
+            },
+            {"config_json": config.to_json()},
+        )
+
+
+def test_component_channels(config):
+    component = Stage2Trainer(
+        examples=channel_utils.as_channel([standard_artifacts.Examples()]),
+        stage1_model=channel_utils.as_channel([standard_artifacts.Model()]),
+        config_json=config.to_json(),
+        checkpoint_dir="/ckpt/stage2",
+    )
+    assert set(component.inputs) == {"examples", "stage1_model"}
+    assert set(component.outputs) == {"model", "model_run"}
+    assert component.exec_properties["checkpoint_dir"] == "/ckpt/stage2"
