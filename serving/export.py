@@ -68,8 +68,9 @@ def export_generator(
 ) -> str:
     """Writes the SavedModel (with warm-up requests) to `export_dir` and returns it.
 
-    `export_dir` must not exist yet or be empty: a half-written export next to an old one would
-    look complete to a Pusher.
+    `export_dir` must not exist yet or be empty. The SavedModel and its warm-up records are
+    written to a sibling staging directory first and renamed into place when complete, so a
+    crash never leaves a half-written export where a Pusher or TF Serving would pick it up.
     """
     if tf.io.gfile.exists(export_dir) and tf.io.gfile.listdir(export_dir):
         raise FileExistsError(f"export directory {export_dir} is not empty")
@@ -109,8 +110,14 @@ def export_generator(
             "text", from_text, [tf.TensorSpec([None], tf.string, name="caption"), seed_spec]
         )
 
-    archive.write_out(export_dir, verbose=False)
-    warmup.write_warmup_requests(export_dir, model_cfg.embedding_dim, warmup_batch_size)
+    staging = export_dir.rstrip("/") + ".staging"
+    if tf.io.gfile.exists(staging):  # left by an attempt that crashed before its rename
+        tf.io.gfile.rmtree(staging)
+    archive.write_out(staging, verbose=False)
+    warmup.write_warmup_requests(staging, model_cfg.embedding_dim, warmup_batch_size)
+    if tf.io.gfile.exists(export_dir):  # the empty directory checked above
+        tf.io.gfile.rmtree(export_dir)
+    tf.io.gfile.rename(staging, export_dir)
     return export_dir
 
 

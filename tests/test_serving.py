@@ -194,7 +194,12 @@ def test_warmup_requests_replay_against_the_signature(export_dir):
 
 
 def test_stage1_only_export_and_existing_directory(tmp_path, tiny_config, generators):
+    # a crashed earlier attempt left a staging directory; the export replaces it and renames
+    # its own staging directory into place only when complete
+    (tmp_path / "Format-Serving.staging").mkdir()
+    (tmp_path / "Format-Serving.staging" / "saved_model.pb").write_bytes(b"partial")
     path = export_generator(str(tmp_path / "Format-Serving"), tiny_config.model, generators[0])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["Format-Serving"]
     generator = load_generator(str(tmp_path))  # a Model artifact's URI: its Format-Serving
     assert generator.path == path
     out = generator.generate(np.zeros((2, 1024), np.float32), seed=0)
