@@ -86,7 +86,7 @@ def test_kubeflow_compile_with_trained_text_encoder_adds_the_text_path(tmp_path)
 def test_config_travels_to_the_cluster_unchanged(tmp_path):
     spec = _spec(_compile(tmp_path, "pickle"))
     task = spec.root.dag.tasks["Stage1Trainer"]
-    raw = task.inputs.parameters["config_json"].runtime_value.constant
+    raw = task.inputs.parameters["config_json"].runtime_value.constant_value
     cfg = config_lib.Config.from_json(raw.string_value)
     assert cfg == config_lib.paper().with_overrides(["text.source=pickle"])
 

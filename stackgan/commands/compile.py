@@ -45,7 +45,13 @@ def run(args: argparse.Namespace) -> int:
         pipeline_name=args.pipeline_name,
         data_root=args.data,
         paths=paths,
-        train_text_encoder=should_train_text_encoder(cfg, args.data),
+        # an explicit source is taken as given: the data is checked where it lives, when the
+        # components run (the trainers fail with a clear message if embeddings are missing)
+        train_text_encoder=(
+            should_train_text_encoder(cfg, args.data)
+            if cfg.text.source == "auto"
+            else cfg.text.source == "train"
+        ),
     )
     out = kubeflow_v2_runner.compile_pipeline(
         pipeline, args.out, image=args.image or kubeflow_v2_runner.DEFAULT_IMAGE
