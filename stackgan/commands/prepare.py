@@ -1,10 +1,18 @@
-"""`stackgan prepare`: a CUB dataset root -> Split-train/, Split-test/ TFRecords + schema.
+r"""`stackgan prepare`: a CUB dataset root -> Split-train/, Split-test/ TFRecords + schema.
 
-The same conversion as the CubExampleGen component, without a TFX pipeline around it. Beam
-options go after `--`, e.g. two local worker processes:
+The same conversion as the CubExampleGen component, without a TFX pipeline around it. Runs
+in-process by default; Beam options go after `--`, e.g. two local worker processes:
 
     stackgan prepare --data ../shared/cub-sample --out /tmp/examples -- \
         --direct_running_mode=multi_processing --direct_num_workers=2
+
+or Dataflow. Workers read the images by path, so --data must be mounted at the same path on
+them (e.g. Cloud Storage FUSE); --out may be any Beam file system (gs://...); --setup_file
+ships this project to the workers:
+
+    stackgan prepare --data /mnt/cub --out gs://bucket/examples -- \
+        --runner=DataflowRunner --project=P --region=R --temp_location=gs://bucket/tmp \
+        --setup_file=./setup.py
 """
 
 from __future__ import annotations
@@ -21,7 +29,9 @@ def add_parser(subparsers) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--data", required=True, help="root holding CUB_200_2011/ and birds/")
+    parser.add_argument(
+        "--data", required=True, help="root holding CUB_200_2011/ and birds/ (a local path)"
+    )
     parser.add_argument("--out", required=True, help="output folder (local or gs://...)")
     parser.add_argument(
         "--split",
@@ -44,6 +54,10 @@ def run(args: argparse.Namespace) -> int:
     from stackgan.components.cub_example_gen import generate
 
     beam_args = [a for a in args.beam_args if a != "--"]
+    if not any(a.startswith("--runner") for a in beam_args):
+        # The engine of the Python DirectRunner for batch, named directly: Beam 2.77's
+        # DirectRunner first tries to download and start its Prism runner binary.
+        beam_args.insert(0, "--runner=FnApiRunner")
     cfg = common.config_from_args(args).replace(data={"split": args.split})
     report = generate.generate_examples(
         args.data, cfg, args.out, lambda: beam.Pipeline(argv=beam_args)
