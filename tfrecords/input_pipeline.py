@@ -17,10 +17,11 @@ import tensorflow as tf
 from stackgan.schemas import features
 
 AUTOTUNE = tf.data.AUTOTUNE
-# Each sample looks at this many candidates from an independently shuffled stream and takes the
-# first of another class; a sample whose candidates all share its class is dropped (with 2
-# balanced classes 1 in 256, with CUB's 150 about never).
-WRONG_CANDIDATES = 8
+# Samples are paired 1:1 with records of an independently shuffled stream, in groups of this
+# size; each sample takes the first candidate of the group (starting at its own position) of
+# another class. A sample whose group holds none is dropped (with 2 balanced classes 1 in
+# 65,536; with CUB's 150, never in practice). One candidate read per sample, not one per try.
+WRONG_CANDIDATES = 16
 # That many drops in a row means the data has a single class: fail instead of spinning.
 MAX_CONSECUTIVE_DROPS = 100
 _WRONG = "wrong_encoded"
@@ -99,13 +100,19 @@ def _parsed(records, spec, deterministic):
 
 
 def _pick_wrong(image_key: str):
-    def pick(example, candidates):
-        differs = tf.not_equal(candidates[features.LABEL], example[features.LABEL])
-        first = tf.argmax(tf.cast(differs, tf.int32), output_type=tf.int32)
+    def pick(examples, candidates):
+        group = tf.shape(examples[features.LABEL])[0]
+        positions = tf.range(group)
+        # row i tries candidates i, i+1, ... (wrapping), so samples spread over the group
+        order = (positions[:, None] + positions[None, :]) % group
+        candidate_labels = tf.gather(candidates[features.LABEL], order)
+        differs = tf.not_equal(candidate_labels, examples[features.LABEL][:, None])
+        first = tf.argmax(tf.cast(differs, tf.int32), axis=1, output_type=tf.int32)
+        chosen = tf.gather_nd(order, tf.stack([positions, first], axis=1))
         return {
-            **example,
-            _WRONG: candidates[image_key][first],
-            "found": tf.reduce_any(differs),
+            **examples,
+            _WRONG: tf.gather(candidates[image_key], chosen),
+            "found": tf.reduce_any(differs, axis=1),
         }
 
     return pick
@@ -118,7 +125,7 @@ def _count_drops(drops, example):
         tf.constant(MAX_CONSECUTIVE_DROPS, tf.int64),
         message=(
             f"{MAX_CONSECUTIVE_DROPS} samples in a row found no image of another class among"
-            f" {WRONG_CANDIDATES} candidates each: matching-aware training needs Examples of at"
+            f" {WRONG_CANDIDATES} candidates: matching-aware training needs Examples of at"
             f" least two classes"
         ),
     )
@@ -178,7 +185,6 @@ def make_train_dataset(
         _parsed(_records(files, seed + 1, deterministic), wrong_spec, deterministic)
         .shuffle(data.shuffle_buffer, seed=seed + 1, reshuffle_each_iteration=True)
         .repeat()
-        .batch(WRONG_CANDIDATES)
     )
     base_seed = tf.constant(seed, tf.int64)
 
@@ -196,7 +202,9 @@ def make_train_dataset(
 
     dataset = (
         tf.data.Dataset.zip(examples, candidates)
+        .batch(WRONG_CANDIDATES)
         .map(_pick_wrong(image_key))
+        .unbatch()
         .scan(tf.constant(0, tf.int64), _count_drops)
         .filter(lambda example: example["found"])
         .enumerate()
