@@ -67,7 +67,7 @@ class ModelConfig:
     stage2_residual_blocks: int = 4
     # TF: fc + LeakyReLU(0.2); PT: fc + ReLU
     ca_activation: Literal["leaky_relu", "relu"] = "leaky_relu"
-    # TF Stage-I G has two residual bottlenecks (at 4x4 and 16x16); PT has none.
+    # TF Stage-I G has two residual bottlenecks (at 4x4 and 8x8); PT has none.
     stage1_residual_bottlenecks: bool = True
     # PT's Stage-II D adds an unconditional logit; TF has none.
     stage2_unconditional_logit: bool = False

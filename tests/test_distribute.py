@@ -59,12 +59,17 @@ def _one_step_weights(stage: int, strategy, initial: dict | None, batch: dict):
     }
 
 
-def _compare(stage: int) -> dict:
-    import numpy as np
+def _configure_two_cpus():
     import tensorflow as tf
 
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+
+
+def _compare(stage: int, mirrored) -> dict:
+    import numpy as np
+    import tensorflow as tf
+
     from stackgan import config as config_lib
 
     cfg = config_lib.tiny()
@@ -77,7 +82,6 @@ def _compare(stage: int) -> dict:
     }
     initial, _ = _one_step_weights(stage, tf.distribute.get_strategy(), None, batch)
     single, single_logs = _one_step_weights(stage, tf.distribute.get_strategy(), initial, batch)
-    mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     multi, multi_logs = _one_step_weights(stage, mirrored, initial, batch)
     moved = max(float(np.abs(a - b).max()) for n in single for a, b in zip(initial[n], single[n]))
     diff = max(float(np.abs(a - b).max()) for n in single for a, b in zip(single[n], multi[n]))
@@ -90,19 +94,25 @@ def _compare(stage: int) -> dict:
     }
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("stage", [1, 2])
-def test_two_replicas_match_one_device(stage):
+@pytest.fixture(scope="module")
+def comparison() -> dict:
+    """Both stages in ONE fresh interpreter (one TensorFlow start-up instead of two)."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONHASHSEED": "0"}
     proc = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), str(stage)],
+        [sys.executable, str(Path(__file__).resolve())],
         capture_output=True,
         text=True,
         env=env,
-        timeout=300,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage", ["1", "2"])
+def test_two_replicas_match_one_device(comparison, stage):
+    result = comparison[stage]
     assert result["replicas"] == 2
     # the step really changed the weights (Adam's first step moves each by ~lr = 2e-4) ...
     assert result["max_weight_change"] > 1e-4
@@ -113,4 +123,10 @@ def test_two_replicas_match_one_device(stage):
 
 
 if __name__ == "__main__":
-    print(json.dumps(_compare(int(sys.argv[1]))))
+    _configure_two_cpus()
+    import tensorflow as tf
+
+    # one strategy for both stages: a second MirroredStrategy in the same process would restart
+    # the collective-op instance keys and collide with the first one's (shape-mismatch abort)
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    print(json.dumps({str(stage): _compare(stage, strategy) for stage in (1, 2)}))
