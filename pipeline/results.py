@@ -73,9 +73,17 @@ def summarize(work_dir: str, pipeline_name: str, elapsed_s: float) -> str:
         if os.path.exists(metrics_path):
             with open(metrics_path) as f:
                 metrics = json.load(f)
-            for key, value in metrics.items():
-                if "inception" in key or "fid" in key:
-                    lines.append(f"      {key}: {json.dumps(value)}")
+            for row in metrics.get("table", []):
+                lines.append(
+                    f"      {row['images']:>16}: inception score {row['inception_score_mean']:.3f}"
+                    f" +- {row['inception_score_std']:.3f}, FID {row['fid']:.2f}"
+                    f" ({row['count']} images)"
+                )
+            if "blessed" in metrics:
+                lines.append(
+                    f"      blessed: {metrics['blessed']} (needs inception score >= "
+                    f"{metrics.get('min_inception_score')})"
+                )
         for name in sorted(os.listdir(evaluation)):
             if name.endswith(".png"):
                 lines.append(f"  sample sheet:  {os.path.join(evaluation, name)}")

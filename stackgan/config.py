@@ -302,7 +302,9 @@ def tiny() -> Config:
             finetune_from_block=0,
             batch_size=8,
         ),
-        eval=EvalConfig(num_samples=16, is_splits=2, batch_size=8),
+        # a 2-epoch classifier cannot judge 4-step generators: tests check the plumbing, so
+        # the tiny profile always blesses (IS >= 1 holds for any classifier)
+        eval=EvalConfig(num_samples=16, is_splits=2, batch_size=8, min_inception_score=0.0),
         text=TextEncoderConfig(
             embedding_dim=1024,
             max_chars=64,
