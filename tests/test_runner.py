@@ -189,3 +189,27 @@ def test_strategy_choice_follows_tf_config():
     strategy = distribute.choose_strategy(single)
     assert strategy is tf.distribute.get_strategy()
     assert distribute.is_chief(strategy)
+
+
+def test_sample_captions_cover_different_classes_first(tiny_run_config):
+    from stackgan.training import samples
+
+    def batch(ids, labels):
+        return {
+            "image_id": np.array(ids),
+            "label": np.array(labels),
+            "caption": np.array([f"image {i}".encode() for i in ids]),
+            "embedding": np.array([[float(i)] * 4 for i in ids], np.float32),
+        }
+
+    # image-major and class-major, as make_eval_dataset lists a split
+    batches = [batch([1, 1, 2, 2], [0, 0, 0, 0]), batch([3, 4, 5], [0, 1, 1]), batch([6], [2])]
+    chosen = samples.fixed_samples(batches, tiny_run_config)
+    # the 3 classes first (images 1, 4, 6), then the remaining images in reading order
+    assert chosen.captions == ["image 1", "image 4", "image 6", "image 2", "image 3", "image 5"]
+    np.testing.assert_array_equal(chosen.embedding[:, 0], [1, 4, 6, 2, 3, 5])
+    assert chosen.noise.shape == (6, tiny_run_config.model.z_dim)
+    again = samples.fixed_samples(batches, tiny_run_config)
+    np.testing.assert_array_equal(chosen.noise, again.noise)  # fixed for the run and on resume
+    with pytest.raises(ValueError, match="sample split is empty"):
+        samples.fixed_samples([], tiny_run_config)

@@ -158,10 +158,10 @@ def train_stage(
     summary_writer = tf.summary.create_file_writer(os.path.join(run_dir, "logs")) if chief else None
     sample_writer = None
     if chief:
-        # a bounded read: enough batches to find SAMPLE_COUNT different images
+        # a bounded read: CUB's test split lists ~60 images (600 captions) per class
         sample_batches = input_pipeline.make_eval_dataset(
             sample_pattern or train_pattern, config, 64
-        ).take(16)
+        ).take(100)
         sample_writer = samples.SampleWriter(
             run_dir, samples.fixed_samples(sample_batches, config), summary_writer
         )

@@ -34,28 +34,45 @@ class FixedSamples:
 
 
 def fixed_samples(batches: Iterable[dict], config: Config) -> FixedSamples:
-    """Up to SAMPLE_COUNT (caption, embedding) pairs of DIFFERENT images, read from
-    `make_eval_dataset` batches (which list each image's captions together), and noise drawn
-    from `config.train.seed`."""
-    captions: list[str] = []
-    embeddings: list[np.ndarray] = []
-    seen: set[int] = set()
+    """SAMPLE_COUNT (caption, embedding) pairs of different images, from as many different
+    classes as the batches offer (one per class first, in reading order, then other images), and
+    noise drawn from `config.train.seed`. `batches` come from `make_eval_dataset`, which lists
+    an image's captions together and a split class by class, so reading stops as soon as
+    SAMPLE_COUNT classes were seen."""
+    first_of_image: dict[int, tuple[int, str, np.ndarray]] = {}
+    labels: set[int] = set()
     for batch in batches:
-        ids = np.asarray(batch["image_id"])
-        texts = np.asarray(batch["caption"])
-        vectors = np.asarray(batch["embedding"], np.float32)
-        for image_id, text, vector in zip(ids, texts, vectors):
-            if int(image_id) in seen:
-                continue
-            seen.add(int(image_id))
-            captions.append(text.decode() if isinstance(text, bytes) else str(text))
-            embeddings.append(vector)
-            if len(captions) == SAMPLE_COUNT:
-                break
-        if len(captions) == SAMPLE_COUNT:
+        rows = zip(
+            np.asarray(batch["image_id"]),
+            np.asarray(batch["label"]),
+            np.asarray(batch["caption"]),
+            np.asarray(batch["embedding"], np.float32),
+        )
+        for image_id, label, text, vector in rows:
+            if int(image_id) not in first_of_image:
+                caption = text.decode() if isinstance(text, bytes) else str(text)
+                first_of_image[int(image_id)] = (int(label), caption, vector)
+                labels.add(int(label))
+        if len(labels) >= SAMPLE_COUNT:
             break
-    if not captions:
+    if not first_of_image:
         raise ValueError("no captions to draw sample sheets from: the sample split is empty")
+    candidates = list(first_of_image.values())
+    chosen: list[int] = []
+    seen_labels: set[int] = set()
+    for index, (label, _, _) in enumerate(candidates):  # one image per class
+        if label not in seen_labels:
+            chosen.append(index)
+            seen_labels.add(label)
+    chosen = chosen[:SAMPLE_COUNT]
+    for index in range(len(candidates)):  # then further images, in reading order
+        if len(chosen) == SAMPLE_COUNT:
+            break
+        if index not in chosen:
+            chosen.append(index)
+    chosen = [candidates[index] for index in chosen]
+    captions = [caption for _, caption, _ in chosen]
+    embeddings = [vector for _, _, vector in chosen]
     n = len(captions)
     rng = np.random.default_rng(config.train.seed)
     model_cfg = config.model
