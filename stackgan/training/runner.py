@@ -174,14 +174,15 @@ def train_stage(
         if sample_writer is None:
             return None
         images = samples.generate(sample_writer.samples, gan.generator, stage1)
-        return sample_writer.write(images, int(step.numpy()), name)
+        return sample_writer.write(images, current, name)
 
     last_logs: dict[str, float] = {}
     saved = state.latest if start else None
-    while int(step.numpy()) < total_steps:
+    current = start
+    while current < total_steps:
         logs = gan.train_function(iterator)
-        step.assign_add(1)
-        current = int(step.numpy())
+        current += 1
+        step.assign(current)  # a Python counter mirrors it: reading it back would sync each step
         if current % train.log_every_steps == 0 or current == total_steps:
             last_logs = {name: float(value) for name, value in logs.items()}
             last_logs["lr"] = float(keras.ops.convert_to_numpy(gan.g_optimizer.learning_rate))
@@ -199,7 +200,7 @@ def train_stage(
         if on_step is not None:
             on_step(current, last_logs, gan)
 
-    if saved is None or int(step.numpy()) % train.checkpoint_every_steps:
+    if saved is None or current % train.checkpoint_every_steps:
         saved = state.save()
     final_sheet = write_samples("final.png")
     if summary_writer is not None:
