@@ -41,7 +41,7 @@ class DataConfig:
     low_res: int = 64
     high_res_stored: int = 304
     high_res: int = 256
-    image_encoding: Literal["png", "jpeg", "raw"] = "png"
+    image_encoding: Literal["png", "jpeg", "raw"] = "jpeg"  # why: bench/bench_image_encoding.py
     embedding_dim: int = 1024
     captions_per_image: int = 10
     # TF averages 4 random embeddings of the 10 per step; PT picks 1.

@@ -3,7 +3,6 @@ synthetic dataset (train: 12 images of 3 classes; test: 4 images of 1 class; wit
 
 from __future__ import annotations
 
-import io
 import itertools
 import shutil
 
@@ -11,7 +10,6 @@ import apache_beam as beam
 import numpy as np
 import pytest
 import tensorflow as tf
-from PIL import Image
 
 from stackgan.components.cub_example_gen import generate
 from stackgan.data import cub
@@ -33,15 +31,17 @@ def examples_dir(synth_root, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def stored(examples_dir):
-    """image_id -> (label, low uint8 [19,19,3], embeddings [10,1024], captions)."""
+    """image_id -> (label, low uint8 [19,19,3], high uint8 [76,76,3], embeddings [10,1024],
+    captions)."""
     out = {}
     for path in sorted((examples_dir / "Split-train").glob("*.gz")) + sorted(
         (examples_dir / "Split-test").glob("*.gz")
     ):
         records = [r.numpy() for r in tf.data.TFRecordDataset(str(path), compression_type="GZIP")]
         for r in example_codec.decode(records):
-            low = np.asarray(Image.open(io.BytesIO(r["image_low"])))
-            high = np.asarray(Image.open(io.BytesIO(r["image_high"])))
+            # TF's decoder, as the pipeline's (PIL's JPEG decoder rounds differently)
+            low = tf.io.decode_image(r["image_low"], channels=3).numpy()
+            high = tf.io.decode_image(r["image_high"], channels=3).numpy()
             out[r["image_id"]] = (r["label"], low, high, r["embedding"], r["captions"])
     return out
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
-from stackgan.components.cub_example_gen import transforms
+from stackgan.components.cub_example_gen import convert, transforms
 from stackgan.data import cub
 from stackgan.schemas import features
 
@@ -193,6 +193,11 @@ def generate_examples(
     """
     data = config.data
     features.check_config(data)
+    if data.image_encoding not in convert.IMAGE_ENCODINGS:
+        raise ValueError(
+            f"data.image_encoding must be one of {convert.IMAGE_ENCODINGS},"
+            f" got {data.image_encoding!r}"
+        )
     dataset = cub.CubDataset(data_root, split=data.split, strict=data.strict)
     if not dataset.has_captions:
         raise cub.CubFormatError(f"{dataset.birds_dir / 'text_c10'}: captions folder not found")
