@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from tfx.components.example_gen import write_split
@@ -46,4 +45,3 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         examples.set_int_custom_property("has_embeddings", int(report.has_embeddings))
         for split, counts in report.splits.items():
             examples.set_int_custom_property(f"num_{split}", counts.written)
-        logging.info("%s", report.summary())

@@ -19,8 +19,8 @@ from stackgan.components.cub_example_gen import convert
 from stackgan.data import cub
 from stackgan.tfrecords import shard_writer
 
-# ~500 records of ~160 KB (PNG crops + 40 KB of embeddings) = ~80 MB shards: the 8,855 CUB
-# training images make 18 shards, enough to spread over workers and interleave in tf.data.
+# ~500 records of ~90 KB (JPEG crops ~50 KB + 40 KB of embeddings) = ~45 MB shards: the 8,855
+# CUB training images make 18 shards, enough to spread over workers and interleave in tf.data.
 RECORDS_PER_SHARD = 500
 METRICS_NAMESPACE = "cub_example_gen"
 
