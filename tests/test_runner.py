@@ -61,6 +61,7 @@ def test_count_examples_counts_records_and_rejects_empty_pattern(examples, tmp_p
         runner.count_examples(str(tmp_path / "nothing" / "*"))
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_with_step_optimizer_lr_and_noise_state(
     tmp_path, tiny_run_config, examples, uninterrupted
 ):

@@ -36,6 +36,7 @@ def _outputs(root):
     return {"model": [model], "model_run": [model_run]}
 
 
+@pytest.mark.slow
 def test_do_writes_generator_serving_model_and_run(tmp_path, config, examples):
     outputs = _outputs(tmp_path / "first")
     checkpoint_root = str(tmp_path / "checkpoints")

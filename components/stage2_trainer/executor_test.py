@@ -34,6 +34,7 @@ def _artifact(kind, uri):
     return artifact
 
 
+@pytest.mark.slow
 def test_do_exports_full_text_to_image_generator(tmp_path, config):
     examples = write_tiny_examples(str(tmp_path / "examples"), config)
     # an (untrained) Stage-I generator in Stage1Trainer's Model layout
