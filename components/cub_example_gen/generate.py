@@ -106,6 +106,8 @@ def _run_pipeline(
             results.extend(
                 _shard_result(json.loads(line)) for line in f.read().decode().splitlines()
             )
+    if sorted((r.split, r.index) for r in results) != sorted((t.split, t.index) for t in tasks):
+        raise RuntimeError(f"{results_prefix}*: shard results do not match the planned shards")
     return results
 
 

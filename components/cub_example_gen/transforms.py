@@ -51,7 +51,6 @@ class ShardResult:
     index: int
     path: str
     written: int
-    attempted: int  # images present on disk when planned (the denominator of the skip rate)
     skipped: tuple[Incident, ...]
     converted: tuple[Incident, ...]
 
@@ -132,7 +131,6 @@ class _WriteShardFn(beam.DoFn):
             index=task.index,
             path=path,
             written=writer.count,
-            attempted=len(task.examples),
             skipped=tuple(skipped),
             converted=tuple(converted),
         )
