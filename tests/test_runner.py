@@ -171,10 +171,13 @@ def test_progress_line_rates_and_eta():
     now = [100.0]
     stream = io.StringIO()
     line = ProgressLine(100, batch_size=8, start_step=10, stream=stream, clock=lambda: now[0])
-    now[0] = 105.0  # 10 steps in 5 s: 2 steps/s, 16 img/s; 80 steps left: 40 s
-    text = line.report(20, {"d_loss": 1.25, "lr": 2e-4})
-    assert text == "step  20/100  16.0 img/s  d_loss 1.25  lr 0.0002  ETA 00:40"
-    assert stream.getvalue() == text + "\n"
+    now[0] = 130.0  # the first interval includes tracing: no rate, no ETA
+    first = line.report(11, {"d_loss": 1.5})
+    assert first == "step  11/100  - img/s  d_loss 1.5  ETA ?"
+    now[0] = 135.0  # then 10 steps in 5 s: 2 steps/s, 16 img/s; 79 steps left: 39.5 s
+    second = line.report(21, {"d_loss": 1.25, "lr": 2e-4})
+    assert second == "step  21/100  16.0 img/s  d_loss 1.25  lr 0.0002  ETA 00:40"
+    assert stream.getvalue() == first + "\n" + second + "\n"
     assert format_duration(3725) == "1:02:05"
 
 

@@ -19,7 +19,8 @@ def format_duration(seconds: float) -> str:
 
 
 class ProgressLine:
-    """`report(step, values)` after a step; rates are measured between consecutive reports."""
+    """`report(step, values)` after a step; rates are measured between consecutive reports, from
+    the second one on."""
 
     def __init__(
         self,
@@ -38,20 +39,26 @@ class ProgressLine:
         self.clock = clock
         self._last_step = start_step
         self._last_time = clock()
+        self._reported = False
         self._in_place = getattr(self.stream, "isatty", lambda: False)()
 
     def format(self, step: int, values: Mapping[str, float]) -> str:
         now = self.clock()
         elapsed = max(now - self._last_time, 1e-9)
         steps_per_s = (step - self._last_step) / elapsed
-        self._last_step, self._last_time = step, now
-        eta = (self.total_steps - step) / steps_per_s if steps_per_s > 0 else float("inf")
+        first = not self._reported
+        self._last_step, self._last_time, self._reported = step, now, True
         width = len(str(self.total_steps))
+        if first:  # the first interval includes tracing and compiling: no rate to report yet
+            rate, eta = "- img/s", "?"
+        else:
+            rate = f"{steps_per_s * self.batch_size:.1f} img/s"
+            eta = format_duration((self.total_steps - step) / steps_per_s) if steps_per_s else "?"
         parts = [
             f"{self.prefix}step {step:>{width}}/{self.total_steps}",
-            f"{steps_per_s * self.batch_size:.1f} img/s",
+            rate,
             *(f"{name} {value:.4g}" for name, value in values.items()),
-            f"ETA {format_duration(eta) if eta != float('inf') else '?'}",
+            f"ETA {eta}",
         ]
         return "  ".join(parts)
 
