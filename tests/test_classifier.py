@@ -11,9 +11,10 @@ import pytest
 import tensorflow as tf
 from keras.src.utils import file_utils
 
-from stackgan.components.classifier_trainer.executor_test import make_image, write_examples
+from stackgan.components.classifier_trainer.executor_test import read_images
 from stackgan.evaluation import classifier as clf
 from stackgan.evaluation import classifier_data
+from stackgan.training.tiny_examples import write_tiny_examples
 
 
 class DownloadAttempted(AssertionError):
@@ -240,25 +241,27 @@ def test_holdout_is_per_class_and_seeded():
 
 def test_datasets_hold_the_chosen_classes_with_indexed_labels(tiny_config, tmp_path):
     data_cfg, cfg = tiny_config.data, tiny_config.classifier
-    train_images = [(1, 0), (2, 0), (3, 0), (4, 1), (5, 1), (6, 1)]
-    test_images = [(7, 2), (8, 2), (9, 3)]  # class 3 is not chosen below
-    examples = write_examples(str(tmp_path), {"train": train_images, "test": test_images}, data_cfg)
+    # image ids are 1000 * label + k: train 0..2, 1000..1002; test 2000..2002, 3000..3002
+    write_tiny_examples(
+        str(tmp_path), tiny_config, train_classes=(0, 1), test_classes=(2, 3), per_class=3
+    )
     patterns = [str(tmp_path / f"Split-{s}" / "*") for s in ("train", "test")]
     indexes = [classifier_data.scan_split(p) for p in patterns]
-    assert examples.uri == str(tmp_path)
-    np.testing.assert_array_equal(indexes[1].image_ids, [7, 8, 9])
-    assert indexes[0].class_names == {0: "001.Class_0", 1: "002.Class_1"}
+    np.testing.assert_array_equal(indexes[1].image_ids, [2000, 2001, 2002, 3000, 3001, 3002])
+    assert indexes[0].class_names == {0: "001.Bird", 1: "002.Bird"}
 
-    classes, holdout = [0, 1, 2], np.array([2, 8])
+    # classes 0, 1, 2 (class 3 is dropped); ids 1 and 2001 held out
+    classes, holdout = [0, 1, 2], np.array([1, 2001])
     train, held = classifier_data.make_datasets(
         patterns, indexes, data_cfg, cfg, classes, holdout, 0
     )
     train_labels = np.concatenate([labels.numpy() for _, labels in train])
-    assert sorted(train_labels) == [0, 0, 1, 1, 1, 2]  # ids 1, 3 / 4, 5, 6 / 7
+    assert sorted(train_labels) == [0, 0, 1, 1, 1, 2, 2]
     images, labels = next(iter(held))
-    assert labels.numpy().tolist() == [0, 2]  # ids 2 and 8 (class 2 is index 2)
+    assert labels.numpy().tolist() == [0, 2]  # class 2 is index 2 of `classes`
     assert images.shape == (2, cfg.image_size, cfg.image_size, 3)
-    crop = make_image(0, 2, data_cfg.high_res_stored)[6:70, 6:70]  # centre 64 of 76
+    stored = read_images(patterns[0], data_cfg)[1][1]
+    crop = stored[6:70, 6:70]  # the centre 64 of 76
     expected = tf.image.resize(crop[None], [32, 32], antialias=True) / 127.5 - 1.0
     np.testing.assert_allclose(images[0].numpy(), expected[0].numpy(), atol=1e-5)
     for batch, _ in train:

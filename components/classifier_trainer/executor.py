@@ -10,12 +10,13 @@ from typing import Any
 import keras
 from tfx import types
 from tfx.dsl.components.base import base_executor
+from tfx.dsl.io import fileio
 from tfx.types import artifact_utils
+from tfx.utils import path_utils
 
 from stackgan.config import Config
 from stackgan.evaluation import classifier, classifier_data
 
-SERVING_DIR = "Format-Serving"  # TFX's folder name for a servable SavedModel in a Model artifact
 RUN_FILE = "run.json"
 
 
@@ -88,7 +89,7 @@ class Executor(base_executor.BaseExecutor):
             "weights_file": weights.path,
             "warning": weights.warning,
         }
-        with open(os.path.join(run_uri, RUN_FILE), "w") as f:
+        with fileio.open(os.path.join(run_uri, RUN_FILE), "w") as f:
             run = {
                 **info,
                 "holdout_image_ids": holdout.tolist(),
@@ -97,4 +98,4 @@ class Executor(base_executor.BaseExecutor):
             }
             json.dump(run, f, indent=2)
         # last, so a Model artifact with a SavedModel in it is a finished one
-        classifier.export_classifier(models, os.path.join(model_uri, SERVING_DIR), info)
+        classifier.export_classifier(models, path_utils.serving_model_dir(model_uri), info)

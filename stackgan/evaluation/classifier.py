@@ -226,7 +226,7 @@ def export_classifier(models: ClassifierModels, export_dir: str | os.PathLike, i
     the weights it started from); it lands in `assets.extra/classifier.json`, where SavedModel
     tools expect extra files, and `load_classifier` returns it as `.info`.
     """
-    export_dir = Path(export_dir)
+    export_dir = str(export_dir)
     model = models.classifier
     archive = keras.export.ExportArchive()
     archive.track(model)
@@ -235,25 +235,28 @@ def export_classifier(models: ClassifierModels, export_dir: str | os.PathLike, i
         fn=lambda image: model(image, training=False),
         input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name="image")],
     )
-    archive.write_out(str(export_dir), verbose=False)
-    info_path = export_dir / INFO_FILE
-    info_path.parent.mkdir(parents=True, exist_ok=True)
-    info_path.write_text(json.dumps(info, indent=2, sort_keys=True))
+    archive.write_out(export_dir, verbose=False)
+    # tf.io.gfile, like the SavedModel writer, so a gs:// or s3:// artifact URI works too
+    info_path = os.path.join(export_dir, INFO_FILE)
+    tf.io.gfile.makedirs(os.path.dirname(info_path))
+    with tf.io.gfile.GFile(info_path, "w") as f:
+        f.write(json.dumps(info, indent=2, sort_keys=True))
 
 
 class LoadedClassifier:
     """A loaded classifier SavedModel: call it on images in [-1, 1]."""
 
     def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
-        info_path = self.path / INFO_FILE
-        if not info_path.is_file():
+        self.path = str(path)
+        info_path = os.path.join(self.path, INFO_FILE)
+        if not tf.io.gfile.exists(info_path):
             raise FileNotFoundError(
                 f"{info_path}: missing; {self.path} is not a classifier exported by"
                 " stackgan.evaluation.classifier.export_classifier"
             )
-        self.info: dict[str, Any] = json.loads(info_path.read_text())
-        self._saved_model = tf.saved_model.load(str(self.path))  # keeps the variables alive
+        with tf.io.gfile.GFile(info_path) as f:
+            self.info: dict[str, Any] = json.loads(f.read())
+        self._saved_model = tf.saved_model.load(self.path)  # keeps the variables alive
         if SIGNATURE not in self._saved_model.signatures:
             raise ValueError(f"{self.path}: no {SIGNATURE!r} signature")
         self._signature = self._saved_model.signatures[SIGNATURE]

@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from stackgan.config import ClassifierConfig, DataConfig
 from stackgan.schemas import features
+from stackgan.tfrecords import input_pipeline
 
 # reading labels and ids only: big batches make the scan cost little more than the file reads
 _SCAN_BATCH = 1024
@@ -102,13 +103,7 @@ def choose_holdout(
 
 def decode_image(encoded: tf.Tensor, data_cfg: DataConfig) -> tf.Tensor:
     """uint8 [S, S, 3] of one stored `image_high` (S = data.high_res_stored)."""
-    size = data_cfg.high_res_stored
-    if data_cfg.image_encoding == "raw":
-        image = tf.reshape(tf.io.decode_raw(encoded, tf.uint8), [size, size, 3])
-    else:
-        image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
-        image = tf.ensure_shape(image, [size, size, 3])
-    return image
+    return input_pipeline.decode_image(encoded, data_cfg.high_res_stored, data_cfg.image_encoding)
 
 
 def count_images(indexes: Sequence[ImageIndex], classes: Sequence[int]) -> int:

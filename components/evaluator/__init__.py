@@ -1,0 +1,1 @@
+"""Evaluator: inception score and FID of a generator on the test captions, and its blessing."""

@@ -1,0 +1,54 @@
+"""Evaluator: scores a generator with the CUB classifier and blesses it for the Pusher.
+
+Inputs: `examples` (Examples with embeddings; its Split-test is scored), `model` (Model: a
+generator SavedModel of the serving contract, docs/ARCHITECTURE.md), `classifier` (Model:
+ClassifierTrainer's). Outputs: `evaluation` (ModelEvaluation: metrics.json, metrics.md,
+samples.png) and `blessing` (ModelBlessing: custom property `blessed` = 1 when the generated
+images' inception score reaches EvalConfig.min_inception_score, else 0, plus a BLESSED or
+NOT_BLESSED file, as TFX's Evaluator writes them, so TFX's Pusher reads it).
+Parameter: `config_json` (stackgan.config.Config.to_json()).
+"""
+
+from __future__ import annotations
+
+from tfx.dsl.components.base import base_component, executor_spec
+from tfx.types import channel, standard_artifacts
+from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
+
+from stackgan.components.evaluator.executor import Executor
+
+
+class EvaluatorSpec(ComponentSpec):
+    PARAMETERS = {"config_json": ExecutionParameter(type=str)}
+    INPUTS = {
+        "examples": ChannelParameter(type=standard_artifacts.Examples),
+        "model": ChannelParameter(type=standard_artifacts.Model),
+        "classifier": ChannelParameter(type=standard_artifacts.Model),
+    }
+    OUTPUTS = {
+        "evaluation": ChannelParameter(type=standard_artifacts.ModelEvaluation),
+        "blessing": ChannelParameter(type=standard_artifacts.ModelBlessing),
+    }
+
+
+class Evaluator(base_component.BaseComponent):
+    SPEC_CLASS = EvaluatorSpec
+    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
+
+    def __init__(
+        self,
+        examples: channel.BaseChannel,
+        model: channel.BaseChannel,
+        classifier: channel.BaseChannel,
+        config_json: str,
+    ):
+        super().__init__(
+            spec=EvaluatorSpec(
+                examples=examples,
+                model=model,
+                classifier=classifier,
+                config_json=config_json,
+                evaluation=channel.Channel(type=standard_artifacts.ModelEvaluation),
+                blessing=channel.Channel(type=standard_artifacts.ModelBlessing),
+            )
+        )
