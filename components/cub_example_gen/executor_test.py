@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
-from tfx.components.util import examples_utils
+from tfx.components.util import examples_utils, tfxio_utils
 from tfx.types import artifact_utils, standard_artifacts
 
 from stackgan import config as config_lib
@@ -81,6 +81,25 @@ def test_do_writes_split_shards_and_sets_artifact_properties(synth_data, tiny, t
     assert sorted(os.listdir(examples.uri)) == [
         "Split-test", "Split-train", generate.REPORT_NAME, generate.SCHEMA_NAME
     ]  # fmt: skip
+
+
+def _assert_tfx_reads(examples, counts: dict[str, int]) -> None:
+    """TFX's own reader (what Transform, StatisticsGen and Trainer use) finds every record."""
+    factory = tfxio_utils.get_tfxio_factory_from_artifact(
+        [examples],
+        telemetry_descriptors=["cub_example_gen_test"],
+        schema=features.environment_schema(features.WITH_EMBEDDINGS),
+    )
+    for split, count in counts.items():
+        tfxio = factory(os.path.join(artifact_utils.get_split_uri([examples], split), "*"))
+        with beam.Pipeline(runner=IN_PROCESS) as pipeline:
+            rows = (
+                pipeline
+                | tfxio.BeamSource()
+                | beam.Map(lambda batch: batch.num_rows)
+                | beam.CombineGlobally(sum)
+            )
+            assert_that(rows, equal_to([count]))
 
 
 def test_ptransform_writes_one_shard_per_task(synth_data, tiny, tmp_path):
