@@ -99,8 +99,17 @@ class Generator:
         return {name: v.numpy() for name, v in self._from_noise(**inputs).items()}
 
     def generate_from_captions(self, captions: Sequence[str], seed: int = 0) -> dict:
-        """Images (and the `embedding` used) for raw caption strings; needs an export that
-        includes a text encoder (the `text` signature)."""
+        """Images for raw caption strings, as `generate` returns them; needs an export that
+        includes a text encoder (the `text` signature, which also outputs the `embedding` it
+        computed; `embed_captions` returns that)."""
+        outputs = self._text(captions, seed)
+        return {name: value.numpy() for name, value in outputs.items() if name != "embedding"}
+
+    def embed_captions(self, captions: Sequence[str]) -> np.ndarray:
+        """f32[N, E]: the embeddings the export's text encoder gives `captions`."""
+        return self._text(captions, 0)["embedding"].numpy()
+
+    def _text(self, captions: Sequence[str], seed: int) -> dict:
         if self._from_text is None:
             raise ValueError(
                 f"{self.path} has no text signature (exported without a text encoder); "
@@ -109,10 +118,9 @@ class Generator:
         captions = [str(c) for c in captions]
         if not captions:
             raise ValueError("captions is empty")
-        outputs = self._from_text(
+        return self._from_text(
             caption=tf.constant(captions, tf.string), seed=tf.constant(_seed(seed), tf.int64)
         )
-        return {name: value.numpy() for name, value in outputs.items()}
 
     @staticmethod
     def _matrix(values, name: str, width: int) -> tf.Tensor:

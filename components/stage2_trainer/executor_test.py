@@ -63,7 +63,7 @@ def test_do_exports_full_text_to_image_generator(tmp_path, config):
     images = generator.generate_from_captions(captions, seed=3)
     assert images["image_64"].shape == (2, 16, 16, 3)
     assert images["image_256"].shape == (2, 64, 64, 3)
-    assert images["embedding"].shape == (2, 1024)
+    assert generator.embed_captions(captions).shape == (2, 1024)
 
     # Stage-I inside the export is the input Stage-I, untouched by Stage-II training
     rng = np.random.default_rng(0)
