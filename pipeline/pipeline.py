@@ -34,6 +34,7 @@ from stackgan.components.stage1_trainer.component import Stage1Trainer
 from stackgan.components.stage2_trainer.component import Stage2Trainer
 from stackgan.components.text_encoder_trainer.component import TextEncoderTrainer
 from stackgan.config import Config
+from stackgan.data.fingerprint import dataset_fingerprint
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,7 +59,11 @@ def create_pipeline(
 ) -> tfx_pipeline.Pipeline:
     """Wires the DAG. `train_text_encoder` selects the text path (see module docstring)."""
     config_json = config.to_json()
-    example_gen = CubExampleGen(data_root=data_root, config_json=config_json)
+    example_gen = CubExampleGen(
+        data_root=data_root,
+        config_json=config_json,
+        data_fingerprint=dataset_fingerprint(data_root),
+    )
     raw_examples = example_gen.outputs["examples"]
     classifier = ClassifierTrainer(examples=raw_examples, config_json=config_json)
     components = [example_gen, classifier]

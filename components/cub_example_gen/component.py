@@ -16,6 +16,10 @@ class CubExampleGenSpec(ComponentSpec):
         "data_root": ExecutionParameter(type=str),
         # stackgan.config.Config.to_json(); its `data` section drives the conversion
         "config_json": ExecutionParameter(type=str),
+        # Sizes and modification times of the dataset's files (stackgan.data.fingerprint). The
+        # executor does not read it: it is here so that TFX's cache, which keys on parameters
+        # and inputs, re-runs the conversion when the files under an unchanged path change.
+        "data_fingerprint": ExecutionParameter(type=str, optional=True),
     }
     INPUTS = {}
     OUTPUTS = {"examples": ChannelParameter(type=standard_artifacts.Examples)}
@@ -29,11 +33,12 @@ class CubExampleGen(base_beam_component.BaseBeamComponent):
     SPEC_CLASS = CubExampleGenSpec
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
 
-    def __init__(self, data_root: str, config_json: str):
+    def __init__(self, data_root: str, config_json: str, data_fingerprint: str = ""):
         super().__init__(
             spec=CubExampleGenSpec(
                 data_root=data_root,
                 config_json=config_json,
+                data_fingerprint=data_fingerprint,
                 examples=types.Channel(type=standard_artifacts.Examples),
             )
         )
