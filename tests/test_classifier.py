@@ -165,6 +165,23 @@ def test_pretrained_fine_tuning_freezes_the_backbone_then_trains_its_upper_layer
     assert changed and not (changed & lower)
 
 
+def test_precise_batchnorm_sets_moving_statistics_to_the_mean_over_batches(tiny_cfg):
+    models = clf.build_classifier(tiny_cfg, num_classes=3, weights=clf.choose_weights(tiny_cfg))
+    backbone = models.backbone
+    rng = np.random.default_rng(0)
+    batches = [rng.uniform(-0.2, 1.0, (4, 32, 32, 3)).astype("float32") for _ in range(3)]
+    data = tf.data.Dataset.from_tensor_slices((np.concatenate(batches), np.zeros(12, "int64")))
+    conv1 = keras.Model(backbone.input, backbone.get_layer("Conv1").output)
+    expected = np.mean([conv1(b).numpy().mean(axis=(0, 1, 2)) for b in batches], axis=0)
+    bn = backbone.get_layer("bn_Conv1")
+    assert not np.allclose(bn.moving_mean.numpy(), expected, atol=1e-3)  # initial zeros
+
+    clf.PreciseBatchNorm(backbone, data.batch(4), max_batches=3).recalibrate()
+
+    np.testing.assert_allclose(bn.moving_mean.numpy(), expected, rtol=1e-4, atol=1e-6)
+    assert bn.momentum == 0.999  # MobileNetV2's own value, restored for training
+
+
 def test_top1_accuracy_counts_argmax_hits():
     # an identity "classifier": the images are their own logits
     identity = keras.Sequential([keras.Input((3,)), keras.layers.Identity()])

@@ -137,6 +137,44 @@ def build_classifier(
     return ClassifierModels(classifier, trainable, backbone, weights.pretrained)
 
 
+class PreciseBatchNorm(keras.callbacks.Callback):
+    """Re-estimates the backbone's BatchNorm statistics before every validation.
+
+    MobileNetV2's BatchNorm layers average their statistics with momentum 0.999, made for
+    fine-tuning ImageNet statistics over many steps. From scratch on a few CUB images they stay
+    near their initial values for thousands of steps, so in inference mode every image gets
+    the same prediction (held-out loss stuck at log K) and early stopping fires on noise. This
+    recomputes them as the plain mean of the training batches' statistics under the current
+    weights ("precise BN", Wu & Johnson 2021), which is what inference should use.
+    """
+
+    def __init__(self, backbone: keras.Model, train_ds: tf.data.Dataset, max_batches: int):
+        super().__init__()
+        self._backbone = backbone
+        self._train_ds = train_ds
+        self._max_batches = max_batches
+
+    def recalibrate(self) -> None:
+        layers = [
+            layer
+            for layer in self._backbone.layers
+            if isinstance(layer, keras.layers.BatchNormalization)
+        ]
+        momenta = [layer.momentum for layer in layers]
+        try:
+            for k, (images, _) in enumerate(self._train_ds.take(self._max_batches)):
+                # momentum k / (k + 1) makes the moving value the running mean of the batches'
+                for layer in layers:
+                    layer.momentum = k / (k + 1)
+                self._backbone(images, training=True)
+        finally:
+            for layer, momentum in zip(layers, momenta, strict=True):
+                layer.momentum = momentum
+
+    def on_test_begin(self, logs=None):
+        self.recalibrate()
+
+
 def _compile(model: keras.Model, learning_rate: float) -> None:
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
@@ -170,6 +208,7 @@ def fine_tune(
     holdout_ds: tf.data.Dataset,
     cfg: ClassifierConfig,
     callbacks: list[keras.callbacks.Callback] | None = None,
+    precise_bn_batches: int = 16,
 ) -> list[dict[str, Any]]:
     """Trains `models` on `(image, label)` batches; returns one record per phase.
 
@@ -177,7 +216,9 @@ def fine_tune(
     `learning_rate_head`, then phase "finetune" also trains the backbone's layers from index
     `finetune_from_block` up for `finetune_epochs` at `learning_rate_finetune`. From scratch a
     frozen random backbone teaches the head nothing, so one phase "scratch" trains every layer
-    for `head_epochs + finetune_epochs` at `learning_rate_head`.
+    for `head_epochs + finetune_epochs` at `learning_rate_head`, with `PreciseBatchNorm`
+    re-estimating the BatchNorm statistics (from up to `precise_bn_batches` training batches)
+    before each validation.
     """
     callbacks = list(callbacks or [])
     model, backbone = models.trainable, models.backbone
@@ -185,7 +226,8 @@ def fine_tune(
         backbone.trainable = True
         _compile(model, cfg.learning_rate_head)
         epochs = cfg.head_epochs + cfg.finetune_epochs
-        history = _fit(model, train_ds, holdout_ds, epochs, cfg, callbacks)
+        precise_bn = PreciseBatchNorm(backbone, train_ds, precise_bn_batches)
+        history = _fit(model, train_ds, holdout_ds, epochs, cfg, [precise_bn, *callbacks])
         return [{"phase": "scratch", "learning_rate": cfg.learning_rate_head, "history": history}]
 
     phases = []
