@@ -63,6 +63,8 @@ def _random_batches(num_images=24, num_classes=3, size=40, seed=0):
     return tf.data.Dataset.from_tensor_slices((images, labels)).batch(8)
 
 
+# Keras warns that it has no 32-pixel weights and would use the 224 ones: that is the point
+@pytest.mark.filterwarnings("ignore:`input_shape` is undefined or non-square")
 def test_cache_file_name_is_the_one_keras_would_download(tiny_cfg, no_downloads):
     for size in (32, 96):
         cfg = dataclasses.replace(tiny_cfg, image_size=size)
@@ -128,6 +130,7 @@ def test_bad_weight_settings_are_rejected(tiny_cfg, fields, message):
         clf.choose_weights(dataclasses.replace(tiny_cfg, **fields))
 
 
+@pytest.mark.slow  # two Keras fits of MobileNetV2: ~20 s alone, more on a shared machine
 def test_pretrained_fine_tuning_freezes_the_backbone_then_trains_its_upper_layers(
     tiny_cfg, empty_keras_home, no_downloads
 ):

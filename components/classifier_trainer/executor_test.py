@@ -54,6 +54,7 @@ def no_downloads(monkeypatch):
     return attempts
 
 
+@pytest.mark.slow  # a Keras fit, an export and a load of MobileNetV2: ~60 s on 2 cores
 def test_trains_on_test_classes_and_exports_the_contract(
     tmp_path, monkeypatch, no_downloads, caplog
 ):
