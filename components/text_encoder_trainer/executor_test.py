@@ -150,10 +150,10 @@ def test_a_missing_train_split_is_an_error_naming_the_artifact(classifier_model,
     assert os.listdir(model.uri) == []  # nothing that looks like a finished model
 
 
-def test_component_declares_its_channels(classifier_model):
+def test_component_declares_its_channels():
     component = TextEncoderTrainer(
         examples=as_channel([standard_artifacts.Examples()]),
-        classifier=as_channel([classifier_model]),
+        classifier=as_channel([standard_artifacts.Model()]),
         config_json=config_lib.tiny().to_json(),
     )
     assert set(component.inputs) == {"examples", "classifier"}
