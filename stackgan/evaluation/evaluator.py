@@ -74,8 +74,8 @@ class _Collector:
 
     def add(self, images: np.ndarray) -> None:
         outputs = self._classify_fn(images)
-        self.logits.append(np.asarray(outputs["logits"], np.float64))
-        self.features.append(np.asarray(outputs["features"], np.float64))
+        self.logits.append(np.asarray(outputs["logits"], np.float32))
+        self.features.append(np.asarray(outputs["features"], np.float32))
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
         if not self.logits:
@@ -99,7 +99,7 @@ def _checked_generation(images, count: int, batch_index: int) -> np.ndarray:
 
 
 def _inception(logits: np.ndarray, splits: int, rng: np.random.Generator) -> tuple[float, float]:
-    probabilities = special.softmax(logits, axis=1)
+    probabilities = special.softmax(logits.astype(np.float64), axis=1)
     return inception_score(probabilities[rng.permutation(len(probabilities))], splits)
 
 
@@ -117,7 +117,7 @@ def evaluate(
     generated, real = _Collector(classify_fn), _Collector(classify_fn)
     seen_ids: set[int] = set()
     seeds: list[int] = []
-    sheet: list[tuple[int, np.ndarray, str]] = []  # (image id, image, caption)
+    sheet = _SheetPicker(sheet_samples)
     num_generated = 0
     for batch_index, batch in enumerate(batches):
         # real images: each test image once, however many captions it has
@@ -141,7 +141,7 @@ def evaluate(
         generated.add(to_unit_range(images))
         num_generated += take
         captions = [c.decode() if isinstance(c, bytes) else str(c) for c in batch["caption"][:take]]
-        sheet.extend(zip(ids[:take], images, captions, strict=True))
+        sheet.offer(ids[:take], images, captions)
 
     gen_logits, gen_features = generated.arrays()
     real_logits, real_features = real.arrays()
@@ -168,16 +168,28 @@ def evaluate(
         *_inception(real_logits, cfg.is_splits, score_rng),
         fid_from_features(real_features[halves[0]], real_features[halves[1]]),
     )
-    sheet_images, sheet_captions = _sheet(sheet, sheet_samples)
+    sheet_images, sheet_captions = sheet.chosen()
     return Evaluation(generated_scores, real_scores, seeds, sheet_images, sheet_captions)
 
 
-def _sheet(samples: list[tuple[int, np.ndarray, str]], count: int) -> tuple[np.ndarray, list[str]]:
-    """Up to `count` samples, one per distinct test image first (the dataset lists an image's
-    captions together, so the first samples would otherwise show one or two birds)."""
-    distinct, repeats, used = [], [], set()
-    for image_id, image, caption in samples:
-        (repeats if image_id in used else distinct).append((image, caption))
-        used.add(image_id)
-    chosen = (distinct + repeats)[:count]
-    return np.stack([image for image, _ in chosen]), [caption for _, caption in chosen]
+class _SheetPicker:
+    """Keeps up to `count` samples for the sample sheet, one per distinct test image first (the
+    dataset lists an image's captions together, so the first samples would otherwise show one
+    or two birds). Only what may be shown is kept: the paper profile generates 29,330 images."""
+
+    def __init__(self, count: int):
+        self._count = count
+        self._distinct: list[tuple[np.ndarray, str]] = []
+        self._repeats: list[tuple[np.ndarray, str]] = []
+        self._ids: set[int] = set()
+
+    def offer(self, ids: list[int], images: np.ndarray, captions: list[str]) -> None:
+        for image_id, image, caption in zip(ids, images, captions, strict=True):
+            pool = self._repeats if image_id in self._ids else self._distinct
+            if len(pool) < self._count:
+                pool.append((image.copy(), caption))
+            self._ids.add(image_id)
+
+    def chosen(self) -> tuple[np.ndarray, list[str]]:
+        chosen = (self._distinct + self._repeats)[: self._count]
+        return np.stack([image for image, _ in chosen]), [caption for _, caption in chosen]
