@@ -18,6 +18,7 @@ from stackgan.config import Config
 from stackgan.evaluation import classifier, classifier_data
 
 RUN_FILE = "run.json"
+TENSORBOARD_DIR = "logs"
 
 
 def split_pattern(examples: types.Artifact, split: str) -> str:
@@ -42,7 +43,8 @@ class Executor(base_executor.BaseExecutor):
         config = Config.from_json(exec_properties["config_json"])
         cfg = config.classifier
         examples = artifact_utils.get_single_instance(input_dict["examples"])
-        model_uri = artifact_utils.get_single_uri(output_dict["model"])
+        model = artifact_utils.get_single_instance(output_dict["model"])
+        model_uri = model.uri
         run_uri = artifact_utils.get_single_uri(output_dict["model_run"])
 
         patterns = {split: split_pattern(examples, split) for split in ("train", "test")}
@@ -71,7 +73,11 @@ class Executor(base_executor.BaseExecutor):
             logging.warning("ClassifierTrainer: %s", weights.warning)
         keras.utils.set_random_seed(config.train.seed)
         models = classifier.build_classifier(cfg, len(classes), weights)
-        phases = classifier.fine_tune(models, train_ds, holdout_ds, cfg)
+        # TFX's convention: TensorBoard logs in the ModelRun (`tensorboard --logdir <uri>`)
+        tensorboard = keras.callbacks.TensorBoard(
+            os.path.join(run_uri, TENSORBOARD_DIR), write_graph=False
+        )
+        phases = classifier.fine_tune(models, train_ds, holdout_ds, cfg, callbacks=[tensorboard])
         accuracy = classifier.top1_accuracy(models, holdout_ds)
         logging.info("ClassifierTrainer: held-out top-1 accuracy %.4f", accuracy)
 
@@ -99,3 +105,8 @@ class Executor(base_executor.BaseExecutor):
             json.dump(run, f, indent=2)
         # last, so a Model artifact with a SavedModel in it is a finished one
         classifier.export_classifier(models, path_utils.serving_model_dir(model_uri), info)
+        # shown by the metadata store's UIs next to the artifact
+        model.set_float_custom_property("holdout_top1_accuracy", accuracy)
+        model.set_string_custom_property("weights_source", weights.source)
+        if weights.warning:
+            model.set_string_custom_property("warning", weights.warning)

@@ -14,7 +14,7 @@ from keras.src.utils import file_utils
 from tfx.types import standard_artifacts
 
 from stackgan import config
-from stackgan.components.classifier_trainer.executor import RUN_FILE, Executor
+from stackgan.components.classifier_trainer.executor import RUN_FILE, TENSORBOARD_DIR, Executor
 from stackgan.evaluation import classifier
 from stackgan.evaluation.classifier_data import decode_image
 from stackgan.schemas import features
@@ -82,6 +82,9 @@ def test_trains_on_test_classes_and_exports_the_contract(
     # 20% of 6 images per class, rounded: 1 held out per class
     assert (run["num_train_images"], run["num_holdout_images"]) == (10, 2)
     assert [p["phase"] for p in run["phases"]] == ["scratch"]
+    assert model.get_float_custom_property("holdout_top1_accuracy") == run["holdout_top1_accuracy"]
+    assert "FROM SCRATCH" in model.get_string_custom_property("warning")
+    assert tf.io.gfile.glob(str(tmp_path / "model_run" / TENSORBOARD_DIR / "*" / "events.out.*"))
 
     # TFX's Pusher and TF Serving expect the SavedModel in <uri>/Format-Serving
     loaded = classifier.load_classifier(tmp_path / "model" / "Format-Serving")
