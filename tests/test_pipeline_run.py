@@ -87,6 +87,31 @@ def test_dag_end_to_end_on_synthetic_data_then_cached(tmp_path, capsys):
     )
     assert out["image_64"].dtype == tf.uint8 and out["image_64"].shape[0] == 2
 
+    # `stackgan generate` draws a captioned grid from the pushed model (a TF Serving base dir)
+    from PIL import Image
+
+    embeddings = tmp_path / "embeddings.npy"
+    np.save(embeddings, np.random.default_rng(1).normal(size=(3, 10, 1024)).astype(np.float32))
+    grid = tmp_path / "grid.png"
+    serving = layout.serving_dir(str(work))
+    assert (
+        cli_main(
+            [
+                "generate",
+                "--model",
+                serving,
+                "--embeddings",
+                str(embeddings),
+                "--n",
+                "3",
+                "--out",
+                str(grid),
+            ]
+        )
+        == 0
+    )
+    assert Image.open(grid).size[0] > 3 * 64
+
     # a second run with nothing changed is served from the MLMD cache
     assert cli_main(["run", "--work-dir", str(work), "--profile", "tiny"]) == 0
     states = results.execution_states(store, PIPELINE)
@@ -112,3 +137,19 @@ def test_dag_on_real_cub_sample_trains_the_text_encoder(tmp_path, cub_sample_roo
         seed=tf.constant(1, tf.int64),
     )
     assert out["image_64"].shape[0] == 2 and out["image_64"].dtype == tf.uint8
+
+    grid = tmp_path / "grid.png"
+    argv = [
+        "generate",
+        "--model",
+        layout.serving_dir(str(work)),
+        "--caption",
+        "this bird is red with black wings",
+        "--n",
+        "2",
+        "--seed",
+        "5",
+        "--out",
+        str(grid),
+    ]
+    assert cli_main(argv) == 0 and grid.stat().st_size > 0
