@@ -9,6 +9,7 @@ import ml_metadata as mlmd
 from tfx.orchestration import metadata
 
 from stackgan.pipeline import layout
+from stackgan.pipeline.text_path import EMBEDDINGS_PICKLE
 
 _DONE = (mlmd.proto.Execution.COMPLETE, mlmd.proto.Execution.CACHED)
 
@@ -57,7 +58,9 @@ def execution_states(store, pipeline_name: str) -> dict[str, list[str]]:
     return states
 
 
-def summarize(work_dir: str, pipeline_name: str, elapsed_s: float) -> str:
+def summarize(
+    work_dir: str, pipeline_name: str, elapsed_s: float, data_root: str, text_signature: bool
+) -> str:
     store = open_store(work_dir)
     states = execution_states(store, pipeline_name)
     cached = sorted(n for n, s in states.items() if s and s[-1] == "CACHED")
@@ -99,9 +102,12 @@ def summarize(work_dir: str, pipeline_name: str, elapsed_s: float) -> str:
     )
     if versions:
         lines.append(f"  pushed model:  {os.path.join(serving, versions[-1])}")
+        if text_signature:
+            source = "--caption 'a small red bird with black wings'"
+        else:  # the model takes embeddings: the dataset's own test-caption embeddings
+            source = f"--embeddings {os.path.join(data_root, 'birds', 'test', EMBEDDINGS_PICKLE)}"
         lines.append(
-            f"  try it:        stackgan generate --model {serving} "
-            f"--caption 'a small red bird with black wings' --out birds.png"
+            f"  try it:        stackgan generate --model {serving} {source} --out birds.png"
         )
     else:
         lines.append("  pushed model:  none (the evaluator did not bless the generator)")

@@ -60,6 +60,28 @@ def load_embeddings(path: str) -> np.ndarray:
     return array.astype(np.float32)
 
 
+def release_captions(embeddings_path: str, n: int) -> list[str] | None:
+    """The first caption of each of the first `n` images when `embeddings_path` is a release-
+    layout pickle (birds/<split>/ beside filenames.pickle, captions in birds/text_c10/): row i of
+    the pickle embeds caption 0 of image i. None when that layout is not there."""
+    folder = os.path.dirname(os.path.abspath(embeddings_path))
+    names_path = os.path.join(folder, "filenames.pickle")
+    text_dir = os.path.join(os.path.dirname(folder), "text_c10")
+    if not (os.path.isfile(names_path) and os.path.isdir(text_dir)):
+        return None
+    with open(names_path, "rb") as f:
+        names = pickle.load(f, encoding="latin1")[:n]
+    captions = []
+    for name in names:
+        path = os.path.join(text_dir, f"{name}.txt")
+        if not os.path.isfile(path):
+            return None
+        with open(path, encoding="utf-8", errors="replace") as f:
+            lines = [line.strip() for line in f if line.strip()]
+        captions.append(lines[0] if lines else name)
+    return captions
+
+
 def run(args: argparse.Namespace) -> int:
     from stackgan.serving.generator import load_generator
     from stackgan.visualize.sample_sheet import render_sheet
@@ -74,7 +96,9 @@ def run(args: argparse.Namespace) -> int:
             with open(args.captions_file, encoding="utf-8") as f:
                 captions = [line.strip() for line in f][: len(embeddings)]
         else:
-            captions = [f"{os.path.basename(args.embeddings)} #{i}" for i in range(len(embeddings))]
+            captions = release_captions(args.embeddings, len(embeddings)) or [
+                f"{os.path.basename(args.embeddings)} #{i}" for i in range(len(embeddings))
+            ]
         images = generator.generate(embeddings, seed=args.seed)
     key = f"image_{args.stage}" if args.stage else max(images, key=lambda k: images[k].shape[1])
     sheet = render_sheet(images[key], captions, columns=args.columns)

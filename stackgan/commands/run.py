@@ -81,7 +81,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         local_runner.run(factory, work_dir)
     elapsed = time.monotonic() - start
-    print(results.summarize(work_dir, args.pipeline_name, elapsed), flush=True)
+    print(
+        results.summarize(work_dir, args.pipeline_name, elapsed, data_root, train_text_encoder),
+        flush=True,
+    )
     return 0
 
 
