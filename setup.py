@@ -11,6 +11,8 @@ pins ml-metadata 1.21 and tensorflow-data-validation 1.21, which have no Linux w
 Python 3.11 (see README, "Why the dependency override").
 """
 
+from pathlib import Path
+
 from setuptools import find_packages, setup
 
 # folder on disk -> package name once installed
@@ -41,7 +43,7 @@ setup(
     name="stackgan-tfx",
     version="0.1.0",
     description="StackGAN (Zhang et al. 2017) on CUB-200-2011 as a TFX pipeline, in TensorFlow/Keras 3.",
-    long_description=open("README.md", encoding="utf-8").read(),
+    long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     python_requires=">=3.11,<3.12",
     packages=_PACKAGES,
