@@ -5,8 +5,8 @@ blobs whose caption names the colour; Stage-I must paint the centre in the named
 the caption embeddings come from a char-CNN-RNN trained here with the DS-SJE loss and read
 back through its exported string-in SavedModel (`TextEncoder.embed`, the `serving_default`
 signature the text-to-image server calls). So the chain caption -> trained encoder -> GAN is
-tested as users run it, including the encoder's embedding scale, which is not the synthetic
-embeddings' unit scale.
+tested as users run it, including the encoder's own embedding geometry (norm ~1 here, against
+~32 for the synthetic embeddings).
 
 The encoder's image side needs image features. In the pipeline these are the CUB classifier's
 pooled features; no classifier can be trained to usefulness inside a unit test, so a stand-in
@@ -17,14 +17,13 @@ words to it.
 
 Evaluation uses held-out captions in wordings that neither the encoder nor the GAN saw, so the
 encoder must have learnt the colour words, not whole sentences. The wordings are new
-combinations of known words: with wholly new words around the colour (an earlier version of
-this test) the encoder still retrieved the colours perfectly, but the GAN's colour accuracy on
-them fell to 0.62-0.89 over seeds against 0.94 on training captions, since the embeddings of
-unseen words shift away from anything the GAN was trained on.
-The GAN trains for 1200 steps, against 800 in `test_learning`: at 800 steps the accuracy on
-held-out captions was 0.72-0.94 over 5 seeds, too close to the bound to be a stable test.
-Helpers are kept here: pytest runs with --import-mode=importlib, so test modules do not
-import one another.
+combinations of known words. With wholly new words around the colour (measured at 800 GAN
+steps) the encoder still retrieved the colours perfectly, but the GAN's colour accuracy on them
+fell to 0.62-0.89 over seeds against 0.94 on training captions: the embeddings of unseen words
+shift away from anything the GAN was trained on.
+The GAN trains for 1200 steps, against 800 in `test_learning`, and is measured on 256 held-out
+captions, against 64: at 800 steps on 64 captions the held-out accuracy was 0.72-0.94 over 5
+seeds, too close to the bound; as set here it is 0.84-0.92 over seeds 0-4.
 """
 
 from __future__ import annotations
@@ -52,7 +51,7 @@ SIZE = 16  # the tiny profile's Stage-I size
 CENTRE = slice(SIZE // 2 - 3, SIZE // 2 + 3)
 SEED = 0
 TRAIN_IMAGES = 512
-HELD_OUT = 64
+HELD_OUT = 256
 
 
 def _palette() -> np.ndarray:
@@ -212,7 +211,7 @@ def test_generated_colour_follows_the_trained_encoders_caption_embedding(tiny_co
     # untrained GAN: colour at chance (1/4), far from the named colour
     assert m["accuracy0"] < 0.5 and m["distance0"] > 100.0, m
     # trained on the encoder's embeddings: the named colour, with a clear margin
-    assert m["accuracy"] >= 0.75, m  # 3x chance; measured 0.83-0.92 over seeds
-    assert m["distance"] < 0.6 * m["distance0"], m  # measured 0.38-0.40
+    assert m["accuracy"] >= 0.75, m  # 3x chance; measured 0.84-0.92, seeds 0-4
+    assert m["distance"] < 0.6 * m["distance0"], m  # measured 0.28-0.46, seeds 0-4
     # D learnt the matching: a real image of another colour + this caption is "not matching"
     assert m["d_acc_wrong"] > 0.9, m
