@@ -18,16 +18,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from blob_birds import CENTRE, COLOURS, SIZE, bird_image
 
-COLOURS = ("red", "green", "blue", "yellow")
 TEMPLATES = (
     "this bird has a {} body",
     "a small bird with a {} body",
     "this bird is mostly {}",
     "a bird with a {} body and a short beak",
 )
-SIZE = 16  # the tiny profile's Stage-I size
-CENTRE = slice(SIZE // 2 - 3, SIZE // 2 + 3)
 
 
 def _captions(n: int, rng: np.random.Generator):
@@ -40,27 +38,16 @@ def _captions(n: int, rng: np.random.Generator):
     return colours, embeddings
 
 
-def _bird_image(rgb, rng: np.random.Generator) -> np.ndarray:
-    """A noisy grey background with an elliptic blob of colour `rgb` near the centre, [-1, 1]."""
-    image = np.full((SIZE, SIZE, 3), rng.uniform(90, 170)) + rng.normal(0, 8, (SIZE, SIZE, 3))
-    yy, xx = np.mgrid[:SIZE, :SIZE]
-    cy, cx = SIZE / 2 - 0.5 + rng.uniform(-1, 1, 2)
-    r = rng.uniform(3.5, 5.0)
-    mask = ((yy - cy) / (0.8 * r)) ** 2 + ((xx - cx) / r) ** 2 <= 1
-    image[mask] = np.asarray(rgb) + rng.normal(0, 6, (int(mask.sum()), 3))
-    return (np.clip(image, 0, 255) / 127.5 - 1).astype("float32")
-
-
 def _colour_dataset(n: int, rng: np.random.Generator):
     from stackgan.data import synth
 
     colours, embeddings = _captions(n, rng)
     palette = [synth.PALETTE[c] for c in COLOURS]
-    images = np.stack([_bird_image(c, rng) for c in colours])
+    images = np.stack([bird_image(c, rng) for c in colours])
     # wrong = a real image of ANOTHER colour paired with this caption
     wrong = np.stack(
         [
-            _bird_image(p, rng)
+            bird_image(p, rng)
             for c in colours
             for p in [rng.choice([q for q in palette if tuple(q) != tuple(c)], axis=0)]
         ]

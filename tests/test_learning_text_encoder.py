@@ -30,8 +30,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from blob_birds import CENTRE, COLOURS, SIZE, bird_image
 
-COLOURS = ("red", "green", "blue", "yellow")
 # Captions are opener + colour phrase + detail: 216 wordings per colour, so the encoder sees
 # hundreds of distinct strings and has to pick out the colour word rather than memorise a few
 # sentences. A fixed sixth of the wordings is held out: neither the encoder nor the GAN sees
@@ -47,8 +47,6 @@ PHRASES = (
 )
 DETAILS = ("", " and a short beak", " with thin legs", " and a long tail", ", perched", ".")
 HELD_OUT_WORDINGS = 36
-SIZE = 16  # the tiny profile's Stage-I size
-CENTRE = slice(SIZE // 2 - 3, SIZE // 2 + 3)
 SEED = 0
 TRAIN_IMAGES = 512
 HELD_OUT = 256
@@ -58,17 +56,6 @@ def _palette() -> np.ndarray:
     from stackgan.data import synth
 
     return np.array([synth.PALETTE[c] for c in COLOURS], "float64")
-
-
-def _bird_image(rgb, rng: np.random.Generator) -> np.ndarray:
-    """A noisy grey background with an elliptic blob of colour `rgb` near the centre, [-1, 1]."""
-    image = np.full((SIZE, SIZE, 3), rng.uniform(90, 170)) + rng.normal(0, 8, (SIZE, SIZE, 3))
-    yy, xx = np.mgrid[:SIZE, :SIZE]
-    cy, cx = SIZE / 2 - 0.5 + rng.uniform(-1, 1, 2)
-    r = rng.uniform(3.5, 5.0)
-    mask = ((yy - cy) / (0.8 * r)) ** 2 + ((xx - cx) / r) ** 2 <= 1
-    image[mask] = np.asarray(rgb) + rng.normal(0, 6, (int(mask.sum()), 3))
-    return (np.clip(image, 0, 255) / 127.5 - 1).astype("float32")
 
 
 def _colour_features(images: np.ndarray) -> np.ndarray:
@@ -91,7 +78,7 @@ def _wordings(rng: np.random.Generator) -> tuple[list[str], list[str]]:
 def _birds(n: int, wordings, captions_per_image: int, rng: np.random.Generator):
     """(colour index int[N], images f32[N, SIZE, SIZE, 3], captions: N lists)."""
     colour_ids = rng.integers(len(COLOURS), size=n)
-    images = np.stack([_bird_image(_palette()[k], rng) for k in colour_ids])
+    images = np.stack([bird_image(_palette()[k], rng) for k in colour_ids])
     captions = [
         [
             wordings[rng.integers(len(wordings))].format(COLOURS[k])
@@ -169,7 +156,7 @@ def measure(cfg, seed: int, export_dir) -> dict[str, float]:
     train_embeddings = encoder.embed([c for image_captions in captions for c in image_captions])
     data = {
         "image": np.repeat(images, per_image, axis=0),
-        "wrong_image": np.stack([_bird_image(_palette()[k], rng) for k in wrong_ids]),
+        "wrong_image": np.stack([bird_image(_palette()[k], rng) for k in wrong_ids]),
         "embedding": train_embeddings,
     }
     gan_cfg = cfg.replace(train={"batch_size": 16, "seed": seed})

@@ -1,0 +1,22 @@
+"""The toy data of the conditional-learning tests: a coloured blob ("bird") on a noisy grey
+background, whose caption names the colour. Shared by tests/test_learning*.py (importable
+because pyproject.toml puts tests/ on pytest's pythonpath)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+COLOURS = ("red", "green", "blue", "yellow")
+SIZE = 16  # the tiny profile's Stage-I size
+CENTRE = slice(SIZE // 2 - 3, SIZE // 2 + 3)  # where the blob is: its colour is measured here
+
+
+def bird_image(rgb, rng: np.random.Generator) -> np.ndarray:
+    """A noisy grey background with an elliptic blob of colour `rgb` near the centre, [-1, 1]."""
+    image = np.full((SIZE, SIZE, 3), rng.uniform(90, 170)) + rng.normal(0, 8, (SIZE, SIZE, 3))
+    yy, xx = np.mgrid[:SIZE, :SIZE]
+    cy, cx = SIZE / 2 - 0.5 + rng.uniform(-1, 1, 2)
+    r = rng.uniform(3.5, 5.0)
+    mask = ((yy - cy) / (0.8 * r)) ** 2 + ((xx - cx) / r) ** 2 <= 1
+    image[mask] = np.asarray(rgb) + rng.normal(0, 6, (int(mask.sum()), 3))
+    return (np.clip(image, 0, 255) / 127.5 - 1).astype("float32")
