@@ -74,6 +74,10 @@ class ModelConfig:
     # Keras `trainable=False` puts BatchNorm in inference mode; the official codes keep batch
     # statistics in the frozen Stage-I G. "batch" follows them, "moving" uses moving averages.
     frozen_stage1_batchnorm: Literal["batch", "moving"] = "batch"
+    # Later work, not the paper: "image" (paper) paints the Stage-II image from its 16x16 code;
+    # "residual" adds a learned correction to the upsampled Stage-I image
+    # (stackgan/models/refinement.py), so Stage-II starts from Stage-I's picture.
+    stage2_output: Literal["image", "residual"] = "image"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -228,7 +232,9 @@ def demo() -> Config:
     """The Quickstart: the whole DAG in minutes on 2 CPU cores, on the synthetic birds."""
     return Config(
         profile="demo",
-        synth=SynthConfig(classes=8, images_per_class=12),
+        # 12 train / 4 test species: enough images for a from-scratch classifier to judge, and
+        # more than one or two unseen species for the zero-shot pictures
+        synth=SynthConfig(classes=16, images_per_class=24),
         data=DataConfig(shuffle_buffer=256),
         model=ModelConfig(
             ca_dim=32,

@@ -24,6 +24,7 @@ from stackgan.models.blocks import (
     up_block,
 )
 from stackgan.models.conditioning import conditioning_augmentation
+from stackgan.models.refinement import TanhResidual
 from stackgan.models.discriminator_head import conditional_logit, unconditional_logit
 
 ENCODER_DOWNSAMPLING = 4  # two stride-2 convs: 64x64 -> Mg = 16x16
@@ -63,7 +64,13 @@ def build_stage2_generator(
         channels = max(1, channels // 2)
         x = up_block(x, channels, f"up{joint_size * 2 ** (i + 1)}", dtype=d)
     x = conv(x, 3, 3, 1, "to_rgb_conv", bias=True, dtype=d)
-    image = layers.Activation("tanh", name="image", dtype="float32")(x)
+    if model_cfg.stage2_output == "residual":
+        upsampled = layers.UpSampling2D(
+            4, interpolation="bilinear", name="stage1_upsample", dtype=d
+        )(stage1_image)
+        image = TanhResidual(name="image", dtype="float32")([upsampled, x])
+    else:
+        image = layers.Activation("tanh", name="image", dtype="float32")(x)
     mu = layers.Identity(name="mu", dtype="float32")(mu)
     log_sigma = layers.Identity(name="log_sigma", dtype="float32")(log_sigma)
     return keras.Model(
