@@ -1,4 +1,5 @@
-"""The evaluator's core with a fake generator and a fake classifier whose scores are known."""
+"""The evaluator's core and push gate with fake generators and a fake classifier whose scores
+are known."""
 
 from __future__ import annotations
 
@@ -8,16 +9,22 @@ import numpy as np
 import pytest
 
 from stackgan.config import EvalConfig
-from stackgan.evaluation.evaluator import evaluate, to_unit_range
+from stackgan.evaluation.evaluator import evaluate, judge, to_unit_range
 from stackgan.evaluation.fid import fid_from_features
+from stackgan.evaluation.refinement import consistency_mad, sharpness_gain
 
 NUM_CLASSES = 4
+CLASS_IDS = list(range(NUM_CLASSES))  # the fake classifier's logit i is class i
 SIZE = 8
 
 
-def real_image(image_id: int) -> np.ndarray:
+def label_of(image_id: int) -> int:
+    return image_id % NUM_CLASSES
+
+
+def real_image(image_id: int, label: int | None = None) -> np.ndarray:
     """uint8 [SIZE, SIZE, 3]: red channel = 50 * class, green varies per image."""
-    label = image_id % NUM_CLASSES
+    label = label_of(image_id) if label is None else label
     pixel = np.array([50 * label, (37 * image_id) % 256, 90], np.uint8)
     return np.broadcast_to(pixel, (SIZE, SIZE, 3)).copy()
 
@@ -42,6 +49,7 @@ def dataset(num_images: int, captions: int, batch_size: int, ids=None) -> list[d
         batches.append(
             {
                 "image_id": np.array([i for i, _ in part], np.int64),
+                "label": np.array([label_of(i) for i, _ in part], np.int64),
                 "image_high": to_unit_range(np.stack([real_image(i) for i, _ in part])),
                 "embedding": np.array([[i, c, 0.0] for i, c in part], np.float32),
                 "caption": np.array([f"bird {i} caption {c}".encode() for i, c in part]),
@@ -50,12 +58,29 @@ def dataset(num_images: int, captions: int, batch_size: int, ids=None) -> list[d
     return batches
 
 
-def perfect_generator(embeddings: np.ndarray, seed: int) -> np.ndarray:
-    return np.stack([real_image(int(i)) for i in embeddings[:, 0]])
+def stage1(images: np.ndarray) -> dict[str, np.ndarray]:
+    """What a Stage-I-only generator's `generate` returns."""
+    return {"image_64": images}
 
 
-def collapsed_generator(embeddings: np.ndarray, seed: int) -> np.ndarray:
-    return np.full((len(embeddings), SIZE, SIZE, 3), 128, np.uint8)
+def perfect_generator(embeddings: np.ndarray, seed: int) -> dict[str, np.ndarray]:
+    return stage1(np.stack([real_image(int(i)) for i in embeddings[:, 0]]))
+
+
+def collapsed_generator(embeddings: np.ndarray, seed: int) -> dict[str, np.ndarray]:
+    return stage1(np.full((len(embeddings), SIZE, SIZE, 3), 128, np.uint8))
+
+
+def three_in_four_generator(embeddings: np.ndarray, seed: int) -> dict[str, np.ndarray]:
+    """The caption's class for captions 0-2 of an image, the next class for caption 3."""
+    return stage1(
+        np.stack(
+            [
+                real_image(int(i), (label_of(int(i)) + (int(c) == 3)) % NUM_CLASSES)
+                for i, c in embeddings[:, :2]
+            ]
+        )
+    )
 
 
 class RecordingGenerator:
@@ -67,14 +92,41 @@ class RecordingGenerator:
     def __call__(self, embeddings, seed):
         self.calls.append((len(embeddings), seed))
         rng = np.random.default_rng(seed)
-        return rng.integers(0, 256, (len(embeddings), SIZE, SIZE, 3), dtype=np.uint8)
+        return stage1(rng.integers(0, 256, (len(embeddings), SIZE, SIZE, 3), dtype=np.uint8))
 
 
-CFG = EvalConfig(num_samples=0, is_splits=1, batch_size=5, seed=3, min_inception_score=1.0)
+class TwoStageGenerator:
+    """Stage-I: noise from the seed; Stage-II (4x larger): Stage-I's pixels repeated 4x4
+    ("consistent", what a refiner that changes nothing gives) or unrelated noise. Keeps every
+    pair it returned."""
+
+    def __init__(self, consistent: bool):
+        self.consistent = consistent
+        self.pairs: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def __call__(self, embeddings, seed):
+        rng = np.random.default_rng(seed)
+        low = rng.integers(0, 256, (len(embeddings), SIZE, SIZE, 3), dtype=np.uint8)
+        if self.consistent:
+            high = low.repeat(4, axis=1).repeat(4, axis=2)
+        else:
+            high = rng.integers(0, 256, (len(embeddings), 4 * SIZE, 4 * SIZE, 3), dtype=np.uint8)
+        self.pairs.append((low, high))
+        return {"image_64": low, "image_256": high}
+
+
+CFG = EvalConfig(
+    num_samples=0,
+    is_splits=1,
+    batch_size=5,
+    seed=3,
+    min_class_accuracy_ratio=0.5,
+    baseline_tolerance=0.02,
+)
 
 
 def test_a_generator_that_returns_the_real_images_scores_like_them():
-    result = evaluate(dataset(12, 1, 5), perfect_generator, classify, CFG)
+    result = evaluate(dataset(12, 1, 5), perfect_generator, classify, CFG, CLASS_IDS)
     assert result.generated.count == result.real.count == 12
     # 12 images spread evenly over 4 confidently recognised classes: IS = 4
     assert result.generated.inception_score_mean == pytest.approx(4.0, abs=1e-6)
@@ -83,7 +135,7 @@ def test_a_generator_that_returns_the_real_images_scores_like_them():
 
 
 def test_a_collapsed_generator_scores_one_and_a_large_fid():
-    result = evaluate(dataset(12, 2, 5), collapsed_generator, classify, CFG)
+    result = evaluate(dataset(12, 2, 5), collapsed_generator, classify, CFG, CLASS_IDS)
     assert result.generated.count == 24 and result.real.count == 12
     assert result.generated.inception_score_mean == pytest.approx(1.0)
     real_features = classify(to_unit_range(np.stack([real_image(i) for i in range(1, 13)])))
@@ -96,7 +148,7 @@ def test_a_collapsed_generator_scores_one_and_a_large_fid():
 
 
 def test_real_images_are_scored_once_each_and_halves_give_the_real_fid():
-    result = evaluate(dataset(12, 3, 5), perfect_generator, classify, CFG)
+    result = evaluate(dataset(12, 3, 5), perfect_generator, classify, CFG, CLASS_IDS)
     assert result.real.count == 12 and result.generated.count == 36
     features = classify(to_unit_range(np.stack([real_image(i) for i in range(1, 13)])))["features"]
     # the halves are the first draw of the scoring generator seeded with EvalConfig.seed
@@ -109,21 +161,42 @@ def test_real_images_are_scored_once_each_and_halves_give_the_real_fid():
 def test_num_samples_caps_generation_in_batches_with_recorded_seeds():
     generator = RecordingGenerator()
     cfg = dataclasses.replace(CFG, num_samples=12)
-    result = evaluate(dataset(10, 2, 5), generator, classify, cfg)
+    result = evaluate(dataset(10, 2, 5), generator, classify, cfg, CLASS_IDS)
     assert [n for n, _ in generator.calls] == [5, 5, 2]
     assert result.batch_seeds == [seed for _, seed in generator.calls]
     assert result.generated.count == 12
     assert result.real.count == 10  # every test image, beyond the generation cap
 
 
+def test_num_samples_are_spread_over_the_class_ordered_split():
+    # 12 images in class order (labels 0 0 0 1 1 1 ...), 2 captions each: the first 8 pairs
+    # would be 6 of class 0 and 2 of class 1; 8 evenly spaced pairs are 2 of each class
+    ids = [4, 8, 12, 1, 5, 9, 2, 6, 10, 3, 7, 11]
+    seen = []
+
+    def recording(embeddings, seed):
+        seen.extend((int(i), int(c)) for i, c in embeddings[:, :2])
+        return perfect_generator(embeddings, seed)
+
+    cfg = dataclasses.replace(CFG, num_samples=8)
+    result = evaluate(dataset(0, 2, 5, ids=ids), recording, classify, cfg, CLASS_IDS)
+    assert seen == [(4, 0), (8, 1), (1, 0), (5, 1), (2, 0), (6, 1), (3, 0), (7, 1)]
+    assert result.chance == pytest.approx(0.25)
+    assert result.real.count == 12
+
+
 def test_same_seed_same_scores_other_seed_other_samples():
-    first = evaluate(dataset(12, 2, 5), RecordingGenerator(), classify, CFG)
-    again = evaluate(dataset(12, 2, 5), RecordingGenerator(), classify, CFG)
+    first = evaluate(dataset(12, 2, 5), RecordingGenerator(), classify, CFG, CLASS_IDS)
+    again = evaluate(dataset(12, 2, 5), RecordingGenerator(), classify, CFG, CLASS_IDS)
     assert first.batch_seeds == again.batch_seeds
     assert dataclasses.asdict(first.generated) == dataclasses.asdict(again.generated)
     np.testing.assert_array_equal(first.sheet_images, again.sheet_images)
     other = evaluate(
-        dataset(12, 2, 5), RecordingGenerator(), classify, dataclasses.replace(CFG, seed=4)
+        dataset(12, 2, 5),
+        RecordingGenerator(),
+        classify,
+        dataclasses.replace(CFG, seed=4),
+        CLASS_IDS,
     )
     assert other.batch_seeds != first.batch_seeds
     assert other.generated.fid != first.generated.fid
@@ -134,13 +207,15 @@ def test_splits_permute_the_class_ordered_samples():
     # classes twice and score exactly 2; the evaluator shuffles first, so its halves mix classes
     batches = dataset(0, 1, 4, ids=[4, 8, 1, 5, 2, 6, 3, 7])
     cfg = dataclasses.replace(CFG, is_splits=2)
-    result = evaluate(batches, perfect_generator, classify, cfg)
+    result = evaluate(batches, perfect_generator, classify, cfg, CLASS_IDS)
     assert result.generated.count == 8
     assert result.generated.inception_score_mean > 2.0 + 1e-6
 
 
 def test_sheet_shows_distinct_images_first_with_their_captions():
-    result = evaluate(dataset(4, 3, 5), perfect_generator, classify, CFG, sheet_samples=5)
+    result = evaluate(
+        dataset(4, 3, 5), perfect_generator, classify, CFG, CLASS_IDS, sheet_samples=5
+    )
     assert result.sheet_captions == [
         "bird 1 caption 0",
         "bird 2 caption 0",
@@ -153,18 +228,148 @@ def test_sheet_shows_distinct_images_first_with_their_captions():
 
 def test_generator_output_is_checked():
     def floats(embeddings, seed):
-        return np.zeros((len(embeddings), SIZE, SIZE, 3), np.float32)
+        return stage1(np.zeros((len(embeddings), SIZE, SIZE, 3), np.float32))
 
     with pytest.raises(
-        ValueError, match=r"generate_fn returned float32 \[5, 8, 8, 3\] for batch 0"
+        ValueError, match=r"generate_fn returned float32 \[5, 8, 8, 3\] for image_64 of batch 0"
     ):
-        evaluate(dataset(12, 1, 5), floats, classify, CFG)
+        evaluate(dataset(12, 1, 5), floats, classify, CFG, CLASS_IDS)
+
+    def unnamed(embeddings, seed):
+        return {"image": perfect_generator(embeddings, seed)["image_64"]}
+
+    with pytest.raises(ValueError, match=r"generate_fn returned \['image'\] for batch 0"):
+        evaluate(dataset(12, 1, 5), unnamed, classify, CFG, CLASS_IDS)
 
 
 def test_too_few_images_is_an_error():
     with pytest.raises(ValueError, match="3 distinct real test images"):
-        evaluate(dataset(3, 2, 5), perfect_generator, classify, CFG)
+        evaluate(dataset(3, 2, 5), perfect_generator, classify, CFG, CLASS_IDS)
     with pytest.raises(ValueError, match="1 generated samples"):
         evaluate(
-            dataset(6, 1, 5), perfect_generator, classify, dataclasses.replace(CFG, num_samples=1)
+            dataset(6, 1, 5),
+            perfect_generator,
+            classify,
+            dataclasses.replace(CFG, num_samples=1),
+            CLASS_IDS,
         )
+
+
+def test_class_accuracy_of_generated_images_against_their_captions_class():
+    # 12 images x 4 captions; caption 3 of every image gets a bird of the next class
+    result = evaluate(dataset(12, 4, 5), three_in_four_generator, classify, CFG, CLASS_IDS)
+    assert (result.generated.top1_correct, result.generated.count) == (36, 48)
+    assert result.generated.top1_accuracy == pytest.approx(0.75)
+    assert (result.real.top1_correct, result.real.count) == (12, 12)
+    assert result.real.top1_accuracy == 1.0
+    assert result.chance == pytest.approx(0.25)  # 4 balanced classes
+    row = result.table()[0]
+    assert (row["top1_correct"], row["top1_accuracy"]) == (36, 0.75)
+
+
+def test_class_ids_map_labels_to_logits_in_the_classifiers_order():
+    order = [2, 0, 3, 1]  # logit k of this classifier is class order[k]
+
+    def reordered(images):
+        outputs = classify(images)
+        return {"logits": outputs["logits"][:, order], "features": outputs["features"]}
+
+    right = evaluate(dataset(12, 1, 5), perfect_generator, reordered, CFG, order)
+    assert right.generated.top1_accuracy == right.real.top1_accuracy == 1.0
+    # read in the natural order, the same logits name the wrong class for every image
+    wrong = evaluate(dataset(12, 1, 5), perfect_generator, reordered, CFG, CLASS_IDS)
+    assert wrong.generated.top1_correct == wrong.real.top1_correct == 0
+
+
+def test_a_classifier_without_a_test_class_is_an_error():
+    with pytest.raises(ValueError, match=r"does not cover test class\(es\) \[3\]"):
+        evaluate(dataset(12, 1, 5), perfect_generator, classify, CFG, [0, 1, 2])
+
+
+def test_refinement_scores_pair_each_batchs_stage1_and_stage2_images():
+    consistent = TwoStageGenerator(consistent=True)
+    result = evaluate(dataset(12, 1, 5), consistent, classify, CFG, CLASS_IDS)
+    scores = result.refinement
+    assert (scores.count, scores.stage1_size, scores.stage2_size) == (12, SIZE, 4 * SIZE)
+    # Stage-II's 4x4 blocks average back to Stage-I exactly
+    assert scores.consistency_mad == pytest.approx(0.0, abs=1e-4)
+    # batches of 5, 5 and 2: the mean of the batches' gains weighted by their size
+    expected = sum(sharpness_gain(low, high) * len(low) for low, high in consistent.pairs) / 12
+    assert scores.sharpness_gain == pytest.approx(expected)
+    assert result.sheet_images.shape[1] == 4 * SIZE  # Stage-II's images are the ones scored
+
+    unrelated = TwoStageGenerator(consistent=False)
+    other = evaluate(dataset(12, 1, 5), unrelated, classify, CFG, CLASS_IDS).refinement
+    lows, highs = (np.concatenate(images) for images in zip(*unrelated.pairs, strict=True))
+    assert other.consistency_mad == pytest.approx(consistency_mad(lows, highs), rel=1e-5)
+    assert other.consistency_mad > 40  # independent uniform noise, after 4x4 averaging
+    assert other.sharpness_gain > scores.sharpness_gain
+
+
+def test_a_stage1_only_generator_has_no_refinement_scores():
+    result = evaluate(dataset(12, 1, 5), perfect_generator, classify, CFG, CLASS_IDS)
+    assert result.refinement is None
+
+
+def _with_top1(result, generated: float, real: float):
+    """`result` with the given generated and real top-1 (for the gate's boundaries)."""
+    return dataclasses.replace(
+        result,
+        generated=dataclasses.replace(result.generated, top1_accuracy=generated),
+        real=dataclasses.replace(result.real, top1_accuracy=real),
+    )
+
+
+@pytest.fixture(scope="module")
+def three_in_four():
+    return evaluate(dataset(12, 4, 5), three_in_four_generator, classify, CFG, CLASS_IDS)
+
+
+def test_gate_blesses_at_the_ratio_and_refuses_below(three_in_four):
+    at = judge(three_in_four, dataclasses.replace(CFG, min_class_accuracy_ratio=0.75))
+    assert at.blessed and at.reasons == () and at.required_top1 == pytest.approx(0.75)
+    above = judge(three_in_four, dataclasses.replace(CFG, min_class_accuracy_ratio=0.76))
+    assert not above.blessed
+    assert above.message == "generated top-1 0.750 (36/48) < 0.76 x real top-1 1.000 = 0.760"
+    # the ratio scales with the classifier's own top-1 on real images: 0.5 x 1.5 = 0.75
+    weaker = judge(_with_top1(three_in_four, 0.75, 1.5), CFG)
+    assert weaker.blessed
+    # 9/25 reaches 0.9 x 10/25 exactly, though in floating point 0.9 * 0.4 > 0.36
+    ninety = dataclasses.replace(CFG, min_class_accuracy_ratio=0.9)
+    assert judge(_with_top1(three_in_four, 9 / 25, 10 / 25), ninety).blessed
+
+
+def test_gate_refuses_a_generator_that_ignores_the_caption():
+    # every image the same grey bird: right only for the class the classifier calls it
+    result = evaluate(dataset(12, 2, 5), collapsed_generator, classify, CFG, CLASS_IDS)
+    assert result.generated.top1_accuracy == pytest.approx(result.chance) == pytest.approx(0.25)
+    verdict = judge(result, EvalConfig())  # the default ratio, 0.5
+    assert verdict.reasons == (
+        "generated top-1 0.250 (6/24) < 0.5 x real top-1 1.000 = 0.500",
+        "generated top-1 0.250 is not above chance 0.250 (the largest class share among the"
+        " captions)",
+    )
+    # a weak classifier (real top-1 0.4) lowers the ratio's bar below chance: chance still holds
+    weak = judge(_with_top1(result, 0.25, 0.4), EvalConfig())
+    assert weak.reasons == verdict.reasons[1:]
+    assert judge(_with_top1(result, 0.26, 0.4), EvalConfig()).blessed
+    # ratio 0 (the tiny profile) turns both checks off
+    off = dataclasses.replace(CFG, min_class_accuracy_ratio=0.0)
+    assert judge(_with_top1(result, 0.0, 1.0), off).blessed
+
+
+def test_gate_against_the_last_blessed_model(three_in_four):
+    better = _with_top1(three_in_four, 0.80, 1.0)
+    refused = judge(three_in_four, CFG, baseline=better)
+    assert not refused.blessed
+    assert refused.baseline_required_top1 == pytest.approx(0.78)
+    assert refused.message == (
+        "generated top-1 0.750 < the last blessed model's 0.800 - 0.02 = 0.780"
+    )
+    # within the tolerance: 0.77 - 0.02 = 0.75
+    assert judge(three_in_four, CFG, baseline=_with_top1(three_in_four, 0.77, 1.0)).blessed
+    worse = judge(three_in_four, CFG, baseline=_with_top1(three_in_four, 0.5, 1.0))
+    assert worse.blessed and worse.baseline_required_top1 == pytest.approx(0.48)
+    # both the ratio and the baseline fail (0.3 is above chance 0.25): both reasons are given
+    both = judge(_with_top1(three_in_four, 0.3, 1.0), CFG, baseline=better)
+    assert [reason.split(" < ")[1][:8] for reason in both.reasons] == ["0.5 x re", "the last"]

@@ -1,1 +1,2 @@
-"""Evaluator: inception score and FID of a generator on the test captions, and its blessing."""
+"""Evaluator: inception score, FID, class accuracy and Stage-I/II refinement of a generator on
+the test captions, and its blessing (against the real images and the last blessed model)."""

@@ -1,9 +1,11 @@
-"""Evaluator's executor on a tiny Examples artifact, an exported (untrained) tiny Stage-I
-generator and an exported hand-made classifier whose predictions are known."""
+"""Evaluator's executor on a tiny Examples artifact, an exported hand-made classifier whose
+predictions are known, and exported generators: hand-made ones whose class accuracy is known
+(the caption's class, or always the other class) and an untrained two-stage one."""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 
 import keras
@@ -16,9 +18,11 @@ from tfx.types import standard_artifacts
 from stackgan import config
 from stackgan.components.evaluator.executor import METRICS_FILE, SHEET_FILE, TABLE_FILE, Executor
 from stackgan.evaluation import classifier
-from stackgan.models import build_stage1_generator
+from stackgan.models import build_stage1_generator, build_stage2_generator
 from stackgan.serving.export import export_generator
-from stackgan.training.tiny_examples import write_tiny_examples
+from stackgan.training.tiny_examples import COLOURS, write_tiny_examples
+
+BLUE, YELLOW = 2, 3  # the test classes; the classifier tells them apart by their red value
 
 
 def _artifact(artifact_type, uri, make_dir=True):
@@ -41,69 +45,128 @@ def red_channel_classifier() -> classifier.ClassifierModels:
     return classifier.ClassifierModels(model, model, model, pretrained=False)
 
 
+def colour_generator(cfg: config.Config, faithful: bool) -> keras.Model:
+    """A Stage-I generator (same inputs and outputs) that paints the whole image red (yellow's
+    side) for yellow captions and red-free (blue's side) for blue ones, or, not `faithful`, the
+    other way round. The tiny Examples' embeddings are a class direction plus 0.1 noise, so the
+    side of the midpoint between the two directions tells the caption's class."""
+    size, dim = cfg.data.low_res, cfg.model.embedding_dim
+    directions = np.random.default_rng(1234).normal(size=(len(COLOURS), dim))
+    towards_yellow = directions[YELLOW] - directions[BLUE]
+    offset = -(directions[YELLOW] @ directions[YELLOW] - directions[BLUE] @ directions[BLUE]) / 2
+    sign = 1.0 if faithful else -1.0
+    red_only = np.zeros([size, size, 3])
+    red_only[..., 0] = sign
+    embedding = keras.Input((dim,), name="embedding")
+    noise = keras.Input((cfg.model.z_dim,), name="noise")
+    ca_noise = keras.Input((cfg.model.ca_dim,), name="ca_noise")
+    paint = keras.layers.Dense(size * size * 3, activation="tanh", name="paint")
+    flat = paint(embedding)
+    paint.set_weights([np.outer(towards_yellow, red_only.ravel()), offset * red_only.ravel()])
+    image = keras.layers.Reshape((size, size, 3))(flat)
+    mu = keras.layers.Dense(cfg.model.ca_dim, name="mu")(ca_noise)
+    return keras.Model([embedding, noise, ca_noise], [image, mu, mu])
+
+
+def _export(root, name: str, model_id: int, cfg, stage1, stage2=None):
+    model = _artifact(standard_artifacts.Model, str(root / name))
+    model.id = model_id
+    export_generator(os.path.join(model.uri, "Format-Serving"), cfg.model, stage1, stage2)
+    return model
+
+
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
-    """(config, examples, generator model, classifier model) shared by the tests below."""
+    """config, examples, classifier and generators shared by the tests below."""
     root = tmp_path_factory.mktemp("evaluator_inputs")
     cfg = config.tiny()
     # 6 test images, 3 blue (class 2) and 3 yellow (class 3), 10 captions each: 60 pairs, of
-    # which num_samples=16 are generated
+    # which num_samples=16, evenly spaced, are generated: 8 of each class
     examples = write_tiny_examples(
-        str(root / "examples"), cfg, train_classes=(0, 1), test_classes=(2, 3), per_class=3
-    )
-    generator = _artifact(standard_artifacts.Model, str(root / "generator"))
-    generator.id = 7
-    export_generator(
-        os.path.join(generator.uri, "Format-Serving"),
-        cfg.model,
-        build_stage1_generator(cfg.model, cfg.data.low_res),
+        str(root / "examples"), cfg, train_classes=(0, 1), test_classes=(BLUE, YELLOW), per_class=3
     )
     classifier_model = _artifact(standard_artifacts.Model, str(root / "classifier"))
-    models = red_channel_classifier()
-    info = {"class_ids": [2, 3], "holdout_top1_accuracy": 0.5, "warning": "trained from scratch"}
-    classifier.export_classifier(models, os.path.join(classifier_model.uri, "Format-Serving"), info)
-    return cfg, examples, generator, classifier_model
+    info = {"class_ids": [BLUE, YELLOW], "holdout_top1_accuracy": 0.5, "warning": "from scratch"}
+    classifier.export_classifier(
+        red_channel_classifier(), os.path.join(classifier_model.uri, "Format-Serving"), info
+    )
+    generators = {
+        "faithful": _export(root, "faithful", 7, cfg, colour_generator(cfg, faithful=True)),
+        "swapped": _export(root, "swapped", 8, cfg, colour_generator(cfg, faithful=False)),
+        "untrained": _export(
+            root,
+            "untrained",
+            9,
+            cfg,
+            build_stage1_generator(cfg.model, cfg.data.low_res),
+            build_stage2_generator(cfg.model, cfg.data.low_res),
+        ),
+    }
+    return {"config": cfg, "examples": examples, "classifier": classifier_model, **generators}
 
 
-def _run(inputs, out_dir, min_inception_score):
-    cfg, examples, generator, classifier_model = inputs
+def _run(inputs, out_dir, model: str, baseline: str | None = None, **eval_fields):
+    """Runs the executor on `inputs[model]` (against `inputs[baseline]`); returns (metrics,
+    evaluation, blessing)."""
     # one split, so the real images' score is exp(entropy of their class frequencies)
-    cfg = cfg.replace(eval={"min_inception_score": min_inception_score, "is_splits": 1})
+    cfg = inputs["config"].replace(eval={"is_splits": 1, **eval_fields})
     evaluation = _artifact(standard_artifacts.ModelEvaluation, str(out_dir / "evaluation"))
     blessing = _artifact(standard_artifacts.ModelBlessing, str(out_dir / "blessing"))
+    input_dict = {
+        "examples": [inputs["examples"]],
+        "model": [inputs[model]],
+        "classifier": [inputs["classifier"]],
+    }
+    if baseline is not None:
+        input_dict["baseline_model"] = [inputs[baseline]]
     Executor().Do(
-        {"examples": [examples], "model": [generator], "classifier": [classifier_model]},
+        input_dict,
         {"evaluation": [evaluation], "blessing": [blessing]},
         {"config_json": cfg.to_json()},
     )
-    return evaluation, blessing
+    metrics = json.loads((out_dir / "evaluation" / METRICS_FILE).read_text())
+    return metrics, evaluation, blessing
 
 
 @pytest.fixture(scope="module")
-def blessed_run(inputs, tmp_path_factory):
-    """One run whose threshold the generator reaches: (output dir, evaluation, blessing)."""
-    out_dir = tmp_path_factory.mktemp("blessed_run")
-    return (out_dir, *_run(inputs, out_dir, min_inception_score=1.0))
+def faithful_run(inputs, tmp_path_factory):
+    """The faithful generator, no baseline, the default gate: (dir, metrics, evaluation,
+    blessing)."""
+    out_dir = tmp_path_factory.mktemp("faithful_run")
+    return (out_dir, *_run(inputs, out_dir, "faithful", min_class_accuracy_ratio=0.5))
 
 
-def test_scores_the_generator_and_blesses_it(inputs, blessed_run):
-    tmp_path, evaluation, blessing = blessed_run
+def _top1(row):
+    return row["top1_correct"], row["count"], row["top1_accuracy"]
 
-    metrics = json.loads((tmp_path / "evaluation" / METRICS_FILE).read_text())
+
+def test_scores_the_generator_and_blesses_it(inputs, faithful_run):
+    tmp_path, metrics, evaluation, blessing = faithful_run
     assert metrics["num_samples"] == 16  # tiny: EvalConfig.num_samples
     assert metrics["num_real_images"] == 6
     assert metrics["is_splits"] == 1 and len(metrics["batch_seeds"]) == 2  # 16 / batch 8
-    assert metrics["generated_image_size"] == 16  # the tiny Stage-I output
+    assert metrics["generated_image_size"] == 16  # the Stage-I output
     assert metrics["classifier"]["holdout_top1_accuracy"] == 0.5
-    assert metrics["classifier"]["warning"] == "trained from scratch"
+    assert metrics["classifier"]["warning"] == "from scratch"
     generated, real = metrics["table"]
     assert (generated["images"], real["images"]) == ("generated", "real (ceiling)")
+    # every generated bird has its caption's colour, every real bird is recognised
+    assert _top1(generated) == (16, 16, 1.0) and _top1(real) == (6, 6, 1.0)
+    assert metrics["chance"] == 0.5  # 8 blue and 8 yellow captions
     # real: 3 blue and 3 yellow birds, each recognised with confidence: exp(entropy) = 2
     assert real["inception_score_mean"] == pytest.approx(2.0, abs=1e-3)
-    # generated: the untrained generator's near-gray images get near-uniform predictions
-    assert generated["inception_score_mean"] < 1.05
+    assert generated["inception_score_mean"] == pytest.approx(2.0, abs=1e-3)
     assert generated["fid"] > 0.1 and real["fid"] > 0.0
+    assert metrics["refinement"] is None and metrics["baseline"] is None
+    assert metrics["gate"] == {
+        "min_class_accuracy_ratio": 0.5,
+        "required_top1": 0.5,
+        "baseline_tolerance": 0.02,
+        "baseline_required_top1": None,
+        "reasons": [],
+    }
     assert metrics["blessed"] is True
+    assert evaluation.get_float_custom_property("generated_top1_accuracy") == 1.0
     assert evaluation.get_float_custom_property("inception_score") == pytest.approx(
         generated["inception_score_mean"]
     )
@@ -111,24 +174,89 @@ def test_scores_the_generator_and_blesses_it(inputs, blessed_run):
     # what TFX's Pusher checks before pushing
     assert model_utils.is_model_blessed(blessing)
     assert os.listdir(blessing.uri) == ["BLESSED"]
-    assert blessing.get_string_custom_property("current_model") == inputs[2].uri
+    assert blessing.get_string_custom_property("current_model") == inputs["faithful"].uri
     assert blessing.get_int_custom_property("current_model_id") == 7
+    assert blessing.get_string_custom_property("blessing_message") == "blessed"
 
     table = (tmp_path / "evaluation" / TABLE_FILE).read_text()
-    assert "| real (ceiling) | 6 |" in table
+    assert "| generated | 16 | 1.000 (16) |" in table and "| real (ceiling) | 6 |" in table
+    assert "Baseline: none" in table and "Blessed: yes." in table
     with Image.open(tmp_path / "evaluation" / SHEET_FILE) as sheet:
         # 16 samples, 8 per row, 16-px images enlarged to 128: two rows of 8 cells
         assert sheet.width > 8 * 128 and sheet.height > 2 * 128
 
 
-def test_below_the_threshold_is_not_blessed_and_scores_repeat(inputs, blessed_run, tmp_path):
-    # the real images reach 2.0, the generated ones about 1.0
-    _, blessing = _run(inputs, tmp_path, min_inception_score=1.5)
+def test_a_generator_that_draws_the_wrong_class_is_refused_against_the_baseline(
+    inputs, faithful_run, tmp_path
+):
+    metrics, _, blessing = _run(inputs, tmp_path, "swapped", baseline="faithful")
+    assert _top1(metrics["table"][0]) == (0, 16, 0.0)
+    baseline = metrics["baseline"]
+    assert baseline["model"] == inputs["faithful"].uri and baseline["model_id"] == 7
+    assert baseline["same_as_candidate"] is False
+    # re-scored on the same captions with the same seeds: the faithful run's numbers
+    assert baseline["table"] == faithful_run[1]["table"]
+    assert baseline["batch_seeds"] == metrics["batch_seeds"] == faithful_run[1]["batch_seeds"]
+    assert metrics["gate"]["baseline_required_top1"] == pytest.approx(0.98)
+    # the tiny profile's ratio is 0: only the baseline refuses it
+    assert metrics["gate"]["reasons"] == [
+        "generated top-1 0.000 < the last blessed model's 1.000 - 0.02 = 0.980"
+    ]
+    assert metrics["blessed"] is False
     assert not model_utils.is_model_blessed(blessing)
     assert blessing.get_int_custom_property("blessed") == 0
     assert os.listdir(blessing.uri) == ["NOT_BLESSED"]
-    first = json.loads((blessed_run[0] / "evaluation" / METRICS_FILE).read_text())
-    second = json.loads((tmp_path / "evaluation" / METRICS_FILE).read_text())
-    # same seeds, same generator and classifier: the same numbers
-    assert first["table"] == second["table"] and first["batch_seeds"] == second["batch_seeds"]
-    assert second["blessed"] is False
+    assert blessing.get_string_custom_property("blessing_message").startswith(
+        "generated top-1 0.000 < the last blessed"
+    )
+    assert blessing.get_int_custom_property("baseline_model_id") == 7
+
+
+def test_default_gate_refuses_a_generator_below_the_real_images_and_chance(inputs, tmp_path):
+    metrics, _, blessing = _run(inputs, tmp_path, "swapped", min_class_accuracy_ratio=0.5)
+    assert metrics["gate"]["reasons"] == [
+        "generated top-1 0.000 (0/16) < 0.5 x real top-1 1.000 = 0.500",
+        "generated top-1 0.000 is not above chance 0.500 (the largest class share among the"
+        " captions)",
+    ]
+    assert not model_utils.is_model_blessed(blessing)
+    assert (
+        "Blessed: no: generated top-1 0.000 (0/16)"
+        in (tmp_path / "evaluation" / TABLE_FILE).read_text()
+    )
+
+
+def test_a_better_model_than_the_baseline_is_blessed(inputs, tmp_path):
+    metrics, _, blessing = _run(inputs, tmp_path, "faithful", baseline="swapped")
+    assert _top1(metrics["baseline"]["table"][0]) == (0, 16, 0.0)
+    assert metrics["gate"]["baseline_required_top1"] == pytest.approx(-0.02)
+    assert metrics["blessed"] is True and model_utils.is_model_blessed(blessing)
+    assert blessing.get_string_custom_property("baseline_model") == inputs["swapped"].uri
+
+
+def test_a_baseline_that_is_the_candidate_is_not_rescored(inputs, faithful_run, tmp_path):
+    # a re-run with the trainers cached: the Resolver returns the model being evaluated
+    metrics, _, blessing = _run(inputs, tmp_path, "faithful", baseline="faithful")
+    assert metrics["baseline"]["same_as_candidate"] is True
+    assert metrics["baseline"]["table"] == metrics["table"] == faithful_run[1]["table"]
+    assert model_utils.is_model_blessed(blessing)
+
+
+def test_a_two_stage_generator_gets_refinement_scores(inputs, tmp_path):
+    metrics, evaluation, _ = _run(inputs, tmp_path, "untrained")
+    refinement = metrics["refinement"]
+    assert (refinement["count"], refinement["stage1_size"], refinement["stage2_size"]) == (
+        16,
+        16,
+        64,
+    )
+    assert metrics["generated_image_size"] == 64  # Stage-II's images are the ones scored
+    assert 0.0 <= refinement["consistency_mad"] <= 255.0
+    assert math.isfinite(refinement["sharpness_gain"]) and refinement["sharpness_gain"] >= 0.0
+    assert evaluation.get_float_custom_property("consistency_mad") == pytest.approx(
+        refinement["consistency_mad"]
+    )
+    assert (
+        "Stage-I -> Stage-II (16 -> 64 px, 16 pairs)"
+        in (tmp_path / "evaluation" / TABLE_FILE).read_text()
+    )

@@ -1,26 +1,39 @@
-"""Scores a text->image generator on the test captions: inception score and FID, with the same
-scores of the REAL test images as the ceiling.
+"""Scores a text->image generator on the test captions, and judges whether to bless it.
 
 The core, `evaluate`, knows nothing of SavedModels or TFX: it takes the test batches, a
-`generate_fn(embeddings f32[N,E], seed int) -> uint8[N,H,W,3]` and a `classify_fn(images
-f32[N,S,S,3] in [-1,1]) -> {"logits", "features"}`, so unit tests drive it with tiny fakes and the
-Evaluator component binds it to `load_generator` and `load_classifier`.
+`generate_fn(embeddings f32[N,E], seed int) -> {"image_64": uint8[N,s,s,3], "image_256":
+uint8[N,4s,4s,3] (only with Stage-II)}` (what `Generator.generate` returns; the names are the
+serving contract's, the sizes follow the profile), a `classify_fn(images f32[N,S,S,3] in [-1,1])
+-> {"logits", "features"}` and the classifier's class ids in logit order, so unit tests drive it
+with tiny fakes and the Evaluator component binds it to `load_generator` and `load_classifier`.
 
 What is scored:
-- generated: one image per (test image, caption) pair, in dataset order, capped at
-  `EvalConfig.num_samples` (0 = every pair, 2,933 x 10 on CUB), generated `batch_size` at a time
-  with one seed per batch drawn from `EvalConfig.seed`;
+- generated: one image per (test image, caption) pair, `EvalConfig.num_samples` pairs evenly
+  spaced over the split (0 = every pair, 2,933 x 10 on CUB), in dataset order, generated
+  `batch_size` at a time with one seed per batch drawn from `EvalConfig.seed`; the final stage's
+  images are scored (Stage-II's when the generator has one);
 - real: every distinct test image once (the eval dataset repeats an image for each caption).
 Inception score: mean and std over `is_splits` parts of the randomly permuted predictions (the
 dataset is ordered by image, hence by class; in-order parts would each see few classes and
 score low). FID: generated vs real features. The real set's FID is between two random halves of
 the real images: the FID that sampling noise alone gives at that size.
+Top-1 (class accuracy): the classifier's arg-max against the class of the caption a generated
+image was made from, and against the image's own class for the real images (the ceiling).
+`chance` is the largest share of one class among the generated samples' captions: what a
+generator that ignores the caption can expect at best. A test class missing from the
+classifier's classes is an error: accuracy against a class it cannot name means nothing.
+Refinement (Stage-II generators only): `refinement.consistency_mad` and `sharpness_gain` of each
+batch's (image_64, image_256) pair from the same embeddings and seed, averaged over the batches
+weighted by their size.
+
+`judge` turns an evaluation (and the latest blessed model's, re-scored the same way) into the
+blessing; see its docstring.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -29,10 +42,16 @@ from scipy import special
 from stackgan.config import EvalConfig
 from stackgan.evaluation.fid import fid_from_features
 from stackgan.evaluation.inception_score import inception_score
+from stackgan.evaluation.refinement import consistency_mad, sharpness_gain
 
-GenerateFn = Callable[[np.ndarray, int], np.ndarray]
+GenerateFn = Callable[[np.ndarray, int], Mapping[str, np.ndarray]]
 ClassifyFn = Callable[[np.ndarray], Mapping[str, Any]]
+STAGE1_OUTPUT = "image_64"
+STAGE2_OUTPUT = "image_256"
 _MAX_SEED = 2**31 - 1
+# Accuracies are ratios of counts and thresholds products of decimal settings: comparisons
+# allow this much, so a value on the boundary (0.75 vs 0.5 x 1.5) counts as reaching it.
+_ROUNDING = 1e-9
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,12 +60,25 @@ class SetScores:
     inception_score_mean: float
     inception_score_std: float
     fid: float  # generated: vs the real images; real: between two halves of the real images
+    top1_correct: int  # images whose arg-max class is their caption's (generated) / own (real)
+    top1_accuracy: float  # top1_correct / count
+
+
+@dataclasses.dataclass(frozen=True)
+class RefinementScores:
+    count: int  # (Stage-I, Stage-II) pairs scored: every generated sample
+    consistency_mad: float  # 0-255 levels, lower = Stage-II keeps Stage-I's colours and layout
+    sharpness_gain: float  # 1 = no more detail than upsampling Stage-I
+    stage1_size: int
+    stage2_size: int
 
 
 @dataclasses.dataclass
 class Evaluation:
     generated: SetScores
     real: SetScores
+    chance: float  # the largest share of one class among the generated samples' captions
+    refinement: RefinementScores | None  # None: the generator has no Stage-II
     batch_seeds: list[int]  # the seed given to generate_fn for each batch, in order
     sheet_images: np.ndarray  # uint8 [n, H, W, 3]: generated samples for the sample sheet
     sheet_captions: list[str]
@@ -65,17 +97,21 @@ def to_unit_range(images: np.ndarray) -> np.ndarray:
 
 
 class _Collector:
-    """Classifier outputs of one image set, gathered batch by batch."""
+    """Classifier outputs of one image set, gathered batch by batch, with its top-1 hits."""
 
     def __init__(self, classify_fn: ClassifyFn):
         self._classify_fn = classify_fn
         self.logits: list[np.ndarray] = []
         self.features: list[np.ndarray] = []
+        self.correct = 0
 
-    def add(self, images: np.ndarray) -> None:
+    def add(self, images: np.ndarray, logit_indexes: np.ndarray) -> None:
+        """`logit_indexes`: each image's true class as an index into the classifier's logits."""
         outputs = self._classify_fn(images)
-        self.logits.append(np.asarray(outputs["logits"], np.float32))
+        logits = np.asarray(outputs["logits"], np.float32)
+        self.logits.append(logits)
         self.features.append(np.asarray(outputs["features"], np.float32))
+        self.correct += int(np.sum(np.argmax(logits, axis=1) == logit_indexes))
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
         if not self.logits:
@@ -83,7 +119,51 @@ class _Collector:
         return np.concatenate(self.logits), np.concatenate(self.features)
 
 
-def _checked_generation(images, count: int, batch_index: int) -> np.ndarray:
+class _LabelMap:
+    """Test labels (0-based CUB classes) -> the classifier's logit indexes."""
+
+    def __init__(self, class_ids: Sequence[int]):
+        self._class_ids = [int(c) for c in class_ids]
+        self._index = {class_id: i for i, class_id in enumerate(self._class_ids)}
+        if len(self._index) != len(self._class_ids):
+            raise ValueError(f"the classifier's class ids repeat: {self._class_ids}")
+
+    def __call__(self, labels) -> np.ndarray:
+        labels = np.asarray(labels).tolist()
+        missing = sorted({label for label in labels if label not in self._index})
+        if missing:
+            raise ValueError(
+                f"the classifier does not cover test class(es) {missing}: its logits are"
+                f" classes {self._class_ids}, so the class accuracy of images of those classes"
+                " cannot be measured. Retrain it on classes that include the test split's"
+                " (ClassifierConfig.classes 'test' or 'all' on this dataset)."
+            )
+        return np.array([self._index[label] for label in labels], np.int64)
+
+
+class _RefinementMeter:
+    """Size-weighted means of the per-batch refinement scores."""
+
+    def __init__(self):
+        self.count = 0
+        self._mad = self._gain = 0.0
+        self._sizes: tuple[int, int] | None = None
+
+    def add(self, low: np.ndarray, high: np.ndarray) -> None:
+        self._mad += consistency_mad(low, high) * len(low)
+        self._gain += sharpness_gain(low, high) * len(low)
+        self.count += len(low)
+        self._sizes = (low.shape[1], high.shape[1])
+
+    def scores(self) -> RefinementScores | None:
+        if self._sizes is None:
+            return None
+        return RefinementScores(
+            self.count, self._mad / self.count, self._gain / self.count, *self._sizes
+        )
+
+
+def _checked_image(images, count: int, what: str) -> np.ndarray:
     images = np.asarray(images)
     if (
         images.dtype != np.uint8
@@ -92,10 +172,26 @@ def _checked_generation(images, count: int, batch_index: int) -> np.ndarray:
         or images.shape[3] != 3
     ):
         raise ValueError(
-            f"generate_fn returned {images.dtype} {list(images.shape)} for batch {batch_index};"
+            f"generate_fn returned {images.dtype} {list(images.shape)} for {what};"
             f" expected uint8 [{count}, H, W, 3]"
         )
     return images
+
+
+def _checked_generation(
+    outputs: Mapping[str, np.ndarray], count: int, batch_index: int
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """(the final stage's images, Stage-I's when there is a Stage-II else None)."""
+    if STAGE1_OUTPUT not in outputs:
+        raise ValueError(
+            f"generate_fn returned {sorted(outputs)} for batch {batch_index}; expected"
+            f" {STAGE1_OUTPUT!r} (and {STAGE2_OUTPUT!r} with Stage-II)"
+        )
+    low = _checked_image(outputs[STAGE1_OUTPUT], count, f"{STAGE1_OUTPUT} of batch {batch_index}")
+    if STAGE2_OUTPUT not in outputs:
+        return low, None
+    high = _checked_image(outputs[STAGE2_OUTPUT], count, f"{STAGE2_OUTPUT} of batch {batch_index}")
+    return high, low
 
 
 def _inception(logits: np.ndarray, splits: int, rng: np.random.Generator) -> tuple[float, float]:
@@ -103,24 +199,81 @@ def _inception(logits: np.ndarray, splits: int, rng: np.random.Generator) -> tup
     return inception_score(probabilities[rng.permutation(len(probabilities))], splits)
 
 
-def evaluate(
-    batches: Iterable[Mapping[str, np.ndarray]],
-    generate_fn: GenerateFn,
-    classify_fn: ClassifyFn,
-    cfg: EvalConfig,
-    sheet_samples: int = 16,
-) -> Evaluation:
-    """Scores `generate_fn` on `batches` (NumPy batches of `make_eval_dataset`: "image_high",
-    "embedding", "caption", "image_id"); see the module docstring."""
-    limit = cfg.num_samples if cfg.num_samples > 0 else None
+def _set_scores(
+    collector: _Collector, splits: int, rng: np.random.Generator, fid: float
+) -> SetScores:
+    logits, _ = collector.arrays()
+    is_mean, is_std = _inception(logits, splits, rng)
+    count = len(logits)
+    return SetScores(count, is_mean, is_std, fid, collector.correct, collector.correct / count)
+
+
+def _score_sets(generated: _Collector, real: _Collector, cfg: EvalConfig):
+    """(generated, real) SetScores; raises when either set is too small to score."""
+    gen_features = generated.arrays()[1]
+    real_features = real.arrays()[1]
+    if len(gen_features) < max(2, cfg.is_splits):
+        raise ValueError(
+            f"{len(gen_features)} generated samples: need at least max(2, EvalConfig.is_splits ="
+            f" {cfg.is_splits}) for the scores"
+        )
+    if len(real_features) < max(4, cfg.is_splits):
+        raise ValueError(
+            f"{len(real_features)} distinct real test images: need at least max(4,"
+            f" EvalConfig.is_splits = {cfg.is_splits}) (two halves of 2+ for the real FID)"
+        )
+    # one generator for every random choice of the scoring, in a fixed order, so the same
+    # EvalConfig.seed gives the same scores
     rng = np.random.default_rng(cfg.seed)
-    generated, real = _Collector(classify_fn), _Collector(classify_fn)
+    halves = np.array_split(rng.permutation(len(real_features)), 2)
+    generated_scores = _set_scores(
+        generated, cfg.is_splits, rng, fid_from_features(gen_features, real_features)
+    )
+    real_fid = fid_from_features(real_features[halves[0]], real_features[halves[1]])
+    return generated_scores, _set_scores(real, cfg.is_splits, rng, real_fid)
+
+
+def _chance(logit_indexes: np.ndarray) -> float:
+    """The largest share of one class: the top-1 of always answering that class."""
+    return float(np.bincount(logit_indexes).max() / len(logit_indexes))
+
+
+@dataclasses.dataclass(frozen=True)
+class _Pairs:
+    """(test image, caption) pairs in dataset order: what generation needs of each."""
+
+    embeddings: np.ndarray  # f32 [N, E]
+    logit_indexes: np.ndarray  # int64 [N]: the caption's class as the classifier's logit index
+    captions: list[str]
+    image_ids: list[int]
+
+    def __len__(self) -> int:
+        return len(self.captions)
+
+    def spread(self, limit: int) -> _Pairs:
+        """`limit` pairs evenly spaced over the split (all when 0 or more than there are). The
+        split is ordered by class: its first pairs would be a few classes' only, and a class
+        accuracy over one class says nothing about following the caption."""
+        if limit <= 0 or limit >= len(self):
+            return self
+        chosen = np.arange(limit) * len(self) // limit
+        return _Pairs(
+            self.embeddings[chosen],
+            self.logit_indexes[chosen],
+            [self.captions[i] for i in chosen],
+            [self.image_ids[i] for i in chosen],
+        )
+
+
+def _read_split(
+    batches: Iterable[Mapping[str, np.ndarray]], real: _Collector, to_logit: _LabelMap
+) -> _Pairs:
+    """Classifies each real test image once (the split repeats an image for each caption) and
+    returns every pair."""
     seen_ids: set[int] = set()
-    seeds: list[int] = []
-    sheet = _SheetPicker(sheet_samples)
-    num_generated = 0
-    for batch_index, batch in enumerate(batches):
-        # real images: each test image once, however many captions it has
+    embeddings, logit_indexes, captions, image_ids = [], [], [], []
+    for batch in batches:
+        labels = to_logit(batch["label"])
         ids = np.asarray(batch["image_id"]).tolist()
         first = [
             i
@@ -129,47 +282,127 @@ def evaluate(
         ]
         seen_ids.update(ids)
         if first:
-            real.add(np.asarray(batch["image_high"], np.float32)[first])
+            real.add(np.asarray(batch["image_high"], np.float32)[first], labels[first])
+        embeddings.append(np.asarray(batch["embedding"], np.float32))
+        logit_indexes.append(labels)
+        captions += [c.decode() if isinstance(c, bytes) else str(c) for c in batch["caption"]]
+        image_ids += ids
+    if not captions:
+        return _Pairs(np.zeros([0, 0], np.float32), np.zeros([0], np.int64), [], [])
+    return _Pairs(np.concatenate(embeddings), np.concatenate(logit_indexes), captions, image_ids)
 
-        take = len(ids) if limit is None else min(len(ids), limit - num_generated)
-        if take <= 0:
-            continue  # the generation cap is reached; the rest of the split only adds real images
-        seed = int(rng.integers(0, _MAX_SEED))
-        seeds.append(seed)
-        embeddings = np.asarray(batch["embedding"], np.float32)[:take]
-        images = _checked_generation(generate_fn(embeddings, seed), take, batch_index)
-        generated.add(to_unit_range(images))
-        num_generated += take
-        captions = [c.decode() if isinstance(c, bytes) else str(c) for c in batch["caption"][:take]]
-        sheet.offer(ids[:take], images, captions)
 
-    gen_logits, gen_features = generated.arrays()
-    real_logits, real_features = real.arrays()
-    if num_generated < max(2, cfg.is_splits):
-        raise ValueError(
-            f"{num_generated} generated samples: need at least max(2, EvalConfig.is_splits ="
-            f" {cfg.is_splits}) for the scores"
-        )
-    if len(real_logits) < max(4, cfg.is_splits):
-        raise ValueError(
-            f"{len(real_logits)} distinct real test images: need at least max(4,"
-            f" EvalConfig.is_splits = {cfg.is_splits}) (two halves of 2+ for the real FID)"
-        )
+@dataclasses.dataclass
+class _Generation:
+    generated: _Collector
+    seeds: list[int]
+    refinement: RefinementScores | None
+    sheet: _SheetPicker
 
-    score_rng = np.random.default_rng(cfg.seed)
-    halves = np.array_split(score_rng.permutation(len(real_features)), 2)
-    generated_scores = SetScores(
-        num_generated,
-        *_inception(gen_logits, cfg.is_splits, score_rng),
-        fid_from_features(gen_features, real_features),
+
+def _generate(
+    pairs: _Pairs, generate_fn: GenerateFn, generated: _Collector, cfg: EvalConfig, sheet_samples
+) -> _Generation:
+    """Generates and classifies an image for each pair, `cfg.batch_size` at a time, each batch
+    with its own seed drawn from `cfg.seed`."""
+    rng = np.random.default_rng(cfg.seed)
+    refinement = _RefinementMeter()
+    sheet = _SheetPicker(sheet_samples)
+    seeds = []
+    for batch_index, start in enumerate(range(0, len(pairs), cfg.batch_size)):
+        part = slice(start, start + cfg.batch_size)
+        seeds.append(int(rng.integers(0, _MAX_SEED)))
+        embeddings = pairs.embeddings[part]
+        outputs = generate_fn(embeddings, seeds[-1])
+        images, stage1 = _checked_generation(outputs, len(embeddings), batch_index)
+        generated.add(to_unit_range(images), pairs.logit_indexes[part])
+        if stage1 is not None:
+            refinement.add(stage1, images)
+        sheet.offer(pairs.image_ids[part], images, pairs.captions[part])
+    return _Generation(generated, seeds, refinement.scores(), sheet)
+
+
+def evaluate(
+    batches: Iterable[Mapping[str, np.ndarray]],
+    generate_fn: GenerateFn,
+    classify_fn: ClassifyFn,
+    cfg: EvalConfig,
+    class_ids: Sequence[int],
+    sheet_samples: int = 16,
+) -> Evaluation:
+    """Scores `generate_fn` on `batches` (NumPy batches of `make_eval_dataset`: "image_high",
+    "embedding", "caption", "label", "image_id"); `class_ids`: the test labels the classifier's
+    logits stand for, in logit order. See the module docstring."""
+    real = _Collector(classify_fn)
+    pairs = _read_split(batches, real, _LabelMap(class_ids)).spread(cfg.num_samples)
+    run = _generate(pairs, generate_fn, _Collector(classify_fn), cfg, sheet_samples)
+    generated_scores, real_scores = _score_sets(run.generated, real, cfg)
+    sheet_images, sheet_captions = run.sheet.chosen()
+    return Evaluation(
+        generated_scores,
+        real_scores,
+        _chance(pairs.logit_indexes),
+        run.refinement,
+        run.seeds,
+        sheet_images,
+        sheet_captions,
     )
-    real_scores = SetScores(
-        len(real_logits),
-        *_inception(real_logits, cfg.is_splits, score_rng),
-        fid_from_features(real_features[halves[0]], real_features[halves[1]]),
-    )
-    sheet_images, sheet_captions = sheet.chosen()
-    return Evaluation(generated_scores, real_scores, seeds, sheet_images, sheet_captions)
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    """The push gate's decision and the thresholds it applied."""
+
+    blessed: bool
+    reasons: tuple[str, ...]  # one line per failed check; empty when blessed
+    required_top1: float  # min_class_accuracy_ratio x the real images' top-1
+    baseline_required_top1: float | None  # the baseline's generated top-1 - tolerance
+
+    @property
+    def message(self) -> str:
+        return "; ".join(self.reasons) if self.reasons else "blessed"
+
+
+def judge(candidate: Evaluation, cfg: EvalConfig, baseline: Evaluation | None = None) -> Verdict:
+    """Blesses `candidate` when both checks hold:
+
+    1. its generated top-1 >= `cfg.min_class_accuracy_ratio` x the real test images' top-1:
+       the generator draws the captioned class at least that fraction as often as the
+       classifier recognises real birds. Relative to the real images' top-1 so one setting
+       serves a weak from-scratch classifier and a fine-tuned one. With a positive ratio the
+       generated top-1 must also be above `chance`: with a weak classifier, ratio x real top-1
+       can fall below what drawing one class for every caption scores, and a generator that
+       ignores the caption must not pass. A ratio of 0 turns this check off (the tiny profile,
+       whose tests check the plumbing).
+    2. with a `baseline` (the latest model an earlier run blessed, evaluated with the same
+       classifier, captions and seeds): its generated top-1 >= the baseline's -
+       `cfg.baseline_tolerance`, as TFX's Evaluator checks a candidate against its baseline, so
+       a new model may not regress by more than the sampling noise.
+    """
+    gen = candidate.generated
+    required = cfg.min_class_accuracy_ratio * candidate.real.top1_accuracy
+    reasons = []
+    if gen.top1_accuracy + _ROUNDING < required:
+        reasons.append(
+            f"generated top-1 {gen.top1_accuracy:.3f} ({gen.top1_correct}/{gen.count}) <"
+            f" {cfg.min_class_accuracy_ratio} x real top-1 {candidate.real.top1_accuracy:.3f}"
+            f" = {required:.3f}"
+        )
+    if cfg.min_class_accuracy_ratio > 0 and gen.top1_accuracy <= candidate.chance + _ROUNDING:
+        reasons.append(
+            f"generated top-1 {gen.top1_accuracy:.3f} is not above chance"
+            f" {candidate.chance:.3f} (the largest class share among the captions)"
+        )
+    baseline_required = None
+    if baseline is not None:
+        baseline_required = baseline.generated.top1_accuracy - cfg.baseline_tolerance
+        if gen.top1_accuracy + _ROUNDING < baseline_required:
+            reasons.append(
+                f"generated top-1 {gen.top1_accuracy:.3f} < the last blessed model's"
+                f" {baseline.generated.top1_accuracy:.3f} - {cfg.baseline_tolerance} ="
+                f" {baseline_required:.3f}"
+            )
+    return Verdict(not reasons, tuple(reasons), required, baseline_required)
 
 
 class _SheetPicker:
