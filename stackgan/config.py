@@ -92,6 +92,14 @@ class TrainConfig:
     lr_decay_epochs: int = 50  # TF halves every 50 epochs; the paper says 100
     lr_decay_factor: float = 0.5
     kl_weight: float = 2.0  # paper: 1; both codes: 2
+    # Later work, not the paper (0 = off): a Stage-II generator term that keeps its image
+    # consistent with its Stage-I input. "color_moments" is StackGAN++'s colour-consistency
+    # regulariser; "downscaled_l1" compares the box-downscaled Stage-II image with Stage-I's.
+    stage2_consistency: Literal["downscaled_l1", "color_moments"] = "downscaled_l1"
+    stage2_consistency_weight: float = 0.0
+    # Batches over which the trained generator's BatchNorm statistics are re-estimated before
+    # each sample sheet and the export (0 = keep the moving averages); see precise_bn.py.
+    precise_bn_batches: int = 20
     checkpoint_every_steps: int = 500
     sample_every_steps: int = 500
     log_every_steps: int = 50

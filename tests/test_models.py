@@ -292,3 +292,54 @@ def test_mixed_precision_policy_keeps_outputs_float32(models, tiny_config):
     )
     logit = d([np.zeros((2, 64, 64, 3), "float32"), np.zeros((2, m.embedding_dim), "float32")])
     assert logit.dtype == "float32"
+
+
+def test_residual_stage2_starts_from_the_upsampled_stage1_image(models, tiny_config, tmp_path):
+    """`stage2_output="residual"`: a zero correction reproduces the bilinear-upsampled Stage-I
+    image; the model (with its custom layer) round-trips through a .keras file."""
+    import keras
+    import tensorflow as tf
+
+    from stackgan.models.refinement import TanhResidual
+
+    rng = np.random.default_rng(0)
+    base = rng.uniform(-0.95, 0.95, (2, 8, 8, 3)).astype("float32")
+    out = TanhResidual()([base, np.zeros_like(base)])
+    np.testing.assert_allclose(np.asarray(out), base, atol=1e-5)
+    # a positive correction brightens, and the output stays inside (-1, 1)
+    brighter = np.asarray(TanhResidual()([base, np.full_like(base, 5.0)]))
+    assert (brighter > base).all() and (np.abs(brighter) < 1.0).all()
+
+    m = tiny_config.model
+    cfg = tiny_config.replace(model={"stage2_output": "residual"})
+    g = models.build_stage2_generator(cfg.model, tiny_config.data.low_res)
+    low = rng.uniform(-0.9, 0.9, (2, 16, 16, 3)).astype("float32")
+    inputs = [low, np.zeros((2, m.embedding_dim), "float32"), np.zeros((2, m.ca_dim), "float32")]
+    # the correction is small at initialisation (weights N(0, 0.02)): the output is the
+    # upsampled input, not the grey of the paper's generator
+    image = np.asarray(g(inputs, training=False)[0])
+    upsampled = np.asarray(tf.image.resize(low, (64, 64), "bilinear"))
+    assert np.abs(image - upsampled).mean() < 0.05
+    path = tmp_path / "g2.keras"
+    g.save(path)
+    loaded = keras.models.load_model(path)
+    np.testing.assert_allclose(np.asarray(loaded(inputs, training=False)[0]), image, atol=1e-6)
+
+
+def test_recalibrated_batch_norm_holds_the_mean_of_the_batches_statistics(models):
+    import keras
+
+    from stackgan.models.batch_norm import recalibrate_batch_norm
+
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, models.FreezableBatchNorm(momentum=0.9)(inputs))
+    rng = np.random.default_rng(0)
+    batches = [rng.normal(loc, 2.0, (32, 3)).astype("float32") for loc in (1.0, 5.0, 9.0)]
+    feed = iter(batches)
+    assert recalibrate_batch_norm(model, lambda: model(next(feed), training=True), 3) == 1
+    bn = model.layers[-1]
+    expected_mean = np.mean([b.mean(axis=0) for b in batches], axis=0)
+    expected_var = np.mean([b.var(axis=0) for b in batches], axis=0)
+    np.testing.assert_allclose(np.asarray(bn.moving_mean), expected_mean, rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(bn.moving_variance), expected_var, rtol=1e-4)
+    assert bn.momentum == 0.9  # restored

@@ -61,3 +61,30 @@ def _all_layers(layer: keras.layers.Layer):
     for sub in getattr(layer, "layers", []):
         yield sub
         yield from _all_layers(sub)
+
+
+def recalibrate_batch_norm(model: keras.Model, forward, batches: int) -> int:
+    """Re-estimates the moving statistics of `model`'s trainable BatchNorm layers as the plain
+    mean of `batches` training-mode batches under the current weights ("precise BN", Wu &
+    Johnson 2021); returns how many layers it set.
+
+    `forward()` runs one batch through `model` with `training=True`. Why: a GAN's weights move
+    fast, so moving averages with momentum 0.9 mix statistics of older weights. Inference with
+    them drifts from what training saw; in Stage-II's generator that drift paints stripes.
+    """
+    layers = [
+        layer
+        for layer in _all_layers(model)
+        if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable
+    ]
+    momenta = [layer.momentum for layer in layers]
+    try:
+        for k in range(batches):
+            # momentum k / (k + 1) makes the moving value the running mean of the batches'
+            for layer in layers:
+                layer.momentum = k / (k + 1)
+            forward()
+    finally:
+        for layer, momentum in zip(layers, momenta, strict=True):
+            layer.momentum = momentum
+    return len(layers)

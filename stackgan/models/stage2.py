@@ -24,8 +24,8 @@ from stackgan.models.blocks import (
     up_block,
 )
 from stackgan.models.conditioning import conditioning_augmentation
-from stackgan.models.refinement import TanhResidual
 from stackgan.models.discriminator_head import conditional_logit, unconditional_logit
+from stackgan.models.refinement import TanhResidual
 
 ENCODER_DOWNSAMPLING = 4  # two stride-2 convs: 64x64 -> Mg = 16x16
 
@@ -63,13 +63,19 @@ def build_stage2_generator(
     for i in range(resampling_steps(joint_size, 4 * low_res, "Stage-II high_res")):
         channels = max(1, channels // 2)
         x = up_block(x, channels, f"up{joint_size * 2 ** (i + 1)}", dtype=d)
-    x = conv(x, 3, 3, 1, "to_rgb_conv", bias=True, dtype=d)
     if model_cfg.stage2_output == "residual":
+        # The correction needs to see the edges it sharpens: the 16x16 code cannot say where
+        # they are to the pixel, so the upsampled Stage-I image joins the last features (a
+        # skip connection, as in super-resolution generators).
         upsampled = layers.UpSampling2D(
             4, interpolation="bilinear", name="stage1_upsample", dtype=d
         )(stage1_image)
+        x = layers.Concatenate(name="skip_concat", dtype=d)([x, upsampled])
+        x = relu(conv(x, max(8, channels), 3, 1, "skip_conv", bias=True, dtype=d), "skip_relu", d)
+        x = conv(x, 3, 3, 1, "to_rgb_conv", bias=True, dtype=d)
         image = TanhResidual(name="image", dtype="float32")([upsampled, x])
     else:
+        x = conv(x, 3, 3, 1, "to_rgb_conv", bias=True, dtype=d)
         image = layers.Activation("tanh", name="image", dtype="float32")(x)
     mu = layers.Identity(name="mu", dtype="float32")(mu)
     log_sigma = layers.Identity(name="log_sigma", dtype="float32")(log_sigma)

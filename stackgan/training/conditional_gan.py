@@ -20,7 +20,7 @@ from stackgan.config import Config
 from stackgan.training import losses
 from stackgan.training.precision import for_precision
 
-TRACKERS = ("d_loss", "g_loss", "kl", "d_acc_real", "d_acc_wrong", "d_acc_fake")
+TRACKERS = ("d_loss", "g_loss", "kl", "g_penalty", "d_acc_real", "d_acc_wrong", "d_acc_fake")
 
 
 class ConditionalGAN(keras.Model):
@@ -63,6 +63,11 @@ class ConditionalGAN(keras.Model):
     # --- what a stage defines -------------------------------------------------------------
     def generate(self, embedding: tf.Tensor, training: bool):
         """-> (fake image f32[B,S,S,3], mu, log_sigma) of the TRAINED generator's CA."""
+        return self.generate_with_penalty(embedding, training)[:3]
+
+    def generate_with_penalty(self, embedding: tf.Tensor, training: bool):
+        """-> (fake, mu, log_sigma, penalty f32[B]): `penalty` is a per-example term the
+        generator's loss adds (0 unless the stage defines one)."""
         raise NotImplementedError
 
     # --- shared machinery ------------------------------------------------------------------
@@ -99,7 +104,7 @@ class ConditionalGAN(keras.Model):
             g_tape.watch([v.value for v in g_vars])  # Keras Variable -> its tf.Variable
             # Generate once: D's update sees the images without gradient, G's through the
             # freshly updated D (as the PyTorch code does).
-            fake, mu, log_sigma = self.generate(embedding, training=True)
+            fake, mu, log_sigma, penalty = self.generate_with_penalty(embedding, training=True)
 
             # 1. Discriminator update: real/right -> 1, wrong (other class) and fake -> 0.
             d_vars = self.discriminator.trainable_variables
@@ -118,7 +123,7 @@ class ConditionalGAN(keras.Model):
             # 2. Generator update: fake -> real, plus the CA KL term of this batch's samples.
             fake_g, fake_g_u = self.d_logits(fake, embedding)
             kl = losses.kl_divergence(mu, log_sigma)
-            g_per_example = self.d_pair_loss(fake_g, fake_g_u, 1.0) + kl_weight * kl
+            g_per_example = self.d_pair_loss(fake_g, fake_g_u, 1.0) + kl_weight * kl + penalty
             g_loss = losses.average(g_per_example)
             g_scaled = self._scale(self.g_optimizer, g_loss)
         g_grads = g_tape.gradient(g_scaled, g_vars)
@@ -128,6 +133,7 @@ class ConditionalGAN(keras.Model):
         self.trackers["d_loss"].update_state(d_per_example)
         self.trackers["g_loss"].update_state(g_per_example)
         self.trackers["kl"].update_state(kl)
+        self.trackers["g_penalty"].update_state(penalty)
         self.trackers["d_acc_real"].update_state(losses.correct_fraction(real, 1.0))
         self.trackers["d_acc_wrong"].update_state(losses.correct_fraction(wrong, 0.0))
         self.trackers["d_acc_fake"].update_state(losses.correct_fraction(fake_d, 0.0))

@@ -40,3 +40,35 @@ def correct_fraction(logits, label: float) -> tf.Tensor:
 def average(per_example: tf.Tensor) -> tf.Tensor:
     """Mean over the global batch, correct inside a tf.distribute replica too."""
     return tf.nn.compute_average_loss(per_example)
+
+
+def downscaled_l1(high: tf.Tensor, low: tf.Tensor) -> tf.Tensor:
+    """[B]: mean |box-downscale(high) - low|, pixels in [-1, 1]. A Stage-II image whose
+    low-frequency content (colours, layout) is that of its Stage-I input scores 0."""
+    high = tf.cast(high, tf.float32)
+    low = tf.cast(low, tf.float32)
+    factor = high.shape[1] // low.shape[1]
+    down = tf.nn.avg_pool2d(high, factor, factor, "VALID")
+    return tf.reduce_mean(tf.abs(down - low), axis=[1, 2, 3])
+
+
+def color_moments(high: tf.Tensor, low: tf.Tensor) -> tf.Tensor:
+    """[B]: StackGAN++'s colour-consistency term (Zhang et al. 2018, eq. 9): the squared
+    distance between the two images' mean pixel colours plus 5x that between their 3x3 pixel
+    covariances. It constrains the colours, not where they are."""
+
+    def moments(images):
+        pixels = tf.reshape(tf.cast(images, tf.float32), [tf.shape(images)[0], -1, 3])
+        mean = tf.reduce_mean(pixels, axis=1, keepdims=True)
+        centred = pixels - mean
+        count = tf.cast(tf.shape(pixels)[1], tf.float32)
+        return tf.squeeze(mean, 1), tf.matmul(centred, centred, transpose_a=True) / count
+
+    mean_h, cov_h = moments(high)
+    mean_l, cov_l = moments(low)
+    return tf.reduce_sum(tf.square(mean_h - mean_l), -1) + 5.0 * tf.reduce_sum(
+        tf.square(cov_h - cov_l), [-2, -1]
+    )
+
+
+CONSISTENCY_LOSSES = {"downscaled_l1": downscaled_l1, "color_moments": color_moments}

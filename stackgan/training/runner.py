@@ -11,8 +11,10 @@ so tf.distribute replication and XLA apply unchanged). Around it, on the chief t
 - every `log_every_steps`: TensorBoard scalars (d_loss, g_loss, kl, D accuracies, lr) in
   `<run_dir>/logs` and a progress line; the Mean trackers are reset, so each value is the mean
   over the steps since the last report;
-- every `sample_every_steps` and at the end: a PNG sample sheet of fixed captions and noise in
-  `<run_dir>/samples` and the same images in TensorBoard;
+- every `sample_every_steps` and at the end: the generator's BatchNorm statistics re-estimated
+  (precise_bn.py), then a PNG sample sheet of fixed captions and noise in `<run_dir>/samples`
+  and the same images in TensorBoard, and for Stage-II the refinement scores of those samples
+  (consistency with their Stage-I images, sharpness gain; stackgan/evaluation/refinement.py);
 - every `checkpoint_every_steps` and at the end: a checkpoint (see checkpointing.py).
 
 Resume: a run that finds checkpoints in `checkpoint_dir` continues from the latest one with the
@@ -35,7 +37,7 @@ import tensorflow as tf
 from stackgan import models
 from stackgan.config import Config
 from stackgan.tfrecords import input_pipeline
-from stackgan.training import distribute, samples, summaries
+from stackgan.training import distribute, precise_bn, samples, summaries
 from stackgan.training.checkpointing import TrainingCheckpoint
 from stackgan.training.conditional_gan import ConditionalGAN
 from stackgan.training.lr_schedule import make_optimizers
@@ -156,6 +158,13 @@ def train_stage(
     gan.make_train_function()
 
     summary_writer = tf.summary.create_file_writer(os.path.join(run_dir, "logs")) if chief else None
+    recalibration = precise_bn.BatchNormRecalibration(
+        precise_bn.embedding_batches(
+            input_pipeline.make_eval_dataset(train_pattern, config, train.batch_size),
+            train.precise_bn_batches,
+        ),
+        config,
+    )
     sample_writer = None
     if chief:
         # a bounded read: CUB's test split lists ~60 images (600 captions) per class
@@ -171,10 +180,11 @@ def train_stage(
     stage1 = getattr(gan, "stage1_generator", None)
 
     def write_samples(name: str | None = None) -> str | None:
+        recalibration(gan.generator, stage1)  # on every task: the statistics are exported
         if sample_writer is None:
             return None
-        images = samples.generate(sample_writer.samples, gan.generator, stage1)
-        return sample_writer.write(images, current, name)
+        images, stage1_images = samples.generate_pair(sample_writer.samples, gan.generator, stage1)
+        return sample_writer.write(images, current, name, stage1_images=stage1_images)
 
     last_logs: dict[str, float] = {}
     saved = state.latest if start else None

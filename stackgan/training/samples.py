@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from stackgan.config import Config
+from stackgan.evaluation import refinement
 from stackgan.training import summaries
 from stackgan.visualize.sample_sheet import render_sheet
 
@@ -90,6 +91,13 @@ def generate(
 ) -> np.ndarray:
     """uint8 [N,H,W,3] images of the trained stage, BatchNorm in inference mode as served.
     Stage-II (with `stage1_generator`) refines Stage-I's image of the same noise."""
+    return generate_pair(samples, generator, stage1_generator)[0]
+
+
+def generate_pair(
+    samples: FixedSamples, generator: keras.Model, stage1_generator: keras.Model | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """(images of the trained stage, the Stage-I images Stage-II refined or None), uint8."""
     # Keras refuses a call that mixes numpy arrays with the tensors Stage-I returns
     embedding, noise, ca_noise, ca_noise_2 = (
         keras.ops.convert_to_tensor(x)
@@ -97,9 +105,14 @@ def generate(
     )
     if stage1_generator is None:
         image = generator([embedding, noise, ca_noise], training=False)[0]
-    else:
-        low = stage1_generator([embedding, noise, ca_noise], training=False)[0]
-        image = generator([low, embedding, ca_noise_2], training=False)[0]
+        return to_uint8(image), None
+    low = stage1_generator([embedding, noise, ca_noise], training=False)[0]
+    image = generator([low, embedding, ca_noise_2], training=False)[0]
+    return to_uint8(image), to_uint8(low)
+
+
+def to_uint8(image) -> np.ndarray:
+    """A generator's tanh output in [-1, 1] -> uint8 [0, 255]."""
     image = np.asarray(keras.ops.convert_to_numpy(image), np.float32)
     return np.round(np.clip((image + 1.0) * 127.5, 0, 255)).astype(np.uint8)
 
@@ -117,7 +130,15 @@ class SampleWriter:
                 captions = "\n".join(f"{i}. {c}" for i, c in enumerate(samples.captions))
                 summaries.text("sample_captions", captions, step=0)
 
-    def write(self, images: np.ndarray, step: int, name: str | None = None) -> str:
+    def write(
+        self,
+        images: np.ndarray,
+        step: int,
+        name: str | None = None,
+        *,
+        stage1_images: np.ndarray | None = None,
+    ) -> str:
+        """The sheet of `images`; with `stage1_images` (Stage-II) also the refinement scores."""
         path = os.path.join(self.directory, name or f"step_{step:07d}.png")
         sheet = render_sheet(images, self.samples.captions, SAMPLE_COLUMNS)
         # write then rename: an interrupted run never leaves a truncated PNG under the final name
@@ -129,4 +150,11 @@ class SampleWriter:
                 summaries.images(
                     "samples", images, step, "fixed captions (see sample_captions), fixed noise"
                 )
+                if stage1_images is not None:
+                    scores = {
+                        "consistency_mad": refinement.consistency_mad(stage1_images, images),
+                        "sharpness_gain": refinement.sharpness_gain(stage1_images, images),
+                    }
+                    for score, value in scores.items():
+                        summaries.scalar(f"refinement/{score}", value, step)
         return path

@@ -19,9 +19,10 @@ class StageIGAN(ConditionalGAN):
         kwargs.setdefault("name", "stage1_gan")
         super().__init__(generator, discriminator, config, **kwargs)
 
-    def generate(self, embedding, training: bool):
+    def generate_with_penalty(self, embedding, training: bool):
         embedding = tf.convert_to_tensor(embedding, tf.float32)
         batch = tf.shape(embedding)[0]
         noise = self.per_sample_normal(batch, self.config.model.z_dim)
         ca_noise = self.per_sample_normal(batch, self.config.model.ca_dim)
-        return self.generator([embedding, noise, ca_noise], training=training)
+        fake, mu, log_sigma = self.generator([embedding, noise, ca_noise], training=training)
+        return fake, mu, log_sigma, tf.zeros([batch], tf.float32)

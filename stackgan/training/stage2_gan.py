@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from stackgan.config import Config
 from stackgan.models.batch_norm import set_batch_statistics_when_frozen
+from stackgan.training import losses
 from stackgan.training.conditional_gan import ConditionalGAN
 
 
@@ -41,7 +42,7 @@ class StageIIGAN(ConditionalGAN):
         set_batch_statistics_when_frozen(stage1_generator, mode == "batch")
         self.stage1_generator = stage1_generator
 
-    def generate(self, embedding, training: bool):
+    def generate_with_penalty(self, embedding, training: bool):
         embedding = tf.convert_to_tensor(embedding, tf.float32)
         batch = tf.shape(embedding)[0]
         model_cfg = self.config.model
@@ -50,4 +51,12 @@ class StageIIGAN(ConditionalGAN):
         low_res, _, _ = self.stage1_generator([embedding, noise, stage1_eps], training=training)
         # Stage-II has its own CA, hence its own eps (and its own KL term, returned here).
         ca_noise = self.per_sample_normal(batch, model_cfg.ca_dim)
-        return self.generator([tf.stop_gradient(low_res), embedding, ca_noise], training=training)
+        low_res = tf.stop_gradient(low_res)
+        fake, mu, log_sigma = self.generator([low_res, embedding, ca_noise], training=training)
+        train_cfg = self.config.train
+        if train_cfg.stage2_consistency_weight:
+            consistency = losses.CONSISTENCY_LOSSES[train_cfg.stage2_consistency]
+            penalty = train_cfg.stage2_consistency_weight * consistency(fake, low_res)
+        else:
+            penalty = tf.zeros([batch], tf.float32)
+        return fake, mu, log_sigma, penalty

@@ -1,0 +1,64 @@
+"""Precise BatchNorm statistics for the generator a stage trains (`TrainConfig.precise_bn_batches`).
+
+Measured on the Stage-II learning test (tests/test_learning_stage2.py): after 400 steps the
+generator's images in inference mode (moving averages) were 18.7 levels (mean |error|, 0-255)
+from the true image and striped, against 4.8 levels and clean once the statistics were
+re-estimated under the final weights. With momentum 0.9 the moving averages mix the statistics
+of weights a GAN left behind several steps ago. So before every sample sheet and before the
+model is exported, the trained generator's BatchNorm statistics are recomputed as the mean over
+a fixed set of training-mode batches (fixed captions from the training split and fixed noise,
+drawn apart from the training noise so a resumed run trains exactly as an uninterrupted one).
+Training itself is unchanged: it normalises with batch statistics.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from stackgan.config import Config
+from stackgan.models.batch_norm import recalibrate_batch_norm
+
+
+class BatchNormRecalibration:
+    """`BatchNormRecalibration(embedding_batches, config)(generator, stage1_generator=None)`."""
+
+    def __init__(self, embedding_batches: list[np.ndarray], config: Config):
+        rng = np.random.default_rng(config.train.seed + 1)
+        model_cfg = config.model
+
+        def normal(batch, dim):
+            return tf.constant(rng.standard_normal((len(batch), dim)), tf.float32)
+
+        self.inputs = [
+            (
+                tf.constant(batch, tf.float32),
+                normal(batch, model_cfg.z_dim),
+                normal(batch, model_cfg.ca_dim),
+                normal(batch, model_cfg.ca_dim),
+            )
+            for batch in embedding_batches
+        ]
+
+    def __call__(self, generator: keras.Model, stage1_generator: keras.Model | None = None) -> int:
+        """Re-estimates `generator`'s statistics; Stage-II's runs on the frozen Stage-I's
+        training-mode images, as in its train_step. Returns how many layers were set."""
+        if not self.inputs:
+            return 0
+        batches = iter(self.inputs)
+
+        def forward():
+            embedding, noise, ca_noise, ca_noise_2 = next(batches)
+            if stage1_generator is None:
+                generator([embedding, noise, ca_noise], training=True)
+            else:
+                low = stage1_generator([embedding, noise, ca_noise], training=True)[0]
+                generator([low, embedding, ca_noise_2], training=True)
+
+        return recalibrate_batch_norm(generator, forward, len(self.inputs))
+
+
+def embedding_batches(batches, count: int) -> list[np.ndarray]:
+    """The "embedding" of the first `count` batches of a dataset, as NumPy arrays."""
+    return [np.asarray(batch["embedding"], np.float32) for batch in batches.take(count)]
