@@ -5,8 +5,13 @@
                    │                      │                                         v
                    │                      │   examples (with embeddings) ─> Stage1Trainer ─> Stage2Trainer
                    │                      └──────────────────────────────> Evaluator <──────┘
-                   │                                                         │ blessing
+    latest_blessed_model_resolver ── baseline_model (optional) ──────────────^   │ blessing
                    └─────────────────────────────────────────────────────> Pusher (Stage-II generator)
+
+The Resolver (TFX's LatestBlessedModelStrategy over this pipeline's Models and ModelBlessings)
+gives the Evaluator the latest generator an earlier run blessed, if any: the new generator must
+not be worse than it (EvalConfig.baseline_tolerance), as with TFX's own Evaluator. The Pusher
+pushes only what the Evaluator blessed.
 
 `create_pipeline` only wires components; it imports no model code (the components do, when they
 run), so compiling for Kubeflow on a laptop stays cheap.
@@ -23,8 +28,11 @@ import dataclasses
 from collections.abc import Sequence
 
 from tfx.components.pusher import component as pusher_component
+from tfx.dsl.components.common import resolver
+from tfx.dsl.input_resolution.strategies import latest_blessed_model_strategy
 from tfx.orchestration import pipeline as tfx_pipeline
 from tfx.proto import pusher_pb2
+from tfx.types import channel, standard_artifacts
 
 from stackgan.components.caption_embedder.component import CaptionEmbedder
 from stackgan.components.classifier_trainer.component import ClassifierTrainer
@@ -35,6 +43,8 @@ from stackgan.components.stage2_trainer.component import Stage2Trainer
 from stackgan.components.text_encoder_trainer.component import TextEncoderTrainer
 from stackgan.config import Config
 from stackgan.data.fingerprint import dataset_fingerprint
+
+BASELINE_RESOLVER_ID = "latest_blessed_model_resolver"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,10 +105,18 @@ def create_pipeline(
         config_json=config_json,
         checkpoint_dir=f"{paths.checkpoint_dir}/stage2",
     )
+    # Channels without a producer: every Model and ModelBlessing of this pipeline, of any run;
+    # the strategy keeps the newest Model whose id a blessed ModelBlessing names
+    baseline = resolver.Resolver(
+        strategy_class=latest_blessed_model_strategy.LatestBlessedModelStrategy,
+        model=channel.Channel(type=standard_artifacts.Model),
+        model_blessing=channel.Channel(type=standard_artifacts.ModelBlessing),
+    ).with_id(BASELINE_RESOLVER_ID)
     evaluator = Evaluator(
         examples=examples,
         model=stage2.outputs["model"],
         classifier=classifier.outputs["model"],
+        baseline_model=baseline.outputs["model"],
         config_json=config_json,
     )
     pusher = pusher_component.Pusher(
@@ -108,7 +126,7 @@ def create_pipeline(
             filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=paths.serving_dir)
         ),
     )
-    components += [stage1, stage2, evaluator, pusher]
+    components += [stage1, stage2, baseline, evaluator, pusher]
 
     return tfx_pipeline.Pipeline(
         pipeline_name=pipeline_name,

@@ -9,6 +9,8 @@ from kfp.pipeline_spec import pipeline_spec_pb2
 from stackgan import config as config_lib
 from stackgan.cli import main as cli_main
 
+# TFX's Kubeflow V2 compiler turns the LatestBlessedModelStrategy Resolver into two tasks
+BASELINE_TASK = "latest_blessed_model_resolver-model-resolver"
 BASE_TASKS = {
     "CubExampleGen",
     "ClassifierTrainer",
@@ -16,6 +18,8 @@ BASE_TASKS = {
     "Stage2Trainer",
     "Evaluator",
     "Pusher",
+    "latest_blessed_model_resolver-model-blessing-resolver",
+    BASELINE_TASK,
 }
 TEXT_TASKS = {"TextEncoderTrainer", "CaptionEmbedder"}
 
@@ -61,14 +65,27 @@ def test_kubeflow_compile_with_release_embeddings_has_the_paper_dag(tmp_path):
     assert deps["CubExampleGen"] == set()
     assert deps["Stage1Trainer"] == {"CubExampleGen"}
     assert deps["Stage2Trainer"] == {"CubExampleGen", "Stage1Trainer"}
-    assert deps["Evaluator"] == {"CubExampleGen", "ClassifierTrainer", "Stage2Trainer"}
+    assert deps["Evaluator"] == {
+        "CubExampleGen",
+        "ClassifierTrainer",
+        "Stage2Trainer",
+        BASELINE_TASK,
+    }
+    baseline = tasks["Evaluator"].inputs.artifacts["baseline_model"].task_output_artifact
+    assert baseline.producer_task == BASELINE_TASK
     assert deps["Pusher"] == {"Evaluator", "Stage2Trainer"}
     # every component runs in the given image, through TFX's V2 container entrypoint
-    for name, executor in spec.deployment_spec["executors"].items():
-        container = executor["container"]
+    # (the baseline's Resolver tasks query MLMD and have no container)
+    containers = {
+        name: executor["container"]
+        for name, executor in spec.deployment_spec["executors"].items()
+        if "resolver" not in executor
+    }
+    assert len(containers) == len(BASE_TASKS) - 2
+    for name, container in containers.items():
         assert container["image"] == "registry.example/stackgan:1", name
         assert "kubeflow_v2_run_executor" in " ".join(container["command"])
-    executor_paths = {e["container"]["args"][1] for e in spec.deployment_spec["executors"].values()}
+    executor_paths = {container["args"][1] for container in containers.values()}
     assert "stackgan.components.stage2_trainer.executor.Executor" in executor_paths
 
 

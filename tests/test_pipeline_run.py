@@ -56,12 +56,130 @@ def _assert_products(work_dir, outputs):
     return metrics, version_dir
 
 
+class _Store:
+    """An MLMD store laid out as TFX records runs: pipeline, pipeline_run and node contexts."""
+
+    def __init__(self, work_dir):
+        import ml_metadata as mlmd
+        from tfx.orchestration import metadata
+
+        self.pb = mlmd.proto
+        os.makedirs(os.path.dirname(layout.metadata_path(str(work_dir))))
+        path = layout.metadata_path(str(work_dir))
+        self.store = mlmd.MetadataStore(metadata.sqlite_metadata_connection_config(path))
+        self.types = {
+            name: self.store.put_context_type(self.pb.ContextType(name=name))
+            for name in ("pipeline", "pipeline_run", "node")
+        }
+        self.execution_type = self.store.put_execution_type(self.pb.ExecutionType(name="C"))
+        self.artifact_type = self.store.put_artifact_type(self.pb.ArtifactType(name="A"))
+        self.pipeline = self._context("pipeline", PIPELINE)
+
+    def _context(self, type_name: str, name: str):
+        context = self.pb.Context(type_id=self.types[type_name], name=name)
+        [context.id] = self.store.put_contexts([context])
+        return context
+
+    def run(self, run_id: str, outputs: dict[str, tuple[str, str, dict]]):
+        """One run: node -> (output key, artifact uri, artifact custom properties)."""
+        run = self._context("pipeline_run", run_id)
+        for node, (key, uri, properties) in outputs.items():
+            contexts = self.store.get_contexts_by_type("node")
+            node_context = next((c for c in contexts if c.name == f"{PIPELINE}.{node}"), None)
+            node_context = node_context or self._context("node", f"{PIPELINE}.{node}")
+            artifact = self.pb.Artifact(type_id=self.artifact_type, uri=uri)
+            for name, value in properties.items():
+                field = "int_value" if isinstance(value, int) else "string_value"
+                setattr(artifact.custom_properties[name], field, value)
+            event = self.pb.Event(type=self.pb.Event.OUTPUT)
+            event.path.steps.add().key = key
+            execution = self.pb.Execution(
+                type_id=self.execution_type, last_known_state=self.pb.Execution.COMPLETE
+            )
+            self.store.put_execution(
+                execution, [(artifact, event)], [self.pipeline, run, node_context]
+            )
+
+
+def _evaluation_dir(tmp_path, name: str, blessed: bool, reasons: list[str]) -> str:
+    row = {"count": 16, "top1_correct": 0, "top1_accuracy": 0.0, "inception_score_mean": 1.0}
+    row.update(inception_score_std=0.0, fid=9.0)
+    metrics = {
+        "table": [{"images": "generated", **row}, {"images": "real (ceiling)", **row}],
+        "chance": 0.5,
+        "refinement": None,
+        "baseline": None,
+        "gate": {"reasons": reasons},
+        "blessed": blessed,
+    }
+    path = tmp_path / name
+    path.mkdir()
+    (path / "metrics.json").write_text(json.dumps(metrics))
+    return str(path)
+
+
+def test_summary_tells_this_runs_blessing_and_push_not_an_earlier_runs(tmp_path):
+    work = tmp_path / "work"
+    store = _Store(work)
+    serving = layout.serving_dir(str(work))
+    old_version = os.path.join(serving, "1700000000")
+    os.makedirs(old_version)  # the first run's push, still in the serving folder
+    store.run(
+        "run-1",
+        {
+            "Evaluator": ("evaluation", _evaluation_dir(tmp_path, "e1", True, []), {}),
+            "Pusher": ("pushed_model", "/p1", {"pushed": 1, "pushed_destination": old_version}),
+        },
+    )
+    first = results.summarize(str(work), PIPELINE, 1.0, "/data", text_signature=True)
+    assert f"pushed model:  {old_version}" in first and "blessed:       yes" in first
+
+    reason = "generated top-1 0.000 (0/16) < 0.5 x real top-1 1.000 = 0.500"
+    store.run(
+        "run-2",
+        {
+            "Evaluator": ("evaluation", _evaluation_dir(tmp_path, "e2", False, [reason]), {}),
+            "Pusher": ("pushed_model", "/p2", {"pushed": 0}),
+        },
+    )
+    second = results.summarize(str(work), PIPELINE, 1.0, "/data", text_signature=True)
+    assert f"  not blessed: {reason}; nothing pushed" in second
+    assert old_version not in second and "pushed model" not in second
+    assert "generated: top-1 0.000 (0/16; chance 0.500)" in second
+
+
 def _finite_numbers(value):
+    """Every number in a JSON value, however deep in dicts and lists."""
     if isinstance(value, dict):
-        for v in value.values():
+        value = list(value.values())
+    if isinstance(value, list):
+        for v in value:
             yield from _finite_numbers(v)
     elif isinstance(value, int | float) and not isinstance(value, bool):
         yield value
+
+
+def test_finite_numbers_looks_inside_lists_and_dicts():
+    metrics = {"table": [{"inception_score_mean": math.nan}], "seeds": [[1, 2]], "ok": True}
+    assert [v for v in _finite_numbers(metrics) if not math.isfinite(v)] != []
+    assert sorted(v for v in _finite_numbers(metrics) if math.isfinite(v)) == [1, 2]
+
+
+def _assert_evaluator_metrics(metrics):
+    """The Evaluator's numbers are there and finite, for both image sets and both stages."""
+    assert all(math.isfinite(v) for v in _finite_numbers(metrics))
+    generated, real = metrics["table"]
+    for row in (generated, real):
+        assert 0 <= row["top1_correct"] <= row["count"] > 0
+        assert row["top1_accuracy"] == pytest.approx(row["top1_correct"] / row["count"])
+        assert row["inception_score_mean"] >= 1.0 - 1e-6
+    assert 0 < metrics["chance"] <= 1
+    refinement = metrics["refinement"]  # the DAG's generator has a Stage-II
+    assert refinement["count"] == generated["count"]
+    assert (refinement["stage1_size"], refinement["stage2_size"]) == (16, 64)  # tiny profile
+    assert {"consistency_mad", "sharpness_gain"} <= set(refinement)
+    assert metrics["gate"]["min_class_accuracy_ratio"] == 0.0  # tiny: always blessable
+    assert metrics["blessed"] is True
 
 
 @pytest.mark.slow
@@ -71,10 +189,12 @@ def test_dag_end_to_end_on_synthetic_data_then_cached(tmp_path, capsys):
     printed = capsys.readouterr().out
     store, outputs = _outputs(work)
     metrics, version_dir = _assert_products(work, outputs)
-    assert all(math.isfinite(v) for v in _finite_numbers(metrics))
+    _assert_evaluator_metrics(metrics)
+    assert metrics["baseline"] is None  # nothing was blessed before the first run
     # the synthetic data ships embedding pickles: the paper's path, no text encoder
     assert outputs["TextEncoderTrainer"] == {} and outputs["CaptionEmbedder"] == {}
-    assert "pushed model:" in printed and version_dir in printed
+    assert f"pushed model:  {version_dir}" in printed and "baseline: none" in printed
+    assert "top-1" in printed and "Stage-I -> Stage-II: consistency" in printed
 
     # the pushed model generates in this process from its signature alone
     import numpy as np
@@ -112,11 +232,24 @@ def test_dag_end_to_end_on_synthetic_data_then_cached(tmp_path, capsys):
     )
     assert Image.open(grid).size[0] > 3 * 64
 
-    # a second run with nothing changed is served from the MLMD cache
+    # a second run with nothing changed is served from the MLMD cache, except the Evaluator:
+    # its baseline input is new, the first run's blessed generator, which is this same model
     assert cli_main(["run", "--work-dir", str(work), "--profile", "tiny"]) == 0
     states = results.execution_states(store, PIPELINE)
     for node in TRAINING_NODES:
-        assert states[node][-1] == "CACHED", (node, states[node])
+        if node != "Evaluator":
+            assert states[node][-1] == "CACHED", (node, states[node])
+    assert states["Evaluator"] == ["COMPLETE", "COMPLETE"]
+    _, outputs = _outputs(work)
+    with open(os.path.join(outputs["Evaluator"]["evaluation"], "metrics.json")) as f:
+        second = json.load(f)
+    assert second["baseline"]["model"] == outputs["Stage2Trainer"]["model"]
+    assert second["baseline"]["same_as_candidate"] is True
+    # same model, seeds and classifier: the same counts, and scores up to float reordering
+    for again, before in zip(second["table"], metrics["table"], strict=True):
+        assert again["top1_correct"] == before["top1_correct"]
+        assert again["fid"] == pytest.approx(before["fid"], rel=1e-3)
+    assert second["baseline"]["table"] == second["table"]
 
 
 @pytest.mark.slow
@@ -126,7 +259,8 @@ def test_dag_on_real_cub_sample_trains_the_text_encoder(tmp_path, cub_sample_roo
     assert cli_main(argv) == 0
     _, outputs = _outputs(work)
     assert outputs["TextEncoderTrainer"] and outputs["CaptionEmbedder"]
-    _, version_dir = _assert_products(work, outputs)
+    metrics, version_dir = _assert_products(work, outputs)
+    _assert_evaluator_metrics(metrics)
 
     import tensorflow as tf
 
