@@ -373,3 +373,21 @@ def test_gate_against_the_last_blessed_model(three_in_four):
     # both the ratio and the baseline fail (0.3 is above chance 0.25): both reasons are given
     both = judge(_with_top1(three_in_four, 0.3, 1.0), CFG, baseline=better)
     assert [reason.split(" < ")[1][:8] for reason in both.reasons] == ["0.5 x re", "the last"]
+
+
+def test_comparison_shows_each_classs_real_image_with_its_stage1_and_stage2_images():
+    generator = TwoStageGenerator(consistent=True)
+    result = evaluate(dataset(12, 2, 5), generator, classify, CFG, CLASS_IDS, sheet_samples=8)
+    comparison = result.comparison
+    # one sample per class (NUM_CLASSES = 4), the first image of each: ids 1 to 4
+    assert comparison.captions == [f"bird {i} caption 0" for i in (1, 2, 3, 4)]
+    np.testing.assert_array_equal(comparison.real, np.stack([real_image(i) for i in (1, 2, 3, 4)]))
+    lows = np.concatenate([low for low, _ in generator.pairs])
+    highs = np.concatenate([high for _, high in generator.pairs])
+    # pairs are generated in dataset order: image i's first caption is row 2 (i - 1)
+    np.testing.assert_array_equal(comparison.stage1, lows[[0, 2, 4, 6]])
+    np.testing.assert_array_equal(comparison.stage2, highs[[0, 2, 4, 6]])
+    # a Stage-I-only generator has nothing to compare
+    assert (
+        evaluate(dataset(12, 1, 5), perfect_generator, classify, CFG, CLASS_IDS).comparison is None
+    )

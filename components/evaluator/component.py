@@ -4,7 +4,8 @@ Inputs: `examples` (Examples with embeddings; its Split-test is scored), `model`
 generator SavedModel of the serving contract, docs/ARCHITECTURE.md), `classifier` (Model:
 ClassifierTrainer's), `baseline_model` (optional Model: the latest generator an earlier run
 blessed, from a Resolver with TFX's LatestBlessedModelStrategy; absent on the first run).
-Outputs: `evaluation` (ModelEvaluation: metrics.json, metrics.md, samples.png) and `blessing`
+Outputs: `evaluation` (ModelEvaluation: metrics.json, metrics.md, samples.png, and with a
+Stage-II comparison.png: real | Stage-I | Stage-II for the same captions) and `blessing`
 (ModelBlessing: custom property `blessed` = 1 when `stackgan.evaluation.evaluator.judge` passes
 the model (generated class accuracy >= EvalConfig.min_class_accuracy_ratio x the real images'
 and above chance, and >= the baseline's - EvalConfig.baseline_tolerance), else 0, with the

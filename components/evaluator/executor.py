@@ -24,11 +24,13 @@ from stackgan.evaluation import evaluator
 from stackgan.evaluation.classifier import LoadedClassifier, load_classifier
 from stackgan.serving.generator import load_generator
 from stackgan.tfrecords.input_pipeline import make_eval_dataset
-from stackgan.visualize.sample_sheet import render_sheet
+from stackgan.visualize.sample_sheet import render_comparison, render_sheet
 
 METRICS_FILE = "metrics.json"
 TABLE_FILE = "metrics.md"
 SHEET_FILE = "samples.png"
+# real | Stage-I | Stage-II for the same captions (only for generators with a Stage-II)
+COMPARISON_FILE = "comparison.png"
 SHEET_COLUMNS = 8
 CLASSIFIER_INFO_KEYS = (
     "holdout_top1_accuracy",
@@ -196,8 +198,14 @@ def write_report(out: str, result, verdict, baseline, metrics: dict[str, Any]) -
     render_sheet(result.sheet_images, result.sheet_captions, columns=SHEET_COLUMNS).save(
         sheet, format="PNG"
     )
+    files = [(SHEET_FILE, sheet.getvalue())]
+    if result.comparison is not None:
+        comparison = io.BytesIO()
+        c = result.comparison
+        render_comparison(c.real, c.stage1, c.stage2, c.captions).save(comparison, format="PNG")
+        files.append((COMPARISON_FILE, comparison.getvalue()))
     for name, content in (
-        (SHEET_FILE, sheet.getvalue()),
+        *files,
         (TABLE_FILE, markdown_table(result, verdict, baseline).encode()),
         (METRICS_FILE, json.dumps(metrics, indent=2).encode()),
     ):
@@ -264,7 +272,8 @@ class Executor(base_executor.BaseExecutor):
           "model" (one Model: the generator SavedModel, <uri>/Format-Serving), "classifier"
           (one Model: ClassifierTrainer's, <uri>/Format-Serving), "baseline_model" (none or one
           Model: the latest blessed generator, from the pipeline's Resolver).
-        output_dict: "evaluation" (one ModelEvaluation: metrics.json, metrics.md, samples.png),
+        output_dict: "evaluation" (one ModelEvaluation: metrics.json, metrics.md, samples.png,
+            comparison.png with a Stage-II),
           "blessing" (one ModelBlessing: custom property "blessed" 1/0, "blessing_message" (why
           not), a BLESSED or NOT_BLESSED file).
         exec_properties: "config_json" (a stackgan.config.Config as JSON).

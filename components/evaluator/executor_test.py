@@ -16,7 +16,13 @@ from tfx.components.util import model_utils
 from tfx.types import standard_artifacts
 
 from stackgan import config
-from stackgan.components.evaluator.executor import METRICS_FILE, SHEET_FILE, TABLE_FILE, Executor
+from stackgan.components.evaluator.executor import (
+    COMPARISON_FILE,
+    METRICS_FILE,
+    SHEET_FILE,
+    TABLE_FILE,
+    Executor,
+)
 from stackgan.evaluation import classifier
 from stackgan.models import build_stage1_generator, build_stage2_generator
 from stackgan.serving.export import export_generator
@@ -260,3 +266,6 @@ def test_a_two_stage_generator_gets_refinement_scores(inputs, tmp_path):
         "Stage-I -> Stage-II (16 -> 64 px, 16 pairs)"
         in (tmp_path / "evaluation" / TABLE_FILE).read_text()
     )
+    with Image.open(tmp_path / "evaluation" / COMPARISON_FILE) as comparison:
+        # real | Stage-I | Stage-II, 64-px images enlarged to 128, one row per test class
+        assert comparison.width > 3 * 128 and comparison.height > 2 * 128

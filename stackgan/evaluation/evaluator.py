@@ -73,6 +73,17 @@ class RefinementScores:
     stage2_size: int
 
 
+@dataclasses.dataclass(frozen=True)
+class Comparison:
+    """Samples whose real test image was kept: what the caption describes, Stage-I's image of
+    it and Stage-II's refinement, uint8 [n, H, W, 3] each."""
+
+    real: np.ndarray
+    stage1: np.ndarray
+    stage2: np.ndarray
+    captions: list[str]
+
+
 @dataclasses.dataclass
 class Evaluation:
     generated: SetScores
@@ -82,6 +93,9 @@ class Evaluation:
     batch_seeds: list[int]  # the seed given to generate_fn for each batch, in order
     sheet_images: np.ndarray  # uint8 [n, H, W, 3]: generated samples for the sample sheet
     sheet_captions: list[str]
+    # real | Stage-I | Stage-II for one caption of each of the first classes; None without a
+    # Stage-II
+    comparison: Comparison | None = None
 
     def table(self) -> list[dict[str, Any]]:
         """One row per image set, for metrics.json and the Markdown table."""
@@ -94,6 +108,11 @@ class Evaluation:
 def to_unit_range(images: np.ndarray) -> np.ndarray:
     """uint8 [0, 255] -> f32 [-1, 1], the range the classifier takes."""
     return images.astype(np.float32) / 127.5 - 1.0
+
+
+def to_uint8(images: np.ndarray) -> np.ndarray:
+    """f32 [-1, 1] -> uint8 [0, 255] (the inverse of `to_unit_range`)."""
+    return np.round(np.clip((np.asarray(images) + 1.0) * 127.5, 0, 255)).astype(np.uint8)
 
 
 class _Collector:
@@ -266,10 +285,16 @@ class _Pairs:
 
 
 def _read_split(
-    batches: Iterable[Mapping[str, np.ndarray]], real: _Collector, to_logit: _LabelMap
+    batches: Iterable[Mapping[str, np.ndarray]],
+    real: _Collector,
+    to_logit: _LabelMap,
+    shown_real: dict[int, np.ndarray],
+    shown_classes: int,
 ) -> _Pairs:
     """Classifies each real test image once (the split repeats an image for each caption) and
-    returns every pair."""
+    returns every pair. The first image of each of the first `shown_classes` classes is kept
+    in `shown_real` (uint8, by image id) for the comparison sheet."""
+    shown_labels: set[int] = set()
     seen_ids: set[int] = set()
     embeddings, logit_indexes, captions, image_ids = [], [], [], []
     for batch in batches:
@@ -282,7 +307,12 @@ def _read_split(
         ]
         seen_ids.update(ids)
         if first:
-            real.add(np.asarray(batch["image_high"], np.float32)[first], labels[first])
+            real_images = np.asarray(batch["image_high"], np.float32)
+            real.add(real_images[first], labels[first])
+            for i in first:
+                if len(shown_labels) < shown_classes and int(labels[i]) not in shown_labels:
+                    shown_labels.add(int(labels[i]))
+                    shown_real[ids[i]] = to_uint8(real_images[i])
         embeddings.append(np.asarray(batch["embedding"], np.float32))
         logit_indexes.append(labels)
         captions += [c.decode() if isinstance(c, bytes) else str(c) for c in batch["caption"]]
@@ -301,13 +331,12 @@ class _Generation:
 
 
 def _generate(
-    pairs: _Pairs, generate_fn: GenerateFn, generated: _Collector, cfg: EvalConfig, sheet_samples
+    pairs: _Pairs, generate_fn: GenerateFn, generated: _Collector, cfg: EvalConfig, sheet
 ) -> _Generation:
     """Generates and classifies an image for each pair, `cfg.batch_size` at a time, each batch
     with its own seed drawn from `cfg.seed`."""
     rng = np.random.default_rng(cfg.seed)
     refinement = _RefinementMeter()
-    sheet = _SheetPicker(sheet_samples)
     seeds = []
     for batch_index, start in enumerate(range(0, len(pairs), cfg.batch_size)):
         part = slice(start, start + cfg.batch_size)
@@ -318,7 +347,7 @@ def _generate(
         generated.add(to_unit_range(images), pairs.logit_indexes[part])
         if stage1 is not None:
             refinement.add(stage1, images)
-        sheet.offer(pairs.image_ids[part], images, pairs.captions[part])
+        sheet.offer(pairs.image_ids[part], images, pairs.captions[part], stage1)
     return _Generation(generated, seeds, refinement.scores(), sheet)
 
 
@@ -334,18 +363,22 @@ def evaluate(
     "embedding", "caption", "label", "image_id"); `class_ids`: the test labels the classifier's
     logits stand for, in logit order. See the module docstring."""
     real = _Collector(classify_fn)
-    pairs = _read_split(batches, real, _LabelMap(class_ids)).spread(cfg.num_samples)
-    run = _generate(pairs, generate_fn, _Collector(classify_fn), cfg, sheet_samples)
+    shown_real: dict[int, np.ndarray] = {}
+    pairs = _read_split(batches, real, _LabelMap(class_ids), shown_real, sheet_samples)
+    pairs = pairs.spread(cfg.num_samples)
+    sheet = _SheetPicker(sheet_samples, shown_real)
+    run = _generate(pairs, generate_fn, _Collector(classify_fn), cfg, sheet)
     generated_scores, real_scores = _score_sets(run.generated, real, cfg)
-    sheet_images, sheet_captions = run.sheet.chosen()
+    chosen = run.sheet.chosen()
     return Evaluation(
         generated_scores,
         real_scores,
         _chance(pairs.logit_indexes),
         run.refinement,
         run.seeds,
-        sheet_images,
-        sheet_captions,
+        chosen.images,
+        chosen.captions,
+        run.sheet.comparison(),
     )
 
 
@@ -405,24 +438,53 @@ def judge(candidate: Evaluation, cfg: EvalConfig, baseline: Evaluation | None = 
     return Verdict(not reasons, tuple(reasons), required, baseline_required)
 
 
-class _SheetPicker:
-    """Keeps up to `count` samples for the sample sheet, one per distinct test image first (the
-    dataset lists an image's captions together, so the first samples would otherwise show one
-    or two birds). Only what may be shown is kept: the paper profile generates 29,330 images."""
+@dataclasses.dataclass(frozen=True)
+class _Sheet:
+    images: np.ndarray
+    captions: list[str]
 
-    def __init__(self, count: int):
+
+class _SheetPicker:
+    """Keeps up to `count` samples for the sample sheets: first those whose real test image
+    was kept (one per class, so the sheet shows different species), then one per further
+    distinct test image, then repeats. Only what may be shown is kept: the paper profile
+    generates 29,330 images."""
+
+    def __init__(self, count: int, shown_real: Mapping[int, np.ndarray]):
         self._count = count
-        self._distinct: list[tuple[np.ndarray, str]] = []
-        self._repeats: list[tuple[np.ndarray, str]] = []
+        self._shown_real = shown_real
+        self._pools: tuple[list, list, list] = ([], [], [])  # per-class, distinct, repeats
         self._ids: set[int] = set()
 
-    def offer(self, ids: list[int], images: np.ndarray, captions: list[str]) -> None:
-        for image_id, image, caption in zip(ids, images, captions, strict=True):
-            pool = self._repeats if image_id in self._ids else self._distinct
+    def offer(self, ids, images, captions, stage1: np.ndarray | None = None) -> None:
+        for i, (image_id, image, caption) in enumerate(zip(ids, images, captions, strict=True)):
+            if image_id in self._ids:
+                pool = self._pools[2]
+            elif image_id in self._shown_real:
+                pool = self._pools[0]
+            else:
+                pool = self._pools[1]
             if len(pool) < self._count:
-                pool.append((image.copy(), caption))
+                low = None if stage1 is None else stage1[i].copy()
+                pool.append((image_id, image.copy(), caption, low))
             self._ids.add(image_id)
 
-    def chosen(self) -> tuple[np.ndarray, list[str]]:
-        chosen = (self._distinct + self._repeats)[: self._count]
-        return np.stack([image for image, _ in chosen]), [caption for _, caption in chosen]
+    def chosen(self) -> _Sheet:
+        chosen = [sample for pool in self._pools for sample in pool][: self._count]
+        return _Sheet(
+            np.stack([image for _, image, _, _ in chosen]),
+            [caption for _, _, caption, _ in chosen],
+        )
+
+    def comparison(self) -> Comparison | None:
+        """The samples of the per-class pool (their real image was kept), when they have a
+        Stage-I image, i.e. the generator has a Stage-II."""
+        shown = [sample for sample in self._pools[0] if sample[3] is not None]
+        if not shown:
+            return None
+        return Comparison(
+            real=np.stack([self._shown_real[image_id] for image_id, *_ in shown]),
+            stage1=np.stack([low for *_, low in shown]),
+            stage2=np.stack([image for _, image, _, _ in shown]),
+            captions=[caption for _, _, caption, _ in shown],
+        )

@@ -112,3 +112,29 @@ def _checked_images(images: np.ndarray) -> np.ndarray:
             f"render_sheet: images must have shape [N>0, H, W, 3], got {list(images.shape)}"
         )
     return images
+
+
+def render_comparison(
+    real: np.ndarray, stage1: np.ndarray, stage2: np.ndarray, captions: Sequence[str]
+) -> Image.Image:
+    """One row per caption: the real image it describes, Stage-I's image of it (enlarged with
+    nearest-neighbour sampling to Stage-II's size, so no smoothing is added) and Stage-II's
+    refinement of that image. All uint8 [N, H, W, 3]; `stage1` may be smaller."""
+    real, stage1, stage2 = (_checked_images(x) for x in (real, stage1, stage2))
+    if not len(real) == len(stage1) == len(stage2) == len(captions):
+        raise ValueError(
+            f"render_comparison: {len(real)} real, {len(stage1)} Stage-I, {len(stage2)} Stage-II"
+            f" images and {len(captions)} captions"
+        )
+    size = stage2.shape[1]
+    factor = size // stage1.shape[1]
+    enlarged = stage1.repeat(factor, axis=1).repeat(factor, axis=2)
+    cells, labels = [], []
+    for i, caption in enumerate(captions):
+        cells += [real[i], enlarged[i], stage2[i]]
+        labels += [
+            f"real: {caption}",
+            f"Stage-I, {stage1.shape[1]} px (enlarged)",
+            f"Stage-II, {size} px",
+        ]
+    return render_sheet(np.stack(cells), labels, columns=3)
