@@ -87,6 +87,9 @@ class TrainConfig:
     stage2_epochs: int = 600
     # 0 = run the epochs; >0 caps the number of steps (tests, demo)
     max_steps: int = 0
+    # Stage-II's own cap when >0 (Stage-II only sharpens what Stage-I drew, so a short demo
+    # gives Stage-I most of its time); 0 = max_steps
+    stage2_max_steps: int = 0
     learning_rate: float = 2e-4
     beta_1: float = 0.5
     lr_decay_epochs: int = 50  # TF halves every 50 epochs; the paper says 100
@@ -97,6 +100,8 @@ class TrainConfig:
     # regulariser; "downscaled_l1" compares the box-downscaled Stage-II image with Stage-I's.
     stage2_consistency: Literal["downscaled_l1", "color_moments"] = "downscaled_l1"
     stage2_consistency_weight: float = 0.0
+    # Later work, not the paper (0 = off): R1 gradient penalty on D's real/right pairs.
+    r1_gamma: float = 0.0
     # Batches over which the trained generator's BatchNorm statistics are re-estimated before
     # each sample sheet and the export (0 = keep the moving averages); see precise_bn.py.
     precise_bn_batches: int = 20

@@ -230,3 +230,35 @@ def test_paper_config_defaults_are_the_tf_ones():
     assert not cfg.model.stage2_unconditional_logit
     assert cfg.model.frozen_stage1_batchnorm == "batch"
     assert not cfg.train.mixed_precision and not cfg.train.xla
+
+
+def test_r1_penalty_is_half_gamma_times_the_squared_gradient_on_real_images(tiny_config):
+    import tensorflow as tf
+
+    cfg = tiny_config.replace(train={"r1_gamma": 3.0})
+    gan = _stage1(cfg)
+    batch = next(iter(_batches(16, 1, 4)))
+    image = tf.constant(batch["image"])
+    logits, _, penalty = gan.d_logits_with_r1(image, batch["embedding"])
+    with tf.GradientTape() as tape:
+        tape.watch(image)
+        total = tf.reduce_sum(gan.discriminator([image, batch["embedding"]], training=True))
+    squared = np.sum(np.square(tape.gradient(total, image)), axis=(1, 2, 3))
+    np.testing.assert_allclose(np.asarray(penalty), 1.5 * squared, rtol=1e-4)
+    assert penalty.shape == (4,) and float(np.min(penalty)) > 0.0
+    # off by default: no penalty, and D's loss is the paper's
+    off = _stage1(tiny_config)
+    assert not np.any(np.asarray(off.d_logits_with_r1(image, batch["embedding"])[2]))
+
+
+def test_stage2_consistency_penalty_is_zero_for_an_exact_refinement(tiny_config):
+    from stackgan.training import losses
+
+    rng = np.random.default_rng(0)
+    low = rng.uniform(-1, 1, (2, 4, 4, 3)).astype("float32")
+    exact = low.repeat(4, axis=1).repeat(4, axis=2)  # its 4x4 box-means are `low`
+    np.testing.assert_allclose(losses.downscaled_l1(exact, low), 0.0, atol=1e-6)
+    np.testing.assert_allclose(losses.color_moments(exact, low), 0.0, atol=1e-6)
+    shifted = exact + 0.5  # every pixel 0.5 brighter: L1 0.5, squared mean distance 3 * 0.25
+    np.testing.assert_allclose(losses.downscaled_l1(shifted, low), 0.5, rtol=1e-5)
+    np.testing.assert_allclose(losses.color_moments(shifted, low), 0.75, rtol=1e-5)

@@ -51,6 +51,10 @@ def test_plan_steps_from_epochs_or_max_steps(tiny_run_config):
     from_epochs = tiny_run_config.replace(train={"max_steps": 0, "stage2_epochs": 5})
     assert runner.plan_steps(from_epochs, 2, num_examples=14) == (3, 15)
     assert runner.plan_steps(tiny_run_config, 1, num_examples=14) == (3, 4)
+    # Stage-II's own cap, where set, applies to Stage-II only
+    own_cap = tiny_run_config.replace(train={"max_steps": 9, "stage2_max_steps": 5})
+    assert runner.plan_steps(own_cap, 1, num_examples=14) == (3, 9)
+    assert runner.plan_steps(own_cap, 2, num_examples=14) == (3, 5)
     with pytest.raises(ValueError, match="3 training images are fewer than one batch"):
         runner.plan_steps(tiny_run_config, 1, num_examples=3)
 

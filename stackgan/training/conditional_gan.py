@@ -86,6 +86,22 @@ class ConditionalGAN(keras.Model):
             return out[0], out[1]
         return out, None
 
+    def d_logits_with_r1(self, image, embedding):
+        """d_logits of the real/right pair, plus the R1 penalty [B] (Mescheder et al. 2018):
+        gamma / 2 * |grad_image D(image, text)|^2 on real images, 0 when `train.r1_gamma` is 0.
+        It keeps D flat around the real data, so G is not pushed by D's gradient noise."""
+        gamma = self.config.train.r1_gamma
+        if not gamma:
+            real, real_u = self.d_logits(image, embedding)
+            return real, real_u, tf.zeros_like(tf.reshape(tf.cast(real, tf.float32), [-1]))
+        image = tf.convert_to_tensor(image)
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(image)
+            real, real_u = self.d_logits(image, embedding)
+            total = tf.reduce_sum(tf.cast(real, tf.float32))
+        grad = tf.cast(tape.gradient(total, image), tf.float32)
+        return real, real_u, 0.5 * gamma * tf.reduce_sum(tf.square(grad), axis=[1, 2, 3])
+
     def d_pair_loss(self, logits, uncond, label: float) -> tf.Tensor:
         """[B] loss of one pair type; with an unconditional logit (PT) the mean of both."""
         loss = losses.sigmoid_cross_entropy(logits, label)
@@ -109,13 +125,13 @@ class ConditionalGAN(keras.Model):
             # 1. Discriminator update: real/right -> 1, wrong (other class) and fake -> 0.
             d_vars = self.discriminator.trainable_variables
             with tf.GradientTape() as d_tape:
-                real, real_u = self.d_logits(image, embedding)
+                real, real_u, r1 = self.d_logits_with_r1(image, embedding)
                 wrong, _ = self.d_logits(wrong_image, embedding)
                 fake_d, fake_u = self.d_logits(tf.stop_gradient(fake), embedding)
                 d_per_example = self.d_pair_loss(real, real_u, 1.0) + 0.5 * (
                     losses.sigmoid_cross_entropy(wrong, 0.0) + self.d_pair_loss(fake_d, fake_u, 0.0)
                 )
-                d_loss = losses.average(d_per_example)
+                d_loss = losses.average(d_per_example + r1)
                 d_scaled = self._scale(self.d_optimizer, d_loss)
             d_grads = d_tape.gradient(d_scaled, d_vars)
             self.d_optimizer.apply_gradients(zip(d_grads, d_vars))

@@ -1,7 +1,7 @@
 """Trains one StackGAN stage from a file pattern of Examples: the loop the trainer components and
 `stackgan` commands share.
 
-Schedule: `TrainConfig.max_steps` when set, else `stageN_epochs * steps_per_epoch`, where an
+Schedule: `TrainConfig.max_steps` (for Stage-II `stage2_max_steps` if set) when set, else `stageN_epochs * steps_per_epoch`, where an
 epoch is one pass over the images (batches drop the remainder). The learning rate follows the
 optimizers' own step-decay schedule (`lr_schedule.py`), so it resumes with their iteration
 counters.
@@ -84,7 +84,10 @@ def plan_steps(config: Config, stage: int, num_examples: int) -> tuple[int, int]
         )
     steps_per_epoch = num_examples // batch_size
     epochs = config.train.stage1_epochs if stage == 1 else config.train.stage2_epochs
-    total = config.train.max_steps or epochs * steps_per_epoch
+    cap = config.train.max_steps
+    if stage == 2 and config.train.stage2_max_steps:
+        cap = config.train.stage2_max_steps
+    total = cap or epochs * steps_per_epoch
     return steps_per_epoch, total
 
 

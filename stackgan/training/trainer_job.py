@@ -29,7 +29,7 @@ STAGE1_GENERATOR_FILE = "stage1_generator.keras"
 SUMMARY_FILE = "training_summary.json"
 # TrainConfig fields that say how long or how often, not what is trained
 RUN_LENGTH_FIELDS = (
-    "max_steps", "stage1_epochs", "stage2_epochs",
+    "max_steps", "stage2_max_steps", "stage1_epochs", "stage2_epochs",
     "checkpoint_every_steps", "sample_every_steps", "log_every_steps",
 )  # fmt: skip
 
