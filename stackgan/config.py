@@ -102,6 +102,7 @@ class TrainConfig:
     stage2_consistency_weight: float = 0.0
     # Later work, not the paper (0 = off): R1 gradient penalty on D's real/right pairs.
     r1_gamma: float = 0.0
+    r1_every: int = 1  # lazy R1 (StyleGAN2): every N D steps, weighted N times
     # Batches over which the trained generator's BatchNorm statistics are re-estimated before
     # each sample sheet and the export (0 = keep the moving averages); see precise_bn.py.
     precise_bn_batches: int = 20

@@ -262,3 +262,16 @@ def test_stage2_consistency_penalty_is_zero_for_an_exact_refinement(tiny_config)
     shifted = exact + 0.5  # every pixel 0.5 brighter: L1 0.5, squared mean distance 3 * 0.25
     np.testing.assert_allclose(losses.downscaled_l1(shifted, low), 0.5, rtol=1e-5)
     np.testing.assert_allclose(losses.color_moments(shifted, low), 0.75, rtol=1e-5)
+
+
+def test_lazy_r1_applies_every_nth_d_step_with_n_times_the_weight(tiny_config):
+    cfg = tiny_config.replace(train={"r1_gamma": 3.0, "r1_every": 4})
+    gan = _stage1(cfg)
+    batch = next(iter(_batches(16, 1, 4)))
+    every_step = _stage1(tiny_config.replace(train={"r1_gamma": 3.0}))
+    every_step.discriminator.set_weights(gan.discriminator.get_weights())
+    full = np.asarray(every_step.d_logits_with_r1(batch["image"], batch["embedding"])[2])
+    due = np.asarray(gan.d_logits_with_r1(batch["image"], batch["embedding"])[2])  # step 0
+    np.testing.assert_allclose(due, 4.0 * full, rtol=1e-4)
+    gan.d_optimizer.iterations.assign(1)
+    assert not np.any(np.asarray(gan.d_logits_with_r1(batch["image"], batch["embedding"])[2]))

@@ -89,18 +89,30 @@ class ConditionalGAN(keras.Model):
     def d_logits_with_r1(self, image, embedding):
         """d_logits of the real/right pair, plus the R1 penalty [B] (Mescheder et al. 2018):
         gamma / 2 * |grad_image D(image, text)|^2 on real images, 0 when `train.r1_gamma` is 0.
-        It keeps D flat around the real data, so G is not pushed by D's gradient noise."""
-        gamma = self.config.train.r1_gamma
+        It keeps D flat around the real data, so G is not pushed by D's gradient noise.
+
+        Lazily (StyleGAN2): only every `train.r1_every` D steps, scaled by `r1_every`, so the
+        penalty keeps its average weight at a fraction of its cost (a second backward pass
+        through D)."""
+        real, real_u = self.d_logits(image, embedding)
+        gamma, every = self.config.train.r1_gamma, self.config.train.r1_every
+        none = tf.zeros_like(tf.reshape(tf.cast(real, tf.float32), [-1]))
         if not gamma:
-            real, real_u = self.d_logits(image, embedding)
-            return real, real_u, tf.zeros_like(tf.reshape(tf.cast(real, tf.float32), [-1]))
+            return real, real_u, none
         image = tf.convert_to_tensor(image)
-        with tf.GradientTape(watch_accessed_variables=False) as tape:
-            tape.watch(image)
-            real, real_u = self.d_logits(image, embedding)
-            total = tf.reduce_sum(tf.cast(real, tf.float32))
-        grad = tf.cast(tape.gradient(total, image), tf.float32)
-        return real, real_u, 0.5 * gamma * tf.reduce_sum(tf.square(grad), axis=[1, 2, 3])
+
+        def penalty():
+            with tf.GradientTape(watch_accessed_variables=False) as tape:
+                tape.watch(image)
+                logits, _ = self.d_logits(image, embedding)
+                total = tf.reduce_sum(tf.cast(logits, tf.float32))
+            grad = tf.cast(tape.gradient(total, image), tf.float32)
+            return 0.5 * gamma * every * tf.reduce_sum(tf.square(grad), axis=[1, 2, 3])
+
+        if every <= 1:
+            return real, real_u, penalty()
+        due = tf.equal(self.d_optimizer.iterations % every, 0)
+        return real, real_u, tf.cond(due, penalty, lambda: none)
 
     def d_pair_loss(self, logits, uncond, label: float) -> tf.Tensor:
         """[B] loss of one pair type; with an unconditional logit (PT) the mean of both."""
