@@ -131,6 +131,8 @@ class ClassifierConfig:
     learning_rate_finetune: float = 1e-4
     holdout_fraction: float = 0.2
     early_stopping_patience: int = 3
+    # keep the decoded training images in memory, shrunk to image_size (classifier_data)
+    cache_images: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -265,13 +267,25 @@ def demo() -> Config:
             stage2_gf_dim=8,
             stage2_df_dim=4,
             stage2_residual_blocks=2,
+            # Later work (README, "Stage-II variants"): with the paper's Stage-II, a few hundred
+            # CPU steps give grey stripes unrelated to Stage-I's image; this refines it.
+            stage2_output="residual",
+            # Stage-II trains on the Stage-I images it is served (measured 13-18 levels apart
+            # with batch statistics)
+            frozen_stage1_batchnorm="moving",
         ),
         train=TrainConfig(
             batch_size=16,
-            max_steps=300,
+            # Stage-I draws the bird; Stage-II only refines it, so Stage-I gets most steps
+            max_steps=800,
+            stage2_max_steps=250,
             lr_decay_epochs=100,
-            checkpoint_every_steps=100,
-            sample_every_steps=100,
+            stage2_consistency="downscaled_l1",
+            stage2_consistency_weight=10.0,
+            r1_gamma=1.0,
+            r1_every=4,
+            checkpoint_every_steps=200,
+            sample_every_steps=200,
             log_every_steps=10,
         ),
         classifier=ClassifierConfig(

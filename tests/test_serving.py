@@ -3,6 +3,7 @@ clear errors for bad requests, warm-up records, the composed text signature and 
 
 from __future__ import annotations
 
+import dataclasses
 import http.server
 import json
 import subprocess
@@ -25,9 +26,11 @@ def generators(tiny_config):
     keras_seed = 1
     tf.keras.utils.set_random_seed(keras_seed)
     cfg = tiny_config
+    # the demo's residual Stage-II: its custom layer must serve without the project's code
+    residual = dataclasses.replace(cfg.model, stage2_output="residual")
     return (
         build_stage1_generator(cfg.model, cfg.data.low_res),
-        build_stage2_generator(cfg.model, cfg.data.low_res),
+        build_stage2_generator(residual, cfg.data.low_res),
     )
 
 
