@@ -131,6 +131,7 @@ def metrics_json(
     cfg = config.eval
     return {
         "table": result.table(),
+        "captions_split": cfg.captions_split,
         "chance": result.chance,
         "refinement": _asdict(result.refinement),
         "num_samples": result.generated.count,
@@ -157,7 +158,8 @@ def metrics_json(
 
 
 def _score(generator_uri: str, examples, config: Config, classifier: LoadedClassifier):
-    batches = make_eval_dataset(split_pattern(examples, "test"), config, config.eval.batch_size)
+    split = split_pattern(examples, config.eval.captions_split)
+    batches = make_eval_dataset(split, config, config.eval.batch_size)
     return evaluator.evaluate(
         batches.as_numpy_iterator(),
         load_generator(generator_uri).generate,
@@ -268,7 +270,8 @@ class Executor(base_executor.BaseExecutor):
     ) -> None:
         """Scores the generator (and the baseline) on the test split and blesses it or not.
 
-        input_dict: "examples" (one Examples artifact with embeddings and a "test" split),
+        input_dict: "examples" (one Examples artifact with embeddings and the split named by
+            EvalConfig.captions_split, "test" by default),
           "model" (one Model: the generator SavedModel, <uri>/Format-Serving), "classifier"
           (one Model: ClassifierTrainer's, <uri>/Format-Serving), "baseline_model" (none or one
           Model: the latest blessed generator, from the pipeline's Resolver).

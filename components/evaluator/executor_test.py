@@ -269,3 +269,13 @@ def test_a_two_stage_generator_gets_refinement_scores(inputs, tmp_path):
     with Image.open(tmp_path / "evaluation" / COMPARISON_FILE) as comparison:
         # real | Stage-I | Stage-II, 64-px images enlarged to 128, one row per test class
         assert comparison.width > 3 * 128 and comparison.height > 2 * 128
+
+
+def test_captions_split_chooses_whose_captions_are_scored(inputs, tmp_path):
+    """The default scores the test split (the classifier covers its classes 2 and 3); the
+    train split's captions are of classes 0 and 1, which this classifier cannot name (the error
+    names the first one it meets)."""
+    metrics, _, _ = _run(inputs, tmp_path / "test", "faithful")
+    assert metrics["captions_split"] == "test" and metrics["table"][1]["count"] == 6
+    with pytest.raises(ValueError, match=r"does not cover test class\(es\) \[0"):
+        _run(inputs, tmp_path / "train", "faithful", captions_split="train")
