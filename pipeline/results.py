@@ -93,8 +93,10 @@ def score_lines(metrics: dict) -> list[str]:
     """The Evaluator's numbers, one line per image set, then refinement and baseline."""
     lines = []
     if "captions_split" in metrics:
-        seen = "seen in training" if metrics["captions_split"] == "train" else "unseen"
-        lines.append(f"      captions of the {metrics['captions_split']} split ({seen} classes):")
+        seen = (
+            "classes seen in training" if metrics["captions_split"] == "train" else "unseen classes"
+        )
+        lines.append(f"      captions of the {metrics['captions_split']} split ({seen}):")
     for row in metrics.get("table", []):
         chance = f"; chance {metrics['chance']:.3f}" if row["images"] == "generated" else ""
         lines.append(
