@@ -39,15 +39,17 @@ VARIANTS = {
         "train.stage2_consistency=color_moments",
         "train.stage2_consistency_weight=10",
     ],
-    "residual + L1 + R1 (demo)": [
+    "residual + L1 x30 + lazy R1 (demo)": [
         "model.stage2_output=residual",
-        "train.stage2_consistency_weight=10",
+        "train.stage2_consistency_weight=30",
         "train.r1_gamma=1",
+        "train.r1_every=4",
     ],
     "demo without precise BN": [
         "model.stage2_output=residual",
-        "train.stage2_consistency_weight=10",
+        "train.stage2_consistency_weight=30",
         "train.r1_gamma=1",
+        "train.r1_every=4",
         "train.precise_bn_batches=0",
     ],
 }
@@ -55,11 +57,12 @@ PAPER_STAGE2 = [
     "model.stage2_output=image",
     "train.stage2_consistency_weight=0",
     "train.r1_gamma=0",
+    "train.r1_every=1",
 ]
 
 
 def _latest(pattern: str) -> str:
-    found = sorted(glob.glob(pattern), key=lambda p: int(p.rstrip("/").split("/")[-2]))
+    found = sorted(glob.glob(pattern), key=lambda p: int(p.rstrip("/").split("/")[-1]))
     if not found:
         raise SystemExit(f"nothing matches {pattern}: run `stackgan run --work-dir` first")
     return found[-1]
@@ -117,9 +120,8 @@ def run_variant(name, overrides, base, inputs, steps, out_dir, classifier):
         export = export_generator(
             os.path.join(tmp, "export"), cfg.model, run.gan.stage1_generator, run.gan.generator
         )
-        batches = make_eval_dataset(
-            os.path.join(examples, "Split-test", "*"), cfg, cfg.eval.batch_size
-        )
+        split = f"Split-{cfg.eval.captions_split}"  # as the Evaluator: the profile's split
+        batches = make_eval_dataset(os.path.join(examples, split, "*"), cfg, cfg.eval.batch_size)
         result = evaluator.evaluate(
             batches.as_numpy_iterator(),
             load_generator(export).generate,
@@ -150,7 +152,7 @@ def main():
     parser.add_argument("--work-dir", required=True, help="a finished `stackgan run` work dir")
     parser.add_argument("--profile", default="demo")
     parser.add_argument("--set", action="append", default=[], help="config override")
-    parser.add_argument("--steps", type=int, default=400, help="Stage-II steps per variant")
+    parser.add_argument("--steps", type=int, default=200, help="Stage-II steps per variant")
     parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--out", default="stage2_variants", help="comparison sheets go here")
     args = parser.parse_args()
