@@ -54,7 +54,7 @@ def no_downloads(monkeypatch):
     return attempts
 
 
-@pytest.mark.slow  # a Keras fit, an export and a load of MobileNetV2: ~60 s on 2 cores
+@pytest.mark.slow  # a Keras fit, an export and a load of MobileNetV2: 17-24 s on a busy 2-core box
 def test_trains_on_test_classes_and_exports_the_contract(
     tmp_path, monkeypatch, no_downloads, caplog
 ):

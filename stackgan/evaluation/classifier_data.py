@@ -127,6 +127,12 @@ def make_datasets(
     horizontal flip); held-out images the centre crop the evaluator scores. Both are resized to
     `cfg.image_size` here, so the model's own resize is the identity during training.
     `indexes` (the `scan_split` of each pattern) give the batch counts.
+
+    With `cfg.cache_images` the training images are decoded and shrunk once, to the size at
+    which a `data.high_res` crop is `cfg.image_size` pixels, and kept in memory as uint8; each
+    epoch then only crops and flips them. Decoding and resizing the demo's 304 training images
+    again each epoch costs 0.55 CPU-seconds, half as much as the 48-pixel classifier's training
+    steps; from the cache, 0.03.
     """
     num_holdout = len(holdout_ids)
     num_train = count_images(indexes, classes) - num_holdout
@@ -163,6 +169,18 @@ def make_datasets(
         image = tf.image.random_flip_left_right(image)
         return to_float(image), index
 
+    # the cached path crops after shrinking: the same crop of the bird, `size` pixels wide
+    shrunk = round(size * data_cfg.high_res_stored / crop)
+
+    def shrink(encoded, index):
+        image = tf.image.resize(decode_image(encoded, data_cfg), [shrunk, shrunk], antialias=True)
+        return tf.cast(tf.round(image), tf.uint8), index
+
+    def crop_small(image, index):
+        image = tf.image.random_crop(image, [size, size, 3])
+        image = tf.image.random_flip_left_right(image)
+        return tf.cast(image, tf.float32) / 127.5 - 1.0, index
+
     def centre(encoded, index):
         image = decode_image(encoded, data_cfg)
         stored = data_cfg.high_res_stored
@@ -176,12 +194,23 @@ def make_datasets(
         )
     )
     parsed = records.map(parse).filter(lambda encoded, index, held: index >= 0)
+    train = parsed.filter(lambda encoded, index, held: tf.logical_not(held)).map(
+        lambda encoded, index, held: (encoded, index)
+    )
+    if cfg.cache_images:
+        train = (
+            train.map(shrink, num_parallel_calls=tf.data.AUTOTUNE)
+            .cache()
+            # every image is in memory already, so a full shuffle costs nothing more
+            .shuffle(num_train, seed=seed, reshuffle_each_iteration=True)
+            .map(crop_small, num_parallel_calls=tf.data.AUTOTUNE)
+        )
+    else:
+        train = train.shuffle(
+            data_cfg.shuffle_buffer, seed=seed, reshuffle_each_iteration=True
+        ).map(augment, num_parallel_calls=tf.data.AUTOTUNE)
     train = (
-        parsed.filter(lambda encoded, index, held: tf.logical_not(held))
-        .map(lambda encoded, index, held: (encoded, index))
-        .shuffle(data_cfg.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-        .map(augment, num_parallel_calls=tf.data.AUTOTUNE)
-        .batch(cfg.batch_size)
+        train.batch(cfg.batch_size)
         # filter() hides the size from Keras, which then warns that the data "ran out"
         .apply(tf.data.experimental.assert_cardinality(-(-num_train // cfg.batch_size)))
         .prefetch(tf.data.AUTOTUNE)
@@ -190,7 +219,11 @@ def make_datasets(
         parsed.filter(lambda encoded, index, held: held)
         .map(lambda encoded, index, held: (encoded, index))
         .map(centre, num_parallel_calls=tf.data.AUTOTUNE)
-        .batch(cfg.batch_size)
+    )
+    if cfg.cache_images:
+        held_out = held_out.cache()  # fine-tuning validates on it every epoch
+    held_out = (
+        held_out.batch(cfg.batch_size)
         .apply(tf.data.experimental.assert_cardinality(-(-num_holdout // cfg.batch_size)))
         .prefetch(tf.data.AUTOTUNE)
     )
