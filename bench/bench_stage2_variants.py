@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import glob
 import os
-import platform
 import tempfile
 import time
 
@@ -81,15 +80,6 @@ def _inputs(work_dir: str) -> dict[str, str]:
             _latest(os.path.join(root, "ClassifierTrainer", "model", "*", "")), "Format-Serving"
         ),
     }
-
-
-def _hardware() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-        return f"{names[0]} x {len(names)} logical cores" if names else platform.processor()
-    except OSError:
-        return platform.processor() or "unknown CPU"
 
 
 def run_variant(name, overrides, base, inputs, steps, out_dir, classifier):
@@ -164,6 +154,8 @@ def main():
     base = get_profile(args.profile).with_overrides(args.set)
     classifier = load_classifier(inputs["classifier"])
     os.makedirs(args.out, exist_ok=True)
+    from bench_train_step import _hardware  # this folder is on sys.path when run as a script
+
     print(f"hardware: {_hardware()}")
     print(f"inputs: {inputs}; profile {args.profile}, {args.steps} Stage-II steps per variant")
     header = (

@@ -31,6 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from stackgan.config import ClassifierConfig
+from stackgan.models.batch_norm import recalibrate_batch_norm
 
 SIGNATURE = "serving_default"
 INFO_FILE = os.path.join("assets.extra", "classifier.json")
@@ -267,19 +268,9 @@ def recalibrate_batchnorm(
     of the training batches' statistics under the current weights ("precise BN", Wu & Johnson
     2021), which is what inference should use.
     """
-    layers = [
-        layer for layer in backbone.layers if isinstance(layer, keras.layers.BatchNormalization)
-    ]
-    momenta = [layer.momentum for layer in layers]
-    try:
-        for k, (images, _) in enumerate(train_ds.take(max_batches)):
-            # momentum k / (k + 1) makes the moving value the running mean of the batches'
-            for layer in layers:
-                layer.momentum = k / (k + 1)
-            backbone(images, training=True)
-    finally:
-        for layer, momentum in zip(layers, momenta, strict=True):
-            layer.momentum = momentum
+    batches = [images for images, _ in train_ds.take(max_batches)]
+    feed = iter(batches)
+    recalibrate_batch_norm(backbone, lambda: backbone(next(feed), training=True), len(batches))
 
 
 def _compile(model: keras.Model, learning_rate) -> None:

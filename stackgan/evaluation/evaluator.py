@@ -43,6 +43,7 @@ from stackgan.config import EvalConfig
 from stackgan.evaluation.fid import fid_from_features
 from stackgan.evaluation.inception_score import inception_score
 from stackgan.evaluation.refinement import consistency_mad, sharpness_gain
+from stackgan.serving.export import to_uint8
 
 GenerateFn = Callable[[np.ndarray, int], Mapping[str, np.ndarray]]
 ClassifyFn = Callable[[np.ndarray], Mapping[str, Any]]
@@ -108,11 +109,6 @@ class Evaluation:
 def to_unit_range(images: np.ndarray) -> np.ndarray:
     """uint8 [0, 255] -> f32 [-1, 1], the range the classifier takes."""
     return images.astype(np.float32) / 127.5 - 1.0
-
-
-def to_uint8(images: np.ndarray) -> np.ndarray:
-    """f32 [-1, 1] -> uint8 [0, 255] (the inverse of `to_unit_range`)."""
-    return np.round(np.clip((np.asarray(images) + 1.0) * 127.5, 0, 255)).astype(np.uint8)
 
 
 class _Collector:
@@ -312,7 +308,7 @@ def _read_split(
             for i in first:
                 if len(shown_labels) < shown_classes and int(labels[i]) not in shown_labels:
                     shown_labels.add(int(labels[i]))
-                    shown_real[ids[i]] = to_uint8(real_images[i])
+                    shown_real[ids[i]] = np.asarray(to_uint8(real_images[i]))
         embeddings.append(np.asarray(batch["embedding"], np.float32))
         logit_indexes.append(labels)
         captions += [c.decode() if isinstance(c, bytes) else str(c) for c in batch["caption"]]

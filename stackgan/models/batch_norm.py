@@ -64,7 +64,7 @@ def _all_layers(layer: keras.layers.Layer):
 
 
 def recalibrate_batch_norm(model: keras.Model, forward, batches: int) -> int:
-    """Re-estimates the moving statistics of `model`'s trainable BatchNorm layers as the plain
+    """Re-estimates the moving statistics of `model`'s BatchNorm layers as the plain
     mean of `batches` training-mode batches under the current weights ("precise BN", Wu &
     Johnson 2021); returns how many layers it set.
 
@@ -73,9 +73,7 @@ def recalibrate_batch_norm(model: keras.Model, forward, batches: int) -> int:
     them drifts from what training saw; in Stage-II's generator that drift paints stripes.
     """
     layers = [
-        layer
-        for layer in _all_layers(model)
-        if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable
+        layer for layer in _all_layers(model) if isinstance(layer, keras.layers.BatchNormalization)
     ]
     momenta = [layer.momentum for layer in layers]
     try:

@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from stackgan.config import Config
 from stackgan.evaluation import refinement
+from stackgan.serving.export import to_uint8  # the served conversion, so sheets match it
 from stackgan.training import summaries
 from stackgan.visualize.sample_sheet import render_sheet
 
@@ -105,16 +106,10 @@ def generate_pair(
     )
     if stage1_generator is None:
         image = generator([embedding, noise, ca_noise], training=False)[0]
-        return to_uint8(image), None
+        return np.asarray(to_uint8(image)), None
     low = stage1_generator([embedding, noise, ca_noise], training=False)[0]
     image = generator([low, embedding, ca_noise_2], training=False)[0]
-    return to_uint8(image), to_uint8(low)
-
-
-def to_uint8(image) -> np.ndarray:
-    """A generator's tanh output in [-1, 1] -> uint8 [0, 255]."""
-    image = np.asarray(keras.ops.convert_to_numpy(image), np.float32)
-    return np.round(np.clip((image + 1.0) * 127.5, 0, 255)).astype(np.uint8)
+    return np.asarray(to_uint8(image)), np.asarray(to_uint8(low))
 
 
 class SampleWriter:
