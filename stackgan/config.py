@@ -13,8 +13,12 @@ executor never reads a module global. Where the authors' TensorFlow code ("TF") 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 from typing import Any, Literal
+
+from stackgan import config_checks
+from stackgan.config_checks import ConfigError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,7 +125,7 @@ class ClassifierConfig:
     image_size: int = 224
     alpha: float = 1.0
     classes: Literal["test", "all"] = "test"
-    weights: str = "imagenet"  # "imagenet" (from Keras' cache or weights_path), "none"
+    weights: Literal["imagenet", "none"] = "imagenet"  # "imagenet": Keras' cache or weights_path
     weights_path: str = ""
     head_epochs: int = 10
     finetune_epochs: int = 20
@@ -201,25 +205,40 @@ class Config:
             changed[section] = dataclasses.replace(getattr(self, section), **fields)
         return dataclasses.replace(self, **changed)
 
+    def validate(self) -> Config:
+        """Raises ConfigError naming every field that cannot work (a choice that does not
+        exist, sizes that do not fit, a negative count, a NaN); returns self when all is well.
+        `with_overrides` calls it, so every config built from a profile and `--set` is checked
+        before anything runs."""
+        config_checks.validate(self)
+        return self
+
     def with_overrides(self, assignments: list[str]) -> Config:
         """Applies `section.field=value` strings (the CLI's `--set`), parsing value by the
-        field's type: `["train.max_steps=100", "model.ca_activation=relu"]`."""
+        field's type: `["train.max_steps=100", "model.ca_activation=relu"]`; then validates."""
         cfg = self
         for assignment in assignments:
             key, sep, raw = assignment.partition("=")
             section, dot, name = key.strip().partition(".")
             if not sep or not dot:
-                raise ValueError(f"--set expects section.field=value, got {assignment!r}")
-            if not hasattr(cfg, section) or not dataclasses.is_dataclass(getattr(cfg, section)):
-                raise ValueError(f"unknown config section {section!r} in {assignment!r}")
-            current = getattr(getattr(cfg, section), name, _MISSING)
-            if current is _MISSING:
-                raise ValueError(f"unknown config field {section}.{name} in {assignment!r}")
+                raise ConfigError(f"--set expects SECTION.FIELD=VALUE, got {assignment!r}")
+            sections = [f.name for f in dataclasses.fields(cfg) if f.name != "profile"]
+            if section not in sections:
+                raise ConfigError(
+                    f"--set {assignment}: unknown config section {section!r};"
+                    f" the sections are {', '.join(sections)}"
+                )
+            fields = [f.name for f in dataclasses.fields(getattr(cfg, section))]
+            if name not in fields:
+                close = difflib.get_close_matches(name, fields, n=1)
+                hint = f"did you mean {section}.{close[0]}?" if close else "its fields are"
+                raise ConfigError(
+                    f"--set {assignment}: unknown config field {section}.{name}; "
+                    + (hint if close else f"{hint} {', '.join(fields)}")
+                )
+            current = getattr(getattr(cfg, section), name)
             cfg = cfg.replace(**{section: {name: _parse_like(current, raw.strip(), assignment)}})
-        return cfg
-
-
-_MISSING = object()
+        return cfg.validate()
 
 
 def _parse_like(current: Any, raw: str, assignment: str) -> Any:
@@ -232,7 +251,10 @@ def _parse_like(current: Any, raw: str, assignment: str) -> Any:
             return tuple(type(current[0])(v) for v in raw.split(",")) if current else ()
         return type(current)(raw)
     except ValueError as e:
-        raise ValueError(f"bad value in {assignment!r}: {e}") from None
+        kind = {bool: "true/false", int: "an integer", float: "a number"}.get(
+            type(current), f"a {type(current).__name__}"
+        )
+        raise ConfigError(f"--set {assignment}: {raw!r} is not {kind} ({e})") from None
 
 
 def _from_dict(cls, values: dict[str, Any]):
@@ -388,4 +410,4 @@ def get_profile(name: str) -> Config:
     try:
         return PROFILES[name]()
     except KeyError:
-        raise ValueError(f"unknown profile {name!r}; choose one of {sorted(PROFILES)}") from None
+        raise ConfigError(f"unknown profile {name!r}; choose one of {sorted(PROFILES)}") from None
