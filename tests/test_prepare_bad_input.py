@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import io
 import json
+import os
 import pickle
 import shutil
 
@@ -242,3 +244,86 @@ def test_missing_or_misshapen_embedding_rows_are_skipped(synth_root, tiny_config
     misshapen = convert.convert_example(example, wrong_dim, store)
     assert misshapen.skip_reason == convert.BAD_EMBEDDING
     assert "expected (10, 512)" in misshapen.detail
+
+
+def _no_beam_job():
+    raise AssertionError("the Beam job started")
+
+
+@pytest.mark.parametrize(
+    "content, found",
+    [
+        (
+            "dict",
+            r"holds a dict \(keys 'a', .*\), expected an array .* of shape \(images, captions, dim\)",
+        ),
+        ("2-D", r"shape \(12, 1024\), expected an array .* of shape \(images, captions, dim\)"),
+        ("extra rows", r"shape \(13, 10, 1024\), expected \(12, 10, 1024\): one row of 10 x 1024"),
+    ],
+)
+def test_a_malformed_embeddings_pickle_is_named_before_the_beam_job(
+    synth_root, tiny_config, tmp_path, content, found
+):
+    root = tmp_path / "data"
+    shutil.copytree(synth_root, root)
+    path = root / "birds" / "train" / cub.EMBEDDINGS_FILE
+    rows = np.asarray(pickle.loads(path.read_bytes()))
+    bad = {
+        "dict": {"a": rows[0], "b": rows[1]},
+        "2-D": rows[:, 0, :],
+        "extra rows": np.concatenate([rows, rows[:1]]),
+    }[content]
+    path.write_bytes(pickle.dumps(bad))
+    with pytest.raises(cub.CubFormatError, match=rf"birds/train/{cub.EMBEDDINGS_FILE}: {found}"):
+        generate.generate_examples(root, tiny_config, str(tmp_path / "out"), _no_beam_job)
+    assert not (tmp_path / "out").exists()
+
+
+def test_captions_that_are_not_utf8_are_counted_and_named_in_the_report(
+    synth_root, tiny_config, tmp_path
+):
+    root = tmp_path / "data"
+    shutil.copytree(synth_root, root)
+    example = cub.CubDataset(root).split("train")[2]
+    lines = example.caption_path.read_bytes().splitlines(keepends=True)
+    lines[6] = lines[6].replace(b"bird", b"b\xefrd", 1)  # Latin-1 in a UTF-8 file
+    example.caption_path.write_bytes(b"".join(lines))
+    out = tmp_path / "out"
+    report = generate.generate_examples(root, tiny_config, str(out), _pipeline)
+
+    assert report.splits["train"].converted == {convert.NON_UTF8_CAPTIONS: 1}
+    assert report.splits["train"].written == 12
+    written = json.loads((out / generate.REPORT_NAME).read_text())
+    assert written["splits"]["train"]["converted"] == {"non_utf8_captions": 1}
+    [incident] = written["incidents"]
+    assert (incident["filename"], incident["reason"]) == (example.filename, "non_utf8_captions")
+    assert incident["detail"] == (
+        f"{example.caption_path}: line 7 not UTF-8, bad bytes replaced with U+FFFD"
+    )
+    record = next(
+        r for r in example_codec.decode(_read(out, "train")) if r["image_id"] == example.image_id
+    )
+    assert "\ufffd" in record["captions"][6].decode()
+
+
+def test_a_full_disk_publishes_nothing_and_says_where(
+    synth_root, tiny_config, tmp_path, monkeypatch
+):
+    from stackgan.tfrecords import shard_writer
+
+    def full(self, record):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(shard_writer.TFRecordShardWriter, "write", full)
+    out = tmp_path / "out"
+    with pytest.raises(generate.PreprocessingError) as error:
+        generate.generate_examples(synth_root, tiny_config, str(out), _pipeline)
+    message = str(error.value)
+    assert message.startswith(f"{out}: the disk is full: [Errno 28] writing {out}/.staging-")
+    assert "/Split-t" in message and "/data_tfrecord-00000-of-00001.gz: No space left" in message
+    assert f"report: {out}/{generate.REPORT_NAME}" in message
+    assert "Free space there" in message
+    _assert_nothing_published(out)
+    report = json.loads((out / generate.REPORT_NAME).read_text())
+    assert report["status"] == "failed"
+    assert report["problem"].startswith("the disk is full: [Errno 28] writing ")

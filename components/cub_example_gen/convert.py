@@ -34,7 +34,9 @@ GRAYSCALE = "grayscale"
 CMYK = "cmyk"
 OTHER_MODE = "other_mode"  # palette, RGBA, 16-bit, ...
 NOT_JPEG = "not_jpeg"  # e.g. a PNG named .jpg
-CONVERSIONS = (GRAYSCALE, CMYK, OTHER_MODE, NOT_JPEG)
+# captions with bytes that are not UTF-8: kept, those bytes replaced with U+FFFD
+NON_UTF8_CAPTIONS = "non_utf8_captions"
+CONVERSIONS = (GRAYSCALE, CMYK, OTHER_MODE, NOT_JPEG, NON_UTF8_CAPTIONS)
 _GRAYSCALE_MODES = {"1", "L", "LA", "I", "I;16", "F"}
 
 IMAGE_ENCODINGS = ("png", "jpeg", "raw")
@@ -122,15 +124,22 @@ def stored_crops(image: Image.Image, bbox: cub.BoundingBox, high: int, low: int)
     return high_image, high_image.resize((low, low), Image.Resampling.BICUBIC)
 
 
-def _captions(example: cub.CubExample, count: int) -> tuple[str, ...]:
+def _captions(example: cub.CubExample, count: int) -> tuple[tuple[str, ...], str]:
+    """The captions, and a note naming the lines that were not UTF-8 ("" when all were)."""
     if example.caption_path is None or not example.caption_path.is_file():
         raise _Skip(MISSING_CAPTIONS, f"{example.caption_path}: captions file not found")
-    captions = cub.read_captions(example.caption_path)
-    if len(captions) != count:
+    read = cub.read_caption_file(example.caption_path)
+    if len(read.captions) != count:
         raise _Skip(
-            BAD_CAPTIONS, f"{example.caption_path}: {len(captions)} captions, expected {count}"
+            BAD_CAPTIONS, f"{example.caption_path}: {len(read.captions)} captions, expected {count}"
         )
-    return tuple(captions)
+    note = ""
+    if read.not_utf8:
+        lines = ("line " if len(read.not_utf8) == 1 else "lines ") + ", ".join(
+            map(str, read.not_utf8)
+        )
+        note = f"{example.caption_path}: {lines} not UTF-8, bad bytes replaced with U+FFFD"
+    return tuple(read.captions), note
 
 
 def _embedding(example: cub.CubExample, store: cub.EmbeddingStore, shape: tuple[int, int]):
@@ -157,7 +166,7 @@ def convert_example(
     try:
         if not example.image_path.is_file():
             raise _Skip(MISSING_FILE, f"{example.image_path}: file not found")
-        captions = _captions(example, data_config.captions_per_image)
+        captions, captions_note = _captions(example, data_config.captions_per_image)
         embedding = None
         if embeddings is not None:
             shape = (data_config.captions_per_image, data_config.embedding_dim)
@@ -181,12 +190,14 @@ def convert_example(
         captions=captions,
         embedding=embedding,
     )
+    if captions_note:
+        conversions = (*conversions, NON_UTF8_CAPTIONS)
     return Outcome(
         example.filename,
         example.image_id,
         example=example_codec.encode(record),
         conversions=conversions,
-        detail=note,
+        detail="; ".join(n for n in (note, captions_note) if n),
     )
 
 

@@ -5,15 +5,18 @@ Shared by the TFX executor and `stackgan prepare`. Shards are written under
 succeeded and the skipped fraction is within `data.max_skipped_fraction`; on any failure the
 staging folder is deleted, so no `Split-*` folder that looks complete is ever left behind.
 `preprocessing_report.json` (counts, and every skipped or converted file with the reason) is
-written in both cases; `schema.pbtxt` goes next to the splits on success.
+written in both cases, and after a full disk where it still fits; `schema.pbtxt` goes next to
+the splits on success. The embeddings pickles are checked before the Beam job starts.
 """
 
 from __future__ import annotations
 
 import collections
 import dataclasses
+import errno
 import json
 import logging
+import re
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -23,14 +26,19 @@ from apache_beam.io.filesystems import FileSystems
 
 from stackgan.components.cub_example_gen import convert, transforms
 from stackgan.data import cub
+from stackgan.errors import UserError
 from stackgan.schemas import features
 
 REPORT_NAME = "preprocessing_report.json"
 SCHEMA_NAME = "schema.pbtxt"
 
 
-class PreprocessingError(RuntimeError):
-    """The run produced no usable Examples (too many bad images, or an empty split)."""
+class PreprocessingError(UserError, RuntimeError):
+    """The run produced no usable Examples (too many bad images, an empty split, a full disk)."""
+
+
+class OutputExistsError(UserError, FileExistsError):
+    """The output folder already holds Examples."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,7 +86,7 @@ def _check_output_dir(output_dir: str) -> None:
     files = FileSystems.match([f"{output_dir}/Split-*/*"])[0].metadata_list
     existing = [f for f in folders if FileSystems.exists(f)] + [f.path for f in files]
     if existing:
-        raise FileExistsError(
+        raise OutputExistsError(
             f"{output_dir} already holds {existing[0]}: remove it or choose another output"
         )
 
@@ -171,6 +179,31 @@ def _problem(report: Report, max_skipped_fraction: float) -> str:
     return ""
 
 
+def _disk_full(error: BaseException) -> str | None:
+    """What could not be written when `error` is a full disk, as raised here or re-raised by
+    the Beam runner (which keeps only the text of a worker's error); None otherwise."""
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, OSError) and cause.errno == errno.ENOSPC:
+            return str(cause)
+        cause = cause.__cause__ or cause.__context__
+    match = re.search(rf"\[Errno {errno.ENOSPC}\][^\[\]\n]*", str(error))
+    return match.group(0).strip() if match else None
+
+
+def _report_disk_full(output_dir: str, has_embeddings: bool, what: str) -> PreprocessingError:
+    problem = f"the disk is full: {what}; nothing was published"
+    try:
+        path = _write_report(Report(output_dir, {}, has_embeddings, []), "failed", problem)
+        written = f"report: {path}"
+    except OSError as e:
+        written = f"the report could not be written either ({e})"
+    return PreprocessingError(
+        f"{output_dir}: {problem} ({written}). Free space there, or choose another output"
+        " folder, and run again"
+    )
+
+
 def _publish(staging: str, output_dir: str, results: list[transforms.ShardResult]) -> None:
     for split in cub.SPLITS:
         FileSystems.mkdirs(transforms.split_dir(output_dir, split))
@@ -203,6 +236,8 @@ def generate_examples(
     dataset = cub.CubDataset(data_root, split=data.split, strict=data.strict)
     if not dataset.has_captions:
         raise cub.CubFormatError(f"{dataset.birds_dir / 'text_c10'}: captions folder not found")
+    # a malformed pickle fails here, named, not in every Beam worker's setup()
+    dataset.check_embeddings(data.captions_per_image, data.embedding_dim)
     output_dir = str(output_dir).rstrip("/")
     _check_output_dir(output_dir)
     embeddings = embedding_files(dataset)
@@ -217,6 +252,11 @@ def generate_examples(
             raise PreprocessingError(f"{data_root}: {problem}. Full list: {path}")
         _publish(staging, output_dir, results)
         _write_report(report, "complete")
+    except Exception as e:
+        full = _disk_full(e)
+        if full is None:
+            raise
+        raise _report_disk_full(output_dir, bool(embeddings), full) from e
     finally:
         if FileSystems.exists(staging):
             FileSystems.delete([staging])

@@ -8,6 +8,7 @@ holds a split's images in memory, on any runner.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 from pathlib import Path
@@ -104,9 +105,10 @@ class _WriteShardFn(beam.DoFn):
                 self._embeddings.get((path, 0))
 
     def process(self, task: ShardTask):
-        path = f"{split_dir(self._output_dir, task.split)}/{shard_writer.shard_name(task.index, task.num_shards)}"
+        name = shard_writer.shard_name(task.index, task.num_shards)
+        path = f"{split_dir(self._output_dir, task.split)}/{name}"
         skipped, converted = [], []
-        with shard_writer.TFRecordShardWriter(path) as writer:
+        with _ShardFile(path) as writer:
             outcomes = (
                 convert.convert_example(e, self._data_config, self._embeddings)
                 for e in task.examples
@@ -134,6 +136,31 @@ class _WriteShardFn(beam.DoFn):
             skipped=tuple(skipped),
             converted=tuple(converted),
         )
+
+
+class _ShardFile(shard_writer.TFRecordShardWriter):
+    """The shard writer, naming its file in I/O errors (a full disk, a read-only bucket): the
+    runner re-raises a worker's error as text, and "No space left on device" alone does not
+    say where."""
+
+    def __enter__(self) -> _ShardFile:
+        with self._naming():
+            return super().__enter__()
+
+    def write(self, record: bytes) -> None:
+        with self._naming():
+            super().write(record)
+
+    def __exit__(self, *exc_info) -> None:
+        with self._naming():
+            super().__exit__(*exc_info)
+
+    @contextlib.contextmanager
+    def _naming(self):
+        try:
+            yield
+        except OSError as e:
+            raise OSError(e.errno, f"writing {self.path}: {e.strerror or e}") from e
 
 
 def _incident(split: str, outcome: convert.Outcome, reason: str) -> Incident:

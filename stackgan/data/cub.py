@@ -9,9 +9,10 @@ Pure Python (no TensorFlow), used by every component that touches raw data. Layo
     ROOT/birds/text_c10/<NNN.Class>/<Name_XXXX_id>.txt        (optional, 10 captions each)
 
 Index files are joined on the image id, never on line order: a row missing from one file, a
-duplicated id or a garbled line is an error that names the file and the line. Images named by a
-split list but absent on disk (a partial download) are counted per split; `strict=True` makes
-that an error instead.
+duplicated id or path, a line that is not UTF-8 or is garbled is an error that names the file and
+the line. Bounding boxes are checked only for the images a split uses. Images named by a split
+list but absent on disk (a partial download) are counted per split; `strict=True` makes that an
+error instead.
 """
 
 from __future__ import annotations
@@ -26,13 +27,15 @@ from pathlib import Path
 
 import numpy as np
 
+from stackgan.errors import UserError
+
 SPLITS = ("train", "test")
 EMBEDDINGS_FILE = "char-CNN-RNN-embeddings.pickle"
 # an entry of birds/{train,test}/filenames.pickle: "002.Laysan_Albatross/Laysan_Albatross_0002_1027"
 _SPLIT_NAME = re.compile(r"\d+\.[^/]+/[^/]+")
 
 
-class CubFormatError(ValueError):
+class CubFormatError(UserError, ValueError):
     """Raised for missing or malformed metadata; the message names the file (and line)."""
 
 
@@ -86,29 +89,65 @@ def crop_box(bbox: BoundingBox, width: int, height: int) -> tuple[int, int, int,
     return max(0, cx - r), max(0, cy - r), min(width, cx + r), min(height, cy + r)
 
 
-def _read_rows(path: Path, fields: int, kinds: Sequence[type]) -> dict[int, tuple]:
-    """Rows `id value...` of a CUB index file, keyed by id, with the file and line in errors."""
+@dataclasses.dataclass(frozen=True)
+class _Index:
+    """The rows of one CUB index file keyed by image id, and the line each came from."""
+
+    path: Path
+    rows: dict[int, tuple]
+    lines: dict[int, int]
+
+    def where(self, image_id: int) -> str:
+        return f"{self.path}:{self.lines[image_id]}"
+
+
+def _text_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number, text) of a UTF-8 file; bytes that are not UTF-8 name the file and line."""
+    with path.open("rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            try:
+                yield lineno, raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise CubFormatError(
+                    f"{path}:{lineno}: not UTF-8 (byte {raw[e.start]:#04x} at column"
+                    f" {e.start + 1}): {raw.rstrip()!r}; re-save the file as UTF-8"
+                ) from None
+
+
+def _read_rows(
+    path: Path, fields: int, kinds: Sequence[type], unique_value: bool = False
+) -> _Index:
+    """Rows `id value...` of a CUB index file, keyed by id, with the file and line in errors.
+    `unique_value`: the (single) value must not repeat either (images.txt's paths)."""
     if not path.is_file():
         raise CubFormatError(f"{path}: file not found")
     rows: dict[int, tuple] = {}
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            parts = line.split()
-            if len(parts) != fields:
-                raise CubFormatError(
-                    f"{path}:{lineno}: expected {fields} fields, got {len(parts)}: {line.strip()!r}"
-                )
-            try:
-                image_id = int(parts[0])
-                values = tuple(kind(v) for kind, v in zip(kinds, parts[1:], strict=True))
-            except ValueError as e:
-                raise CubFormatError(f"{path}:{lineno}: {e}: {line.strip()!r}") from None
-            if image_id in rows:
-                raise CubFormatError(f"{path}:{lineno}: duplicate id {image_id}")
-            rows[image_id] = values
-    return rows
+    lines: dict[int, int] = {}
+    first_of_value: dict[tuple, int] = {}
+    for lineno, line in _text_lines(path):
+        if not line.strip():
+            continue
+        parts = line.split()
+        if len(parts) != fields:
+            raise CubFormatError(
+                f"{path}:{lineno}: expected {fields} fields, got {len(parts)}: {line.strip()!r}"
+            )
+        try:
+            image_id = int(parts[0])
+            values = tuple(kind(v) for kind, v in zip(kinds, parts[1:], strict=True))
+        except ValueError as e:
+            raise CubFormatError(f"{path}:{lineno}: {e}: {line.strip()!r}") from None
+        if image_id in rows:
+            raise CubFormatError(f"{path}:{lineno}: duplicate id {image_id}")
+        if unique_value and values in first_of_value:
+            first = first_of_value[values]
+            raise CubFormatError(
+                f"{path}:{lineno}: {values[0]} is listed twice, for image {image_id} and at line"
+                f" {lines[first]} for image {first}; keep one row per image"
+            )
+        rows[image_id], lines[image_id] = values, lineno
+        first_of_value.setdefault(values, image_id)
+    return _Index(path, rows, lines)
 
 
 def _load_pickle(path: Path):
@@ -118,6 +157,21 @@ def _load_pickle(path: Path):
             return pickle.load(f, encoding="latin1")
     except (pickle.UnpicklingError, EOFError, AttributeError, ValueError) as e:
         raise CubFormatError(f"{path}: not a readable pickle ({e})") from None
+
+
+def _refuse_duplicates(path: Path, names: list[str]) -> None:
+    rows: dict[str, list[int]] = {}
+    for row, name in enumerate(names):
+        rows.setdefault(name, []).append(row)
+    repeated = {name: r for name, r in rows.items() if len(r) > 1}
+    if repeated:
+        shown = "; ".join(
+            f"{name} at entries {', '.join(map(str, r))}" for name, r in list(repeated.items())[:3]
+        )
+        raise CubFormatError(
+            f"{path}: {len(repeated)} names are listed more than once ({shown}); an image may"
+            " appear once"
+        )
 
 
 class CubDataset:
@@ -140,6 +194,8 @@ class CubDataset:
         self.reports: dict[str, SplitReport] = {}
         for name in SPLITS:
             self._splits[name], self.reports[name] = self._build_split(name)
+        if split == "stackgan":
+            self._refuse_overlap()
         if strict:
             missing = {n: r.missing_count for n, r in self.reports.items() if r.missing_count}
             if missing:
@@ -151,18 +207,16 @@ class CubDataset:
     # -- index files -------------------------------------------------------------------------
     def _index_cub(self) -> None:
         d = self.cub_dir
-        self.paths = {i: v[0] for i, v in _read_rows(d / "images.txt", 2, (str,)).items()}
-        self.boxes = {
-            i: BoundingBox(*v)
-            for i, v in _read_rows(d / "bounding_boxes.txt", 5, (float,) * 4).items()
-        }
-        self.labels = {
-            i: v[0] for i, v in _read_rows(d / "image_class_labels.txt", 2, (int,)).items()
-        }
-        self.is_train = {
-            i: v[0] for i, v in _read_rows(d / "train_test_split.txt", 2, (int,)).items()
-        }
-        self.class_names = {i: v[0] for i, v in _read_rows(d / "classes.txt", 2, (str,)).items()}
+        images = _read_rows(d / "images.txt", 2, (str,), unique_value=True)
+        self.paths = {i: v[0] for i, v in images.rows.items()}
+        self._box_index = _read_rows(d / "bounding_boxes.txt", 5, (float,) * 4)
+        self.boxes = {i: BoundingBox(*v) for i, v in self._box_index.rows.items()}
+        labels = _read_rows(d / "image_class_labels.txt", 2, (int,))
+        self.labels = {i: v[0] for i, v in labels.rows.items()}
+        splits = _read_rows(d / "train_test_split.txt", 2, (int,))
+        self.is_train = {i: v[0] for i, v in splits.rows.items()}
+        classes = _read_rows(d / "classes.txt", 2, (str,))
+        self.class_names = {i: v[0] for i, v in classes.rows.items()}
         for name, table in (
             ("bounding_boxes.txt", self.boxes),
             ("image_class_labels.txt", self.labels),
@@ -179,13 +233,6 @@ class CubDataset:
                 raise CubFormatError(
                     f"{d / 'image_class_labels.txt'}: image {image_id} has class {class_id},"
                     f" which classes.txt does not define"
-                )
-        for image_id, box in self.boxes.items():
-            # "nan" and "inf" parse as floats; only finite boxes of positive size are usable
-            finite = all(math.isfinite(v) for v in dataclasses.astuple(box))
-            if not finite or box.width <= 0 or box.height <= 0:
-                raise CubFormatError(
-                    f"{d / 'bounding_boxes.txt'}: image {image_id} has an empty or non-finite box {box}"
                 )
         # "001.Black_footed_Albatross/Black_Footed_Albatross_0046_18" -> id
         self.id_by_filename = {os.path.splitext(p)[0]: i for i, p in self.paths.items()}
@@ -208,6 +255,7 @@ class CubDataset:
         for row, name in enumerate(names):
             if not _SPLIT_NAME.fullmatch(name):
                 raise CubFormatError(f"{path}: entry {row} is {name!r}, not 'NNN.Class/Name'")
+        _refuse_duplicates(path, names)
         class_info = self.birds_dir / split / "class_info.pickle"
         if class_info.is_file():
             classes = _load_pickle(class_info)
@@ -231,6 +279,16 @@ class CubDataset:
                     rows[name] = (emb, row)
         return rows
 
+    def _check_box(self, image_id: int, name: str) -> None:
+        box = self.boxes[image_id]
+        # "nan" and "inf" parse as floats; only finite boxes of positive size are usable
+        finite = all(math.isfinite(v) for v in dataclasses.astuple(box))
+        if not finite or box.width <= 0 or box.height <= 0:
+            raise CubFormatError(
+                f"{self._box_index.where(image_id)}: image {image_id} ({name}, in a split) has an"
+                f" empty or non-finite box {box}; fix the row or remove the image from the split"
+            )
+
     def _build_split(self, split: str) -> tuple[list[CubExample], SplitReport]:
         names = self._split_filenames(split)
         embedding_rows = self._embedding_rows() if self.has_embeddings else {}
@@ -246,6 +304,7 @@ class CubDataset:
             if image_path is None or not image_path.is_file():
                 missing.append(name)
                 continue
+            self._check_box(image_id, name)
             class_id = self.labels[image_id]
             examples.append(
                 CubExample(
@@ -261,6 +320,35 @@ class CubDataset:
                 )
             )
         return examples, SplitReport(len(names), len(examples), tuple(missing))
+
+    def check_embeddings(self, captions_per_image: int, dim: int) -> None:
+        """Loads each split's embeddings pickle (one at a time) and checks it against its
+        filenames.pickle: at most one row per name, each `captions_per_image` x `dim`. A file
+        with fewer rows is accepted: the images past its end are skipped and reported."""
+        for split in SPLITS:
+            path = self.birds_dir / split / EMBEDDINGS_FILE
+            names_path = self.birds_dir / split / "filenames.pickle"
+            if not (path.is_file() and names_path.is_file()):
+                continue
+            names = len(_load_pickle(names_path))
+            shape = load_embeddings(path).shape
+            if shape[0] > names or shape[1:] != (captions_per_image, dim):
+                raise CubFormatError(
+                    f"{path}: shape {shape}, expected ({names}, {captions_per_image}, {dim}):"
+                    f" one row of {captions_per_image} x {dim} caption embeddings for each of the"
+                    f" {names} names in {names_path}"
+                )
+
+    def _refuse_overlap(self) -> None:
+        train, test = (
+            {e.filename for e in self._splits[s]} | set(self.reports[s].missing) for s in SPLITS
+        )
+        both = sorted(train & test)
+        if both:
+            raise CubFormatError(
+                f"{self.birds_dir}/{{train,test}}/filenames.pickle: {len(both)} images are in both"
+                f" splits (first: {both[0]}); an image belongs to one split"
+            )
 
     # -- public ------------------------------------------------------------------------------
     @property
@@ -300,12 +388,55 @@ class CubDataset:
         return "\n".join(lines)
 
 
-def read_captions(path: Path) -> list[str]:
-    """The non-empty lines of a text_c10 file (UTF-8; undecodable bytes are replaced)."""
+@dataclasses.dataclass(frozen=True)
+class CaptionFile:
+    captions: list[str]  # the non-empty lines, stripped
+    not_utf8: tuple[int, ...]  # numbers of the lines whose bad bytes became U+FFFD
+
+
+def read_caption_file(path: Path) -> CaptionFile:
+    """A text_c10 file: its non-empty lines (UTF-8; bytes that are not are replaced with U+FFFD)
+    and the numbers of the lines where that happened, for the preprocessing report."""
     if not path.is_file():
         raise CubFormatError(f"{path}: captions file not found")
-    with path.open(encoding="utf-8", errors="replace") as f:
-        return [line.strip() for line in f if line.strip()]
+    captions, not_utf8 = [], []
+    with path.open("rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                line = raw.decode("utf-8", errors="replace")
+                not_utf8.append(lineno)
+            if line.strip():
+                captions.append(line.strip())
+    return CaptionFile(captions, tuple(not_utf8))
+
+
+def read_captions(path: Path) -> list[str]:
+    """The non-empty lines of a text_c10 file (UTF-8; undecodable bytes are replaced)."""
+    return read_caption_file(path).captions
+
+
+_EMBEDDINGS_SHAPE = "an array (or list of arrays) of shape (images, captions, dim)"
+
+
+def load_embeddings(path: Path) -> np.ndarray:
+    """A char-CNN-RNN-embeddings.pickle as float32 (images, captions, dim); anything else
+    raises CubFormatError naming the file and the shape expected."""
+    data = _load_pickle(path)
+    if isinstance(data, dict):
+        keys = ", ".join(map(repr, list(data)[:3]))
+        raise CubFormatError(
+            f"{path}: holds a dict (keys {keys}, ...), expected {_EMBEDDINGS_SHAPE}"
+            " with rows in the order of filenames.pickle"
+        )
+    try:
+        array = np.asarray(data, dtype=np.float32)
+    except (ValueError, TypeError) as e:
+        raise CubFormatError(f"{path}: not {_EMBEDDINGS_SHAPE} ({e})") from None
+    if array.ndim != 3:
+        raise CubFormatError(f"{path}: shape {array.shape}, expected {_EMBEDDINGS_SHAPE}")
+    return array
 
 
 class EmbeddingStore:
@@ -317,15 +448,7 @@ class EmbeddingStore:
     def get(self, ref: tuple[Path, int]) -> np.ndarray:
         path, row = ref
         if path not in self._cache:
-            data = _load_pickle(path)
-            try:
-                self._cache[path] = np.asarray(data, dtype=np.float32)
-            except ValueError as e:
-                raise CubFormatError(f"{path}: embeddings of unequal shapes ({e})") from None
-            if self._cache[path].ndim != 3:
-                raise CubFormatError(
-                    f"{path}: expected (images, captions, dim), got shape {self._cache[path].shape}"
-                )
+            self._cache[path] = load_embeddings(path)
         array = self._cache[path]
         if row >= len(array):
             raise CubFormatError(f"{path}: has {len(array)} rows, row {row} requested")
