@@ -1,22 +1,29 @@
 """Exports the trained generator(s) as a TF Serving SavedModel (docs/ARCHITECTURE.md, "Serving").
 
-Signatures (each input declared with an explicit `tf.TensorSpec`):
+Signatures (each input declared with an explicit `tf.TensorSpec`; `stackgan.serving.signatures`
+lists them for clients):
 
-- `serving_default`: `embedding` f32[N,E], `seed` int64[] -> `image_64` uint8[N,s,s,3] and, when
-  Stage-II is exported, `image_256` uint8[N,S,S,3]. The noise z and the Conditioning
+- `serving_default`: `embedding` f32[N,E] -> `image_64` uint8[N,s,s,3] and, when Stage-II is
+  exported, `image_256` uint8[N,S,S,3]. The noise is drawn fresh for every request, so a request
+  that carries only its conditioning input works.
+- `seeded`: `embedding`, `seed` int64[] -> the same outputs. The noise z and the Conditioning
   Augmentation eps are drawn inside with `tf.random.stateless_normal` from `seed`, so the same
   request always returns the same images.
 - `generate_with_noise`: `embedding`, `noise` f32[N,z_dim], `ca_noise` f32[N,ca_dim] (and
   `ca_noise_2` f32[N,ca_dim] for Stage-II) -> the same outputs, for callers that own the noise
   (interpolation, evaluation with fixed noise).
-- `text` (only with a text encoder): `caption` string[N], `seed` int64[] -> the same outputs plus
-  the `embedding` the encoder produced.
+- `text` and `text_seeded` (only with a text encoder): `caption` string[N] (and `seed`) -> the
+  same outputs plus the `embedding` the encoder produced.
 
-The output names stay `image_64` / `image_256` in every profile (the tiny profile's are 16 and
-64 px) so clients and the evaluator never depend on the profile. Batch sizes that disagree
-between inputs, an `embedding` whose width differs from the model's, and a negative `seed` fail
-inside the graph with a message naming the input, so TF Serving clients, which bypass the Python
-signature checks, get the same clear error.
+`serving_default` draws one seed per request and then runs `seeded`'s graph, so its images are
+those `seeded` gives for some seed. The output names stay `image_64` / `image_256` in every
+profile (the tiny profile's are 16 and 64 px) so clients and the evaluator never depend on the
+profile. Batch sizes that disagree between inputs, an `embedding` whose width differs from the
+model's, and a `seed` that is negative or not a scalar fail inside the graph with a message
+naming the input, so TF Serving clients, which bypass the Python signature checks, get the same
+clear error. A wrong dtype never reaches the graph: TF Serving refuses it first (README, "Serving
+with TF Serving", says with which messages), and `stackgan.serving.client` refuses it before
+sending.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ import keras
 import tensorflow as tf
 
 from stackgan.config import ModelConfig
-from stackgan.serving import warmup
+from stackgan.serving import signatures, warmup
 
 # stream ids for tf.random.stateless_normal: one independent draw per random input
 NOISE_STREAM, CA_STREAM, CA2_STREAM = 0, 1, 2
@@ -82,7 +89,10 @@ def export_generator(
 
     seed_spec = tf.TensorSpec([], tf.int64, name="seed")
     embedding_spec = tf.TensorSpec([None, model_cfg.embedding_dim], tf.float32, name="embedding")
-    archive.add_endpoint("serving_default", generator.from_seed, [embedding_spec, seed_spec])
+    endpoints = {
+        signatures.DEFAULT: (generator.fresh, [embedding_spec]),
+        signatures.SEEDED: (generator.from_seed, [embedding_spec, seed_spec]),
+    }
     noise_specs = [
         embedding_spec,
         tf.TensorSpec([None, model_cfg.z_dim], tf.float32, name="noise"),
@@ -90,9 +100,9 @@ def export_generator(
     ]
     if stage2_generator is not None:
         noise_specs.append(tf.TensorSpec([None, model_cfg.ca_dim], tf.float32, name="ca_noise_2"))
-        archive.add_endpoint("generate_with_noise", generator.from_noise_2, noise_specs)
+        endpoints[signatures.NOISE] = (generator.from_noise_2, noise_specs)
     else:
-        archive.add_endpoint("generate_with_noise", generator.from_noise, noise_specs)
+        endpoints[signatures.NOISE] = (generator.from_noise, noise_specs)
     if text_encoder is not None:
         encoder_dim = getattr(text_encoder, "embedding_dim", model_cfg.embedding_dim)
         if encoder_dim != model_cfg.embedding_dim:
@@ -102,19 +112,27 @@ def export_generator(
             )
         archive.track(text_encoder)
 
-        def from_text(caption, seed):
+        def from_text(caption):
+            embedding = tf.cast(text_encoder(caption), tf.float32)
+            return {"embedding": embedding, **generator.fresh(embedding)}
+
+        def from_text_seeded(caption, seed):
             embedding = tf.cast(text_encoder(caption), tf.float32)
             return {"embedding": embedding, **generator.from_seed(embedding, seed)}
 
-        archive.add_endpoint(
-            "text", from_text, [tf.TensorSpec([None], tf.string, name="caption"), seed_spec]
-        )
+        caption_spec = tf.TensorSpec([None], tf.string, name="caption")
+        endpoints[signatures.TEXT] = (from_text, [caption_spec])
+        endpoints[signatures.TEXT_SEEDED] = (from_text_seeded, [caption_spec, seed_spec])
+    for name, (function, input_signature) in endpoints.items():
+        archive.add_endpoint(name, function, input_signature)
 
     staging = export_dir.rstrip("/") + ".staging"
     if tf.io.gfile.exists(staging):  # left by an attempt that crashed before its rename
         tf.io.gfile.rmtree(staging)
     archive.write_out(staging, verbose=False)
-    warmup.write_warmup_requests(staging, model_cfg.embedding_dim, warmup_batch_size)
+    warmup.write_warmup_requests(
+        staging, {name: specs for name, (_, specs) in endpoints.items()}, warmup_batch_size
+    )
     if tf.io.gfile.exists(export_dir):  # the empty directory checked above
         tf.io.gfile.rmtree(export_dir)
     tf.io.gfile.rename(staging, export_dir)
@@ -129,7 +147,12 @@ class _TextToImage:
         self.stage1 = stage1
         self.stage2 = stage2
 
+    def fresh(self, embedding):
+        """Images from noise drawn for this call: `from_seed` with a seed drawn per request."""
+        return self.from_seed(embedding, _fresh_seed())
+
     def from_seed(self, embedding, seed):
+        seed = tf.ensure_shape(seed, [], name="check_seed_shape")
         seed_check = tf.debugging.assert_non_negative(seed, message="input seed must be >= 0")
         n = tf.shape(embedding)[0]
         noise = _seeded_normal(seed, NOISE_STREAM, n, self.cfg.z_dim)
@@ -178,6 +201,20 @@ def _checked_matrix(tensor, name: str, width: int):
     width would otherwise surface as a matmul error deep inside the generator. EnsureShape's
     error names the input ("Shape of tensor embedding [2,7] is not compatible with ...")."""
     return tf.ensure_shape(tensor, [None, width], name=f"check_{name}_shape")
+
+
+def _fresh_seed():
+    """A non-negative int64 scalar, different on every call and in every process. The raw op with
+    seed=seed2=0 is seeded by the kernel from the OS; `tf.random.uniform` would instead take op
+    seeds from a global seed set while exporting (the trainers set one), and every fresh TF
+    Serving process would then replay the same sequence of images."""
+    return tf.raw_ops.RandomUniformInt(
+        shape=tf.constant([], tf.int32),
+        minval=tf.constant(0, tf.int64),
+        maxval=tf.constant(tf.int64.max, tf.int64),
+        seed=0,
+        seed2=0,
+    )
 
 
 def _seeded_normal(seed, stream: int, n, dim: int):

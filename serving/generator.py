@@ -13,9 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
-SEED_SIGNATURE = "serving_default"
-NOISE_SIGNATURE = "generate_with_noise"
-TEXT_SIGNATURE = "text"
+from stackgan.serving import signatures
 
 
 def resolve_saved_model_dir(path: str) -> str:
@@ -46,44 +44,60 @@ def resolve_saved_model_dir(path: str) -> str:
 class Generator:
     """A loaded text->image generator.
 
-    `generate(embeddings, seed)` -> {"image_64": uint8[N,s,s,3], "image_256": ...} (image_256 only
-    when Stage-II was exported). Inputs are checked here, so mistakes fail with the input named
-    before TensorFlow sees them.
+    `generate(embeddings, seed=None)` -> {"image_64": uint8[N,s,s,3], "image_256": ...}
+    (image_256 only when Stage-II was exported): fresh noise without a seed, the same images for
+    the same seed. Inputs are checked here, so mistakes (a wrong dtype included) fail with the
+    input named before TensorFlow sees them.
+
+    Exports written before `serving_default` took the embedding alone (their `serving_default`
+    and `text` take a `seed`) load too: they serve as the seeded signatures, and a call without
+    a seed draws one here.
     """
 
     def __init__(self, path: str):
         self.path = resolve_saved_model_dir(path)
         self._loaded = tf.saved_model.load(self.path)
-        signatures = self._loaded.signatures
-        if SEED_SIGNATURE not in signatures or NOISE_SIGNATURE not in signatures:
+        found = self._loaded.signatures
+        if signatures.DEFAULT not in found or signatures.NOISE not in found:
             raise ValueError(
-                f"{self.path}: not a StackGAN generator export (signatures: {sorted(signatures)})"
+                f"{self.path}: not a StackGAN generator export (signatures: {sorted(found)})"
             )
-        self._from_seed = signatures[SEED_SIGNATURE]
-        self._from_noise = signatures[NOISE_SIGNATURE]
-        self._from_text = signatures.get(TEXT_SIGNATURE)
+        self._fresh, self._seeded = _fresh_and_seeded(found, signatures.DEFAULT, signatures.SEEDED)
+        if self._seeded is None:
+            raise ValueError(
+                f"{self.path}: not a StackGAN generator export (no seeded signature among "
+                f"{sorted(found)})"
+            )
+        self._text_fresh, self._text_seeded = _fresh_and_seeded(
+            found, signatures.TEXT, signatures.TEXT_SEEDED
+        )
+        self._from_noise = found[signatures.NOISE]
         noise_inputs = self._from_noise.structured_input_signature[1]
         self.embedding_dim = int(noise_inputs["embedding"].shape[-1])
         self.z_dim = int(noise_inputs["noise"].shape[-1])
         self.ca_dim = int(noise_inputs["ca_noise"].shape[-1])
         self.noise_inputs = tuple(sorted(noise_inputs))
-        self.outputs = tuple(sorted(self._from_seed.structured_outputs))
+        self.outputs = tuple(sorted(self._seeded.structured_outputs))
 
     @property
     def has_text_signature(self) -> bool:
-        return self._from_text is not None
+        return self._text_seeded is not None
 
-    def generate(self, embeddings, seed: int = 0) -> dict[str, np.ndarray]:
-        """Images for f32[N, E] embeddings; the same seed gives the same images."""
-        embedding = self._matrix(embeddings, "embeddings", self.embedding_dim)
-        outputs = self._from_seed(embedding=embedding, seed=tf.constant(_seed(seed), tf.int64))
+    def generate(self, embeddings, seed: int | None = None) -> dict[str, np.ndarray]:
+        """Images for f32[N, E] embeddings; the same seed gives the same images, no seed fresh
+        noise."""
+        embedding = self._matrix(embeddings, "embedding", self.embedding_dim)
+        if seed is None and self._fresh is not None:
+            outputs = self._fresh(embedding=embedding)
+        else:
+            outputs = self._seeded(embedding=embedding, seed=_seed(seed))
         return {name: value.numpy() for name, value in outputs.items()}
 
     def generate_with_noise(self, embeddings, noise, ca_noise, ca_noise_2=None) -> dict:
         """Images for explicit noise: noise f32[N, z_dim], ca_noise (and for Stage-II exports
         ca_noise_2) f32[N, ca_dim]."""
         inputs = {
-            "embedding": self._matrix(embeddings, "embeddings", self.embedding_dim),
+            "embedding": self._matrix(embeddings, "embedding", self.embedding_dim),
             "noise": self._matrix(noise, "noise", self.z_dim),
             "ca_noise": self._matrix(ca_noise, "ca_noise", self.ca_dim),
         }
@@ -98,9 +112,9 @@ class Generator:
             raise ValueError(f"inputs disagree on the number of rows: {rows}")
         return {name: v.numpy() for name, v in self._from_noise(**inputs).items()}
 
-    def generate_from_captions(self, captions: Sequence[str], seed: int = 0) -> dict:
+    def generate_from_captions(self, captions: Sequence[str], seed: int | None = None) -> dict:
         """Images for raw caption strings, as `generate` returns them; needs an export that
-        includes a text encoder (the `text` signature, which also outputs the `embedding` it
+        includes a text encoder (the `text` signatures, which also output the `embedding` they
         computed; `embed_captions` returns that)."""
         outputs = self._text(captions, seed)
         return {name: value.numpy() for name, value in outputs.items() if name != "embedding"}
@@ -109,35 +123,48 @@ class Generator:
         """f32[N, E]: the embeddings the export's text encoder gives `captions`."""
         return self._text(captions, 0)["embedding"].numpy()
 
-    def _text(self, captions: Sequence[str], seed: int) -> dict:
-        if self._from_text is None:
+    def _text(self, captions: Sequence[str], seed: int | None) -> dict:
+        if self._text_seeded is None:
             raise ValueError(
                 f"{self.path} has no text signature (exported without a text encoder); "
                 "pass embeddings to generate() instead"
             )
-        captions = [str(c) for c in captions]
-        if not captions:
-            raise ValueError("captions is empty")
-        return self._from_text(
-            caption=tf.constant(captions, tf.string), seed=tf.constant(_seed(seed), tf.int64)
-        )
+        caption = signatures.checked_input("caption", captions)
+        if caption.size == 0:
+            raise ValueError("input 'caption' is empty")
+        caption = tf.constant(caption.tolist(), tf.string)
+        if seed is None and self._text_fresh is not None:
+            return self._text_fresh(caption=caption)
+        return self._text_seeded(caption=caption, seed=_seed(seed))
 
     @staticmethod
     def _matrix(values, name: str, width: int) -> tf.Tensor:
-        array = np.asarray(values)
-        if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
-            raise ValueError(f"{name} must be numeric, got dtype {array.dtype}")
-        if array.ndim != 2 or array.shape[1] != width or array.shape[0] == 0:
-            raise ValueError(f"{name} must have shape [N>0, {width}], got {list(array.shape)}")
+        array = signatures.checked_input(name, values)
+        if array.shape[1] != width or array.shape[0] == 0:
+            raise ValueError(
+                f"input {name!r} must have shape [N>0, {width}], got {list(array.shape)}"
+            )
         if not np.isfinite(array).all():
-            raise ValueError(f"{name} contains NaN or infinite values")
-        return tf.constant(array.astype(np.float32))
+            raise ValueError(f"input {name!r} contains NaN or infinite values")
+        return tf.constant(array)
 
 
-def _seed(seed) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    return int(seed)
+def _fresh_and_seeded(found, fresh_name: str, seeded_name: str):
+    """(the signature without a seed or None, the seeded one or None). In an export from before
+    the seedless signatures, `fresh_name` is the one that takes a seed."""
+    fresh, seeded = found.get(fresh_name), found.get(seeded_name)
+    if seeded is None and fresh is not None and "seed" in fresh.structured_input_signature[1]:
+        return None, fresh
+    return fresh, seeded
+
+
+def _seed(seed) -> tf.Tensor:
+    """An int64 scalar tensor; None (an older export's call without a seed) draws one."""
+    if seed is None:
+        seed = int(np.random.default_rng().integers(0, 2**63 - 1))
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
+        raise ValueError(f"input 'seed' must be an integer in [0, 2**63), got {seed!r}")
+    return tf.constant(int(seed), tf.int64)
 
 
 def load_generator(path: str) -> Generator:

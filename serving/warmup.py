@@ -1,48 +1,65 @@
 """TF Serving warm-up requests (`assets.extra/tf_serving_warmup_requests`).
 
 TF Serving replays these PredictionLog records when it loads a version, so the first real
-request does not pay for graph optimisation and memory allocation.
+request does not pay for graph optimisation and memory allocation. Every signature of the
+export gets one request per batch size, built from its input specs, so the records always
+match the signatures they warm.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
+_CAPTION = "a small bird"  # any sentence is valid for every text encoder
+
+
+def warmup_inputs(input_signature: Sequence[tf.TensorSpec], batch_size: int) -> dict:
+    """Zeros for float inputs, seed 0, a short caption; batched inputs get `batch_size` rows."""
+    inputs = {}
+    for spec in input_signature:
+        shape = [batch_size, *spec.shape[1:]] if spec.shape.rank else []
+        if spec.dtype == tf.string:
+            inputs[spec.name] = np.full(shape, _CAPTION, dtype=object)
+        else:
+            inputs[spec.name] = np.zeros(shape, spec.dtype.as_numpy_dtype)
+    return inputs
 
 
 def warmup_request(
-    embedding_dim: int, batch_size: int, model_name: str
+    signature_name: str, input_signature: Sequence[tf.TensorSpec], batch_size: int, model_name: str
 ) -> predict_pb2.PredictRequest:
-    """A `serving_default` request with zero embeddings: cheap, valid for every trained model."""
     request = predict_pb2.PredictRequest()
     request.model_spec.name = model_name
-    request.model_spec.signature_name = "serving_default"
-    request.inputs["embedding"].CopyFrom(
-        tf.make_tensor_proto(np.zeros((batch_size, embedding_dim), np.float32))
-    )
-    request.inputs["seed"].CopyFrom(tf.make_tensor_proto(np.int64(0)))
+    request.model_spec.signature_name = signature_name
+    for name, value in warmup_inputs(input_signature, batch_size).items():
+        request.inputs[name].CopyFrom(tf.make_tensor_proto(value))
     return request
 
 
 def write_warmup_requests(
-    export_dir: str, embedding_dim: int, batch_size: int = 2, model_name: str = "stackgan"
+    export_dir: str,
+    signatures: Mapping[str, Sequence[tf.TensorSpec]],
+    batch_size: int = 2,
+    model_name: str = "stackgan",
 ) -> str:
-    """Writes one warm-up record per batch size from 1 to `batch_size`; returns the file path."""
+    """Writes, for each signature (name -> its input specs), one warm-up record per batch size
+    from 1 to `batch_size`; returns the file path."""
     path = os.path.join(export_dir, WARMUP_FILE)
     tf.io.gfile.makedirs(os.path.dirname(path))
     with tf.io.TFRecordWriter(path) as writer:
-        for n in range(1, batch_size + 1):
-            log = prediction_log_pb2.PredictionLog(
-                predict_log=prediction_log_pb2.PredictLog(
-                    request=warmup_request(embedding_dim, n, model_name)
+        for signature_name, input_signature in signatures.items():
+            for n in range(1, batch_size + 1):
+                request = warmup_request(signature_name, input_signature, n, model_name)
+                log = prediction_log_pb2.PredictionLog(
+                    predict_log=prediction_log_pb2.PredictLog(request=request)
                 )
-            )
-            writer.write(log.SerializeToString())
+                writer.write(log.SerializeToString())
     return path
 
 

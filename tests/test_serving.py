@@ -1,23 +1,32 @@
-"""The exported generator: signatures, reproducible seeds, the same images as the Keras models,
-clear errors for bad requests, warm-up records, the composed text signature and the clients."""
+"""The exported generator: every signature called in a process that never imported the project
+(conditioning input alone -> fresh noise, seeded -> the same images), the same images as the
+Keras models, clear errors for bad requests (a wrong dtype named by the client), warm-up records
+for every signature, the composed text signatures, older exports, the clients and
+`stackgan generate`."""
 
 from __future__ import annotations
 
 import dataclasses
 import http.server
 import json
+import re
 import subprocess
 import sys
-import textwrap
 import threading
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from stackgan.cli import main as cli_main
 from stackgan.models import build_stage1_generator, build_stage2_generator
-from stackgan.serving import client, warmup
-from stackgan.serving.export import SavedTextEncoder, export_generator, to_uint8
+from stackgan.serving import client, signatures, warmup
+from stackgan.serving.export import (
+    SavedTextEncoder,
+    _TextToImage,
+    export_generator,
+    to_uint8,
+)
 from stackgan.serving.generator import load_generator
 
 
@@ -35,9 +44,17 @@ def generators(tiny_config):
 
 
 @pytest.fixture(scope="module")
-def export_dir(tmp_path_factory, tiny_config, generators):
+def encoder(tmp_path_factory, tiny_config):
+    path = str(tmp_path_factory.mktemp("encoder") / "encoder")
+    _write_hashing_text_encoder(path, tiny_config.model.embedding_dim)
+    return SavedTextEncoder(path)
+
+
+@pytest.fixture(scope="module")
+def export_dir(tmp_path_factory, tiny_config, generators, encoder):
+    """Stage-I + Stage-II + a text encoder: all five signatures."""
     path = str(tmp_path_factory.mktemp("export") / "Format-Serving")
-    return export_generator(path, tiny_config.model, *generators)
+    return export_generator(path, tiny_config.model, *generators, text_encoder=encoder)
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +66,16 @@ def embeddings(tiny_config):
     )
 
 
-def test_seed_reproduces_images_with_profile_sizes(export_dir, tiny_config, embeddings):
+CAPTIONS = ["a small red bird with black wings", "a yellow bird"]
+
+
+def _differ(a, b) -> float:
+    """The share of differing pixels: an untrained generator's images are near grey, so count
+    pixels rather than measure distances."""
+    return float((np.asarray(a) != np.asarray(b)).mean())
+
+
+def test_seed_reproduces_images_and_no_seed_draws_fresh_noise(export_dir, tiny_config, embeddings):
     generator = load_generator(export_dir)
     assert (generator.embedding_dim, generator.z_dim) == (1024, tiny_config.model.z_dim)
     first = generator.generate(embeddings, seed=5)
@@ -60,15 +86,19 @@ def test_seed_reproduces_images_with_profile_sizes(export_dir, tiny_config, embe
     assert first["image_256"].shape == (3, high, high, 3) and first["image_256"].dtype == np.uint8
     for key in first:
         np.testing.assert_array_equal(first[key], again[key])
-    # an untrained generator's images are near grey, so count differing pixels, not their size
-    assert (first["image_64"] != other["image_64"]).mean() > 0.2
+    assert _differ(first["image_64"], other["image_64"]) > 0.2
     # the samples of one request differ from each other (per-sample noise, not one shared draw)
-    assert (first["image_64"][0] != first["image_64"][1]).mean() > 0.2
+    assert _differ(first["image_64"][0], first["image_64"][1]) > 0.2
+    # no seed: serving_default, new noise on every call
+    fresh, fresh_again = generator.generate(embeddings), generator.generate(embeddings)
+    assert sorted(fresh) == ["image_256", "image_64"]
+    assert _differ(fresh["image_64"], fresh_again["image_64"]) > 0.2
+    assert _differ(fresh["image_256"], fresh_again["image_256"]) > 0.2
 
 
 def test_exported_graph_is_the_trained_generators(export_dir, tiny_config, generators):
-    """generate_with_noise equals the Keras models run in inference mode, and serving_default
-    equals generate_with_noise fed tf.random.stateless_normal([N, d], seed=[seed, stream])."""
+    """generate_with_noise equals the Keras models run in inference mode, and seeded equals
+    generate_with_noise fed tf.random.stateless_normal([N, d], seed=[seed, stream])."""
     stage1, stage2 = generators
     cfg = tiny_config.model
     embedding = tf.random.stateless_normal([2, cfg.embedding_dim], seed=[1, 2])
@@ -88,36 +118,64 @@ def test_exported_graph_is_the_trained_generators(export_dir, tiny_config, gener
         np.testing.assert_array_equal(explicit[key], seeded[key])
 
 
-def test_signatures_listed_and_fresh_process_generates_without_project_code(
-    export_dir, embeddings, tmp_path
+FRESH_PROCESS = """
+import sys
+sys.modules["stackgan"] = None  # any import of the project now fails
+import numpy as np, tensorflow as tf
+from tensorflow.python.tools import saved_model_cli
+from tensorflow_serving.apis import prediction_log_pb2
+
+export_dir, work = sys.argv[1], sys.argv[2]
+sys.argv = ["saved_model_cli", "show", "--dir", export_dir, "--all"]
+try:
+    saved_model_cli.main()
+except SystemExit:
+    pass
+sys.stdout.flush()
+print("=== called")
+embedding = tf.constant(np.load(work + "/embeddings.npy"))
+caption = tf.constant(["a small red bird with black wings", "a yellow bird"])
+seed = lambda s: tf.constant(s, tf.int64)
+sig = tf.saved_model.load(export_dir).signatures
+calls = {
+    "default_1": sig["serving_default"](embedding=embedding),
+    "default_2": sig["serving_default"](embedding=embedding),
+    "seeded_11": sig["seeded"](embedding=embedding, seed=seed(11)),
+    "seeded_11_again": sig["seeded"](embedding=embedding, seed=seed(11)),
+    "seeded_12": sig["seeded"](embedding=embedding, seed=seed(12)),
+    "noise": sig["generate_with_noise"](
+        embedding=embedding, **{k: tf.zeros([3, 8]) for k in ("noise", "ca_noise", "ca_noise_2")}
+    ),
+    "text_1": sig["text"](caption=caption),
+    "text_2": sig["text"](caption=caption),
+    "text_seeded_4": sig["text_seeded"](caption=caption, seed=seed(4)),
+}
+arrays = {f"{call}/{key}": value.numpy() for call, out in calls.items() for key, value in out.items()}
+# TF Serving replays the warm-up records against their signatures when it loads the model
+path = export_dir + "/assets.extra/tf_serving_warmup_requests"
+for i, record in enumerate(tf.data.TFRecordDataset(path).as_numpy_iterator()):
+    request = prediction_log_pb2.PredictionLog.FromString(record).predict_log.request
+    inputs = {k: tf.constant(tf.make_ndarray(v)) for k, v in request.inputs.items()}
+    out = sig[request.model_spec.signature_name](**inputs)
+    batch = inputs["caption" if "caption" in inputs else "embedding"].shape[0]
+    arrays[f"warmup_{i}/signature"] = np.array(request.model_spec.signature_name)
+    arrays[f"warmup_{i}/inputs"] = np.array(sorted(inputs))
+    arrays[f"warmup_{i}/rows"] = np.array([batch, out["image_64"].shape[0]])
+np.savez(work + "/fresh.npz", **arrays)
+"""
+
+
+def test_fresh_process_serves_every_signature_without_project_code(
+    export_dir, embeddings, tiny_config, tmp_path
 ):
-    """One subprocess (a fresh TensorFlow, ~20 s), because both facts are about a process that
-    never imported this project: `saved_model_cli show --all` lists the signatures, and the
-    SavedModel loads and generates the same images with `stackgan` made unimportable."""
+    """One subprocess (a fresh TensorFlow, ~20 s) that never imported this project, as TF
+    Serving: `saved_model_cli show --all` lists each signature with exactly the contract's inputs;
+    every signature answers; the conditioning input alone gives new images on each call (and
+    other images than a separate process's first call: the noise is not seeded at export);
+    equal seeds give equal images, here and across processes; the warm-up records replay."""
     np.save(tmp_path / "embeddings.npy", embeddings)
-    script = textwrap.dedent(
-        f"""
-        import sys
-        sys.modules["stackgan"] = None  # any import of the project now fails
-        import numpy as np, tensorflow as tf
-        from tensorflow.python.tools import saved_model_cli
-        sys.argv = ["saved_model_cli", "show", "--dir", {export_dir!r}, "--all"]
-        try:
-            saved_model_cli.main()
-        except SystemExit:
-            pass
-        sys.stdout.flush()
-        print("=== generated")
-        loaded = tf.saved_model.load({export_dir!r})
-        out = loaded.signatures["serving_default"](
-            embedding=tf.constant(np.load({str(tmp_path / "embeddings.npy")!r})),
-            seed=tf.constant(11, tf.int64),
-        )
-        np.savez({str(tmp_path / "fresh.npz")!r}, **{{k: v.numpy() for k, v in out.items()}})
-        """
-    )
     result = subprocess.run(
-        [sys.executable, "-I", "-c", script],
+        [sys.executable, "-I", "-c", FRESH_PROCESS, export_dir, str(tmp_path)],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -125,21 +183,57 @@ def test_signatures_listed_and_fresh_process_generates_without_project_code(
         env={"TF_CPP_MIN_LOG_LEVEL": "2", "PATH": "/usr/bin:/bin"},
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    shown = result.stdout.split("=== generated")[0]
+    shown = result.stdout.split("=== called")[0]
+    listed = {}
+    for block in shown.split("signature_def['")[1:]:
+        name, _, rest = block.partition("']")
+        inputs_part = rest.split("output(s):")[0]
+        listed[name] = sorted(re.findall(r"inputs\['(\w+)'\]", inputs_part))
+    listed.pop("__saved_model_init_op", None)
+    assert listed == {name: sorted(inputs) for name, inputs in signatures.INPUTS.items()}
     for needle in (
-        "signature_def['serving_default']",
-        "signature_def['generate_with_noise']",
         "inputs['embedding'] tensor_info:\n        dtype: DT_FLOAT\n        shape: (-1, 1024)",
         "inputs['seed'] tensor_info:\n        dtype: DT_INT64\n        shape: ()",
-        "inputs['ca_noise_2']",
+        "inputs['caption'] tensor_info:\n        dtype: DT_STRING\n        shape: (-1)",
         "outputs['image_256'] tensor_info:\n        dtype: DT_UINT8\n        shape: (-1, 64, 64, 3)",
     ):
         assert needle in shown, f"{needle!r} not in saved_model_cli output:\n{shown}"
-    fresh = np.load(tmp_path / "fresh.npz")
-    here = load_generator(export_dir).generate(embeddings, seed=11)
-    assert sorted(fresh.files) == ["image_256", "image_64"]
+
+    out = np.load(tmp_path / "fresh.npz")
+    for key in ("image_64", "image_256"):
+        assert out[f"default_1/{key}"].shape[0] == 3
+        assert _differ(out[f"default_1/{key}"], out[f"default_2/{key}"]) > 0.2
+        np.testing.assert_array_equal(out[f"seeded_11/{key}"], out[f"seeded_11_again/{key}"])
+        assert _differ(out[f"seeded_11/{key}"], out[f"seeded_12/{key}"]) > 0.2
+        assert _differ(out[f"text_1/{key}"], out[f"text_2/{key}"]) > 0.2
+        assert out[f"noise/{key}"].shape[0] == 3
+    generator = load_generator(export_dir)
+    here = generator.generate(embeddings, seed=11)
+    from_text = generator.generate(generator.embed_captions(CAPTIONS), seed=4)
+    first_here = tf.saved_model.load(export_dir).signatures["serving_default"](
+        embedding=tf.constant(embeddings)
+    )
     for key in here:
-        np.testing.assert_array_equal(fresh[key], here[key])
+        np.testing.assert_array_equal(out[f"seeded_11/{key}"], here[key])
+        np.testing.assert_array_equal(out[f"text_seeded_4/{key}"], from_text[key])
+        assert _differ(out[f"default_1/{key}"], first_here[key].numpy()) > 0.2
+    assert out["text_1/embedding"].dtype == np.float32
+    np.testing.assert_array_equal(out["text_1/embedding"], out["text_seeded_4/embedding"])
+
+    warmups = sorted({name.split("/")[0] for name in out.files if name.startswith("warmup_")})
+    replayed = sorted(
+        (
+            str(out[f"{w}/signature"]),
+            tuple(out[f"{w}/inputs"]),
+            tuple(out[f"{w}/rows"]),
+        )
+        for w in warmups
+    )
+    assert replayed == sorted(
+        (signature, tuple(sorted(inputs)), (n, n))
+        for signature, inputs in signatures.INPUTS.items()
+        for n in (1, 2)
+    )
 
 
 def test_bad_requests_fail_naming_the_input(export_dir, tiny_config):
@@ -148,12 +242,13 @@ def test_bad_requests_fail_naming_the_input(export_dir, tiny_config):
     e = tiny_config.model.embedding_dim
     # a wrong rank is refused by the function's input signature
     with pytest.raises(TypeError, match="embedding"):
-        loaded.serving_default(tf.zeros([e]), seed)
+        loaded.seeded(tf.zeros([e]), seed)
     # signature calls (and TF Serving) feed the graph directly: the in-graph check names the input
-    with pytest.raises(
-        tf.errors.InvalidArgumentError, match=r"tensor embedding \[2,7\].*\[\?,1024\]"
-    ):
-        loaded.signatures["serving_default"](embedding=tf.zeros([2, 7]), seed=seed)
+    for name, extra in (("serving_default", {}), ("seeded", {"seed": seed})):
+        with pytest.raises(
+            tf.errors.InvalidArgumentError, match=r"tensor embedding \[2,7\].*\[\?,1024\]"
+        ):
+            loaded.signatures[name](embedding=tf.zeros([2, 7]), **extra)
     with pytest.raises(
         tf.errors.InvalidArgumentError,
         match="input noise must have as many rows as input embedding",
@@ -164,36 +259,65 @@ def test_bad_requests_fail_naming_the_input(export_dir, tiny_config):
             ca_noise=tf.zeros([2, tiny_config.model.ca_dim]),
             ca_noise_2=tf.zeros([2, tiny_config.model.ca_dim]),
         )
-    with pytest.raises(tf.errors.InvalidArgumentError, match="input seed must be >= 0"):
-        loaded.signatures["serving_default"](
-            embedding=tf.zeros([1, e]), seed=tf.constant(-1, tf.int64)
-        )
+    for name, conditioning in (
+        ("seeded", {"embedding": tf.zeros([1, e])}),
+        ("text_seeded", {"caption": tf.constant(["a bird"])}),
+    ):
+        with pytest.raises(tf.errors.InvalidArgumentError, match="input seed must be >= 0"):
+            loaded.signatures[name](**conditioning, seed=tf.constant(-1, tf.int64))
+        with pytest.raises(tf.errors.InvalidArgumentError, match=r"tensor seed \[1\].*\[\]"):
+            loaded.signatures[name](**conditioning, seed=tf.constant([1], tf.int64))
+    # a seed is not an input of serving_default: the signature refuses it, as TF Serving does
+    with pytest.raises(TypeError, match="seed"):
+        loaded.signatures["serving_default"](embedding=tf.zeros([1, e]), seed=seed)
 
     generator = load_generator(export_dir)
-    with pytest.raises(ValueError, match=r"embeddings must have shape \[N>0, 1024\], got \[2, 7\]"):
+    with pytest.raises(
+        ValueError, match=r"input 'embedding' must have shape \[N>0, 1024\], got \[2, 7\]"
+    ):
         generator.generate(np.zeros((2, 7), np.float32))
     with pytest.raises(ValueError, match="NaN"):
         generator.generate(np.full((1, e), np.nan, np.float32))
     with pytest.raises(ValueError, match="seed"):
         generator.generate(np.zeros((1, e), np.float32), seed=-3)
+    with pytest.raises(TypeError, match="input 'embedding' must be float32, got float64"):
+        generator.generate(np.zeros((1, e)), seed=1)
     with pytest.raises(ValueError, match="ca_noise_2"):
-        generator.generate_with_noise(np.zeros((1, e)), np.zeros((1, 8)), np.zeros((1, 8)))
-    with pytest.raises(ValueError, match="no text signature"):
-        generator.generate_from_captions(["a bird"])
+        z = np.zeros((1, 8), np.float32)
+        generator.generate_with_noise(np.zeros((1, e), np.float32), z, z)
+    with pytest.raises(TypeError, match="input 'caption' must be string, got int"):
+        generator.generate_from_captions([3, 4])
 
 
-def test_warmup_requests_replay_against_the_signature(export_dir):
-    requests = warmup.read_warmup_requests(export_dir)
-    assert [tf.make_ndarray(r.inputs["embedding"]).shape for r in requests] == [
-        (1, 1024),
-        (2, 1024),
-    ]
-    loaded = tf.saved_model.load(export_dir)
-    for request in requests:
-        assert request.model_spec.signature_name == "serving_default"
-        fn = loaded.signatures[request.model_spec.signature_name]
-        out = fn(**{k: tf.constant(tf.make_ndarray(v)) for k, v in request.inputs.items()})
-        assert out["image_64"].shape[0] == tf.make_ndarray(request.inputs["embedding"]).shape[0]
+def test_client_refuses_a_wrong_dtype_naming_the_input(embeddings):
+    """Nothing is cast quietly: each builder names the input and the dtype it must have."""
+    with pytest.raises(TypeError, match=r"input 'embedding' must be float32, got float64"):
+        client.embedding_inputs(embeddings.astype(np.float64))
+    with pytest.raises(TypeError, match=r"input 'embedding' must be float32, got float16"):
+        client.rest_body({"embedding": tf.constant(embeddings, tf.float16)})
+    with pytest.raises(TypeError, match=r"input 'noise' must be float32, got int64"):
+        client.noise_inputs(embeddings, np.zeros((3, 8), np.int64), np.zeros((3, 8), np.float32))
+    with pytest.raises(TypeError, match=r"input 'seed' must be int64 \(an integer\), got float"):
+        client.embedding_inputs(embeddings, seed=7.5)
+    with pytest.raises(TypeError, match=r"input 'seed' must be int64, got int32"):
+        client.grpc_request("stackgan", {"embedding": embeddings, "seed": np.int32(7)})
+    with pytest.raises(TypeError, match=r"input 'caption' must be string, got int"):
+        client.caption_inputs(["a bird", 3])
+    with pytest.raises(TypeError, match=r"input 'embedding' must be float32 \(numbers\), got str"):
+        client.rest_body({"embedding": [["0.5"] * 1024]})
+    with pytest.raises(ValueError, match=r"input 'seed' must be >= 0, got -1"):
+        client.caption_inputs(["a bird"], seed=-1)
+    with pytest.raises(ValueError, match=r"input 'seed' must be a scalar, got shape \[1\]"):
+        client.embedding_inputs(embeddings, seed=[1])
+    # plain Python numbers carry no dtype (as in JSON): converted, not refused
+    inputs = client.embedding_inputs(embeddings.tolist(), seed=np.int64(3))
+    assert inputs["embedding"].dtype == np.float32 and inputs["seed"].dtype == np.int64
+    np.testing.assert_array_equal(inputs["embedding"], embeddings)
+    # a seed sent to a signature without one would be dropped by TF Serving's columnar form
+    with pytest.raises(ValueError, match=r"extra \['seed'\].*use signature 'seeded'"):
+        client.rest_body(client.embedding_inputs(embeddings, 3), signature_name="serving_default")
+    with pytest.raises(ValueError, match=r"no signature takes the inputs \['caption', 'noise'\]"):
+        client.rest_body({"caption": ["a"], "noise": np.zeros((1, 8), np.float32)})
 
 
 def test_stage1_only_export_and_existing_directory(tmp_path, tiny_config, generators):
@@ -208,8 +332,57 @@ def test_stage1_only_export_and_existing_directory(tmp_path, tiny_config, genera
     out = generator.generate(np.zeros((2, 1024), np.float32), seed=0)
     assert sorted(out) == ["image_64"]
     assert "ca_noise_2" not in generator.noise_inputs
+    assert not generator.has_text_signature
+    with pytest.raises(ValueError, match="no text signature"):
+        generator.generate_from_captions(["a bird"])
+    # the warm-up records cover exactly this export's signatures
+    requests = warmup.read_warmup_requests(path)
+    assert [(r.model_spec.signature_name, sorted(r.inputs)) for r in requests] == [
+        ("serving_default", ["embedding"]),
+        ("serving_default", ["embedding"]),
+        ("seeded", ["embedding", "seed"]),
+        ("seeded", ["embedding", "seed"]),
+        ("generate_with_noise", ["ca_noise", "embedding", "noise"]),
+        ("generate_with_noise", ["ca_noise", "embedding", "noise"]),
+    ]
+    assert [tf.make_ndarray(r.inputs["embedding"]).shape[0] for r in requests] == [1, 2] * 3
     with pytest.raises(FileExistsError, match="not empty"):
         export_generator(path, tiny_config.model, generators[0])
+
+
+def test_export_from_before_the_seedless_signatures_still_loads(
+    tmp_path, tiny_config, generators, export_dir, embeddings
+):
+    """A generator pushed by an earlier version (its `serving_default` takes `embedding` and
+    `seed`, no `seeded`) is still a baseline the Evaluator re-scores: `load_generator` serves it
+    through the same API."""
+    import keras
+
+    cfg = tiny_config.model
+    graph = _TextToImage(cfg, *generators)
+    archive = keras.export.ExportArchive()
+    for model in generators:
+        archive.track(model)
+    embedding_spec = tf.TensorSpec([None, cfg.embedding_dim], tf.float32, name="embedding")
+    seed_spec = tf.TensorSpec([], tf.int64, name="seed")
+    archive.add_endpoint("serving_default", graph.from_seed, [embedding_spec, seed_spec])
+    noise_specs = [embedding_spec] + [
+        tf.TensorSpec([None, dim], tf.float32, name=name)
+        for name, dim in (
+            ("noise", cfg.z_dim),
+            ("ca_noise", cfg.ca_dim),
+            ("ca_noise_2", cfg.ca_dim),
+        )
+    ]
+    archive.add_endpoint("generate_with_noise", graph.from_noise_2, noise_specs)
+    archive.write_out(str(tmp_path / "old"), verbose=False)
+
+    old = load_generator(str(tmp_path / "old"))
+    seeded = old.generate(embeddings, seed=3)
+    np.testing.assert_array_equal(
+        seeded["image_256"], load_generator(export_dir).generate(embeddings, seed=3)["image_256"]
+    )
+    assert _differ(old.generate(embeddings)["image_64"], old.generate(embeddings)["image_64"]) > 0.2
 
 
 def _write_hashing_text_encoder(path: str, dim: int) -> None:
@@ -230,21 +403,21 @@ def _write_hashing_text_encoder(path: str, dim: int) -> None:
     tf.saved_model.save(encoder, path, signatures={"serving_default": encoder.embed})
 
 
-def test_text_signature_composes_a_text_encoder(tmp_path, tiny_config, generators):
-    _write_hashing_text_encoder(str(tmp_path / "encoder"), tiny_config.model.embedding_dim)
-    encoder = SavedTextEncoder(str(tmp_path / "encoder"))
-    path = export_generator(
-        str(tmp_path / "export"), tiny_config.model, *generators, text_encoder=encoder
-    )
-    generator = load_generator(path)
-    captions = ["a small red bird with black wings", "a yellow bird"]
-    from_text = generator.generate_from_captions(captions, seed=4)
+def test_text_signatures_compose_a_text_encoder(
+    tmp_path, tiny_config, generators, encoder, export_dir
+):
+    generator = load_generator(export_dir)
+    assert generator.has_text_signature
+    from_text = generator.generate_from_captions(CAPTIONS, seed=4)
     assert sorted(from_text) == ["image_256", "image_64"]
-    embedding = encoder(tf.constant(captions)).numpy()
-    np.testing.assert_allclose(generator.embed_captions(captions), embedding, rtol=1e-6)
+    embedding = encoder(tf.constant(CAPTIONS)).numpy()
+    np.testing.assert_allclose(generator.embed_captions(CAPTIONS), embedding, rtol=1e-6)
     from_embedding = generator.generate(embedding, seed=4)
     for key in ("image_64", "image_256"):
         np.testing.assert_array_equal(from_text[key], from_embedding[key])
+    # captions alone: the `text` signature, new noise on every call
+    fresh = [generator.generate_from_captions(CAPTIONS)["image_64"] for _ in range(2)]
+    assert _differ(*fresh) > 0.2
 
     narrow = tiny_config.model.__class__(embedding_dim=16)
     with pytest.raises(ValueError, match="embeds to 1024 dimensions, the generator expects 16"):
@@ -252,21 +425,32 @@ def test_text_signature_composes_a_text_encoder(tmp_path, tiny_config, generator
 
 
 def test_rest_bodies_and_local_sender(export_dir, embeddings):
-    body = client.rest_body(client.seed_inputs(embeddings, 3))
-    assert body["signature_name"] == "serving_default" and body["inputs"]["seed"] == 3
+    # the conditioning input alone: serving_default, in either body form
+    plain = client.rest_body(client.embedding_inputs(embeddings))
+    assert plain == {
+        "signature_name": "serving_default",
+        "inputs": {"embedding": embeddings.tolist()},
+    }
+    plain_rows = client.rest_body(client.embedding_inputs(embeddings), form="instances")
+    assert plain_rows["signature_name"] == "serving_default"
+    assert plain_rows["instances"] == [{"embedding": row} for row in embeddings.tolist()]
+    body = client.rest_body(client.embedding_inputs(embeddings, 3))
+    assert body["signature_name"] == "seeded" and body["inputs"]["seed"] == 3
     with pytest.raises(ValueError, match="'seed' is a scalar"):
-        client.rest_body(client.seed_inputs(embeddings, 3), form="instances")
-    rows = client.rest_body(
-        client.noise_inputs(embeddings, np.zeros((3, 8)), np.zeros((3, 8)), np.zeros((3, 8))),
-        signature_name="generate_with_noise",
-        form="instances",
-    )
+        client.rest_body(client.embedding_inputs(embeddings, 3), form="instances")
+    z = np.zeros((3, 8), np.float32)
+    rows = client.rest_body(client.noise_inputs(embeddings, z, z, z), form="instances")
+    assert rows["signature_name"] == "generate_with_noise"
     assert len(rows["instances"]) == 3 and sorted(rows["instances"][0]) == [
         "ca_noise",
         "ca_noise_2",
         "embedding",
         "noise",
     ]
+    text = client.rest_body(client.caption_inputs(CAPTIONS))
+    assert text == {"signature_name": "text", "inputs": {"caption": CAPTIONS}}
+    text_seeded = client.rest_body(client.caption_inputs(CAPTIONS, 4))
+    assert text_seeded["signature_name"] == "text_seeded"
 
     loaded = tf.saved_model.load(export_dir)
     server = http.server.HTTPServer(("127.0.0.1", 0), _serving_handler(loaded))
@@ -274,12 +458,23 @@ def test_rest_bodies_and_local_sender(export_dir, embeddings):
     try:
         url = client.rest_url("stackgan", "127.0.0.1", server.server_port)
         assert url.endswith("/v1/models/stackgan:predict")
+        generator = load_generator(export_dir)
         images = client.post_predict(url, body)
-        reference = load_generator(export_dir).generate(embeddings, seed=3)
+        reference = generator.generate(embeddings, seed=3)
         for key in reference:
             np.testing.assert_array_equal(images[key], reference[key])
-        by_row = client.post_predict(url, rows)
-        assert by_row["image_256"].shape == (3, 64, 64, 3)
+        assert client.post_predict(url, plain)["image_256"].shape == (3, 64, 64, 3)
+        assert client.post_predict(url, plain_rows)["image_64"].shape == (3, 16, 16, 3)
+        assert client.post_predict(url, rows)["image_256"].shape == (3, 64, 64, 3)
+        from_text = client.post_predict(url, text_seeded)
+        assert from_text["image_64"].dtype == np.uint8
+        assert from_text["embedding"].dtype == np.float32
+        np.testing.assert_allclose(
+            from_text["embedding"], generator.embed_captions(CAPTIONS), rtol=1e-6
+        )
+        np.testing.assert_array_equal(
+            from_text["image_64"], generator.generate_from_captions(CAPTIONS, seed=4)["image_64"]
+        )
     finally:
         server.shutdown()
     with pytest.raises(ValueError, match="local server"):
@@ -324,14 +519,33 @@ def _serving_handler(loaded):
 def test_grpc_request_round_trip(export_dir, embeddings):
     from tensorflow_serving.apis import predict_pb2
 
-    request = client.grpc_request("stackgan", client.seed_inputs(embeddings, 2), version=3)
-    assert request.model_spec.version.value == 3
-    wire = predict_pb2.PredictRequest.FromString(request.SerializeToString())
-    fn = tf.saved_model.load(export_dir).signatures[wire.model_spec.signature_name]
-    out = fn(**{k: tf.constant(tf.make_ndarray(v)) for k, v in wire.inputs.items()})
-    response = predict_pb2.PredictResponse()
-    for key, value in out.items():
-        response.outputs[key].CopyFrom(tf.make_tensor_proto(value.numpy()))
-    images = client.parse_grpc_response(response)
-    reference = load_generator(export_dir).generate(embeddings, seed=2)
-    np.testing.assert_array_equal(images["image_64"], reference["image_64"])
+    generator = load_generator(export_dir)
+    for inputs, reference in (
+        (client.embedding_inputs(embeddings, 2), generator.generate(embeddings, seed=2)),
+        (client.caption_inputs(CAPTIONS, 2), generator.generate_from_captions(CAPTIONS, seed=2)),
+    ):
+        request = client.grpc_request("stackgan", inputs, version=3)
+        assert request.model_spec.version.value == 3
+        wire = predict_pb2.PredictRequest.FromString(request.SerializeToString())
+        fn = tf.saved_model.load(export_dir).signatures[wire.model_spec.signature_name]
+        out = fn(**{k: tf.constant(tf.make_ndarray(v)) for k, v in wire.inputs.items()})
+        response = predict_pb2.PredictResponse()
+        for key, value in out.items():
+            response.outputs[key].CopyFrom(tf.make_tensor_proto(value.numpy()))
+        images = client.parse_grpc_response(response)
+        np.testing.assert_array_equal(images["image_64"], reference["image_64"])
+    request = client.grpc_request("stackgan", client.embedding_inputs(embeddings))
+    assert request.model_spec.signature_name == "serving_default"
+    assert sorted(request.inputs) == ["embedding"]
+
+
+def test_generate_command_prints_a_seed_that_draws_the_grid_again(export_dir, tmp_path, capsys):
+    """`stackgan generate` uses the seeded signatures: without --seed it draws one and prints
+    it, and that seed gives the same PNG again."""
+    args = ["generate", "--model", export_dir, "--caption", CAPTIONS[0], "--n", "2"]
+    assert cli_main([*args, "--out", str(tmp_path / "a.png")]) == 0
+    printed = capsys.readouterr().out
+    seed = re.search(r"seed (\d+) \(--seed \1 draws them again\)", printed)
+    assert seed, printed
+    assert cli_main([*args, "--seed", seed.group(1), "--out", str(tmp_path / "b.png")]) == 0
+    assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()

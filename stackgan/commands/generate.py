@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import pickle
+import secrets
 
 import numpy as np
 
@@ -27,7 +28,12 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument("--captions-file", help="with --embeddings: one label per line for the grid")
     p.add_argument("--n", type=int, default=8, help="how many images (default 8)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="the same seed draws the same birds (default: a fresh seed, printed)",
+    )
     p.add_argument("--columns", type=int, default=4)
     p.add_argument("--stage", choices=("64", "256"), default=None, help="default: the largest")
     p.add_argument("--out", required=True, help="the PNG to write")
@@ -87,9 +93,11 @@ def run(args: argparse.Namespace) -> int:
     from stackgan.visualize.sample_sheet import render_sheet
 
     generator = load_generator(resolve_model_dir(args.model))
+    # always the seeded signatures, so the grid printed can be drawn again
+    seed = secrets.randbelow(2**31) if args.seed is None else args.seed
     if args.caption:
         captions = (args.caption * args.n)[: max(args.n, len(args.caption))]
-        images = generator.generate_from_captions(captions, seed=args.seed)
+        images = generator.generate_from_captions(captions, seed=seed)
     else:
         embeddings = load_embeddings(args.embeddings)[: args.n]
         if args.captions_file:
@@ -99,10 +107,13 @@ def run(args: argparse.Namespace) -> int:
             captions = release_captions(args.embeddings, len(embeddings)) or [
                 f"{os.path.basename(args.embeddings)} #{i}" for i in range(len(embeddings))
             ]
-        images = generator.generate(embeddings, seed=args.seed)
+        images = generator.generate(embeddings, seed=seed)
     key = f"image_{args.stage}" if args.stage else max(images, key=lambda k: images[k].shape[1])
     sheet = render_sheet(images[key], captions, columns=args.columns)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     sheet.save(args.out)
-    print(f"wrote {args.out}: {len(captions)} images of {images[key].shape[1]}px")
+    print(
+        f"wrote {args.out}: {len(captions)} images of {images[key].shape[1]}px, seed {seed} "
+        f"(--seed {seed} draws them again)"
+    )
     return 0
