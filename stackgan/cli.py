@@ -1,5 +1,10 @@
 """The `stackgan` command. Each sub-command lives in `stackgan/commands/<name>.py` and exposes
-`add_parser(subparsers)` (which sets `func`) so this file only lists them."""
+`add_parser(subparsers)` (which sets `func`) so this file only lists them.
+
+A `stackgan.errors.UserError` (a bad `--set`, a missing folder, malformed data, a full disk)
+ends the command with its message on one line of stderr and exit code 2; `--debug` shows the
+traceback instead. Any other exception is a bug and keeps its traceback.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,12 @@ import argparse
 import importlib
 import sys
 
+from stackgan.errors import UserError
+
 # module names under stackgan.commands, in the order `stackgan --help` lists them
 COMMANDS = ("synth", "prepare", "run", "generate", "compile")
+USER_ERROR_EXIT = 2  # as argparse's own usage errors
+_DEBUG_HELP = "on an error, show the full traceback instead of one line"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,15 +25,29 @@ def build_parser() -> argparse.ArgumentParser:
         prog="stackgan",
         description="StackGAN (text -> bird images) on CUB-200-2011 as a TFX pipeline.",
     )
+    parser.add_argument("--debug", action="store_true", help=_DEBUG_HELP)
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"stackgan.commands.{name}").add_parser(subparsers)
+    # also accepted after the command (`stackgan run --debug`); SUPPRESS keeps a global
+    # --debug from being reset by the sub-command's default
+    for command in subparsers.choices.values():
+        command.add_argument(
+            "--debug", action="store_true", default=argparse.SUPPRESS, help=_DEBUG_HELP
+        )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except UserError as error:
+        if args.debug:
+            raise
+        message = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+        print(f"stackgan {args.command}: error: {message}", file=sys.stderr)
+        return USER_ERROR_EXIT
 
 
 if __name__ == "__main__":

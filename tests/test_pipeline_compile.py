@@ -108,21 +108,22 @@ def test_config_travels_to_the_cluster_unchanged(tmp_path):
     assert cfg == config_lib.paper().with_overrides(["text.source=pickle"])
 
 
-def test_compile_refuses_to_guess_the_text_path_for_a_remote_dataset(tmp_path):
-    with pytest.raises(SystemExit, match="text.source"):
-        cli_main(
-            [
-                "compile",
-                "--out",
-                str(tmp_path / "p.json"),
-                "--data",
-                "gs://bucket/cub",
-                "--pipeline-root",
-                "gs://b/r",
-                "--serving-dir",
-                "gs://b/s",
-            ]
-        )
+def test_compile_refuses_to_guess_the_text_path_for_a_remote_dataset(tmp_path, capsys):
+    code = cli_main(
+        [
+            "compile",
+            "--out",
+            str(tmp_path / "p.json"),
+            "--data",
+            "gs://bucket/cub",
+            "--pipeline-root",
+            "gs://b/r",
+            "--serving-dir",
+            "gs://b/s",
+        ]
+    )
+    assert code == 2 and "--set text.source=pickle" in capsys.readouterr().err
+    assert not (tmp_path / "p.json").exists()
     assert not (tmp_path / "p.json").exists()
 
 

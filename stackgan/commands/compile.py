@@ -7,6 +7,7 @@ import argparse
 import os
 
 from stackgan.commands import common
+from stackgan.errors import UserError
 
 
 def add_parser(subparsers) -> None:
@@ -25,16 +26,19 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     cfg = common.config_from_args(args)
+    if os.path.isdir(args.data):
+        common.check_data_root(args.data, cfg)
+    elif cfg.text.source == "auto":
+        raise UserError(
+            f"cannot look inside {args.data} from here to choose the text "
+            "path; pass --set text.source=pickle (the dataset ships char-CNN-RNN embeddings) "
+            "or --set text.source=train (train the text encoder on the captions)"
+        )
+    # TFX and TensorFlow take ~20 s to import: only once the arguments are known to be good
     from stackgan.pipeline import kubeflow_v2_runner
     from stackgan.pipeline.pipeline import PipelinePaths, create_pipeline
     from stackgan.pipeline.text_path import should_train_text_encoder
 
-    if cfg.text.source == "auto" and not os.path.isdir(args.data):
-        raise SystemExit(
-            f"stackgan compile: cannot look inside {args.data} from here to choose the text "
-            "path; pass --set text.source=pickle (the dataset ships char-CNN-RNN embeddings) "
-            "or --set text.source=train (train the text encoder on the captions)"
-        )
     paths = PipelinePaths(
         pipeline_root=args.pipeline_root,
         serving_dir=args.serving_dir,

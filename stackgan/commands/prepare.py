@@ -49,6 +49,10 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    cfg = common.config_from_args(args).replace(data={"split": args.split})
+    common.check_data_root(args.data, cfg)
+    if "://" not in args.out:  # object stores are checked by the job itself
+        common.check_writable_dir(args.out, "--out")
     import apache_beam as beam
 
     from stackgan.components.cub_example_gen import generate
@@ -58,7 +62,6 @@ def run(args: argparse.Namespace) -> int:
         # The engine of the Python DirectRunner for batch, named directly: Beam 2.77's
         # DirectRunner first tries to download and start its Prism runner binary.
         beam_args.insert(0, "--runner=FnApiRunner")
-    cfg = common.config_from_args(args).replace(data={"split": args.split})
     report = generate.generate_examples(
         args.data, cfg, args.out, lambda: beam.Pipeline(argv=beam_args)
     )

@@ -35,8 +35,12 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # every mistake a user can make here is found before the DAG starts
     cfg = common.config_from_args(args)
     work_dir = os.path.abspath(args.work_dir)
+    common.check_writable_dir(work_dir, "--work-dir")
+    if args.data:
+        common.check_data_root(args.data, cfg)
     data_root = os.path.abspath(args.data) if args.data else _ensure_synthetic(cfg, work_dir)
 
     # Imported here: TFX and TensorFlow take ~20 s to import, `stackgan --help` should not.

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 import time
 
 from stackgan import config
+from stackgan.errors import UserError
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -65,8 +65,7 @@ def run(args: argparse.Namespace) -> int:
             progress=lambda line: print(f"  {line}", flush=True),
         )
     except (FileExistsError, ValueError) as e:
-        print(f"stackgan synth: error: {e}", file=sys.stderr)
-        return 2
+        raise UserError(str(e)) from e
     print(summary.format())
     print(f"  took {time.perf_counter() - start:.1f} s")
     return 0

@@ -1,0 +1,207 @@
+"""`stackgan` on user mistakes: one line on stderr naming the thing and what to do, exit code 2,
+nothing started; `--debug` shows the traceback; a bug keeps its traceback. No TensorFlow here:
+every mistake is caught before the DAG (or a Beam job) would start."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from stackgan import cli
+from stackgan.config import ConfigError
+from stackgan.data import cub
+
+
+def _fails(capsys, argv: list[str]) -> str:
+    """Runs `stackgan argv`, expects exit code 2 and returns its one stderr line."""
+    assert cli.main(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.endswith("\n") and err.count("\n") == 1, err
+    return err.rstrip("\n")
+
+
+def test_an_unknown_set_field_is_named_with_the_closest_one(capsys, tmp_path):
+    work = tmp_path / "work"
+    line = _fails(capsys, ["run", "--work-dir", str(work), "--set", "train.max_step=3"])
+    assert line == (
+        "stackgan run: error: --set train.max_step=3: unknown config field train.max_step;"
+        " did you mean train.max_steps?"
+    )
+    assert not work.exists()
+
+
+def test_a_bad_set_value_is_named(capsys, tmp_path):
+    line = _fails(capsys, ["run", "--work-dir", str(tmp_path), "--set", "train.max_steps=ten"])
+    assert line == (
+        "stackgan run: error: --set train.max_steps=ten: 'ten' is not an integer"
+        " (invalid literal for int() with base 10: 'ten')"
+    )
+
+
+@pytest.mark.parametrize(
+    "assignment, named",
+    [
+        ("model.ca_activation=bogus", "model.ca_activation='bogus' is not one of"),
+        ("data.split=x", "data.split='x' is not one of 'stackgan', 'official'"),
+        ("data.high_res=128", "data.high_res=128 must be 4 x data.low_res=64"),
+        ("train.max_steps=-1", "train.max_steps=-1 must be >= 0"),
+        ("eval.min_class_accuracy_ratio=nan", "eval.min_class_accuracy_ratio=nan is not a finite"),
+    ],
+)
+def test_run_validates_the_config_before_anything_runs(capsys, tmp_path, assignment, named):
+    work = tmp_path / "work"
+    line = _fails(capsys, ["run", "--work-dir", str(work), "--set", assignment])
+    assert line.startswith(f"stackgan run: error: invalid config: {named}")
+    assert line.endswith("Change it with --set SECTION.FIELD=VALUE")
+    assert not work.exists()  # not even the synthetic dataset was written
+
+
+def test_a_data_folder_that_does_not_exist_is_named(capsys, tmp_path):
+    missing = tmp_path / "no-such-data"
+    line = _fails(capsys, ["run", "--data", str(missing), "--work-dir", str(tmp_path / "w")])
+    assert line == (
+        f"stackgan run: error: --data {missing}: no such folder; pass the folder that holds"
+        " CUB_200_2011/ and birds/"
+    )
+
+
+def test_a_data_folder_without_birds_is_named(capsys, cub_sample_root, tmp_path):
+    root = tmp_path / "cub"
+    (root / "CUB_200_2011").mkdir(parents=True)
+    line = _fails(capsys, ["run", "--data", str(root), "--work-dir", str(tmp_path / "w")])
+    assert line == (
+        f"stackgan run: error: --data {root}: no birds/ in it; pass the folder that holds"
+        " CUB_200_2011/ and birds/"
+    )
+
+
+def test_an_unreadable_split_file_is_named_before_anything_runs(capsys, cub_sample_root, tmp_path):
+    root = tmp_path / "cub"
+    shutil.copytree(cub_sample_root / "CUB_200_2011", root / "CUB_200_2011", symlinks=True)
+    shutil.copytree(cub_sample_root / "birds" / "train", root / "birds" / "train")
+    shutil.copytree(cub_sample_root / "birds" / "test", root / "birds" / "test")
+    names = root / "birds" / "test" / "filenames.pickle"
+    names.write_bytes(names.read_bytes()[:1000])
+    work = tmp_path / "w"
+    line = _fails(capsys, ["run", "--data", str(root), "--work-dir", str(work)])
+    assert line.startswith(f"stackgan run: error: {names}: not a readable pickle")
+    assert os.listdir(work) == []  # checked writable, nothing written
+
+
+def test_a_data_folder_without_captions_is_named(capsys, cub_sample_root, tmp_path):
+    root = tmp_path / "cub"
+    os.makedirs(root / "birds")
+    os.symlink(cub_sample_root / "CUB_200_2011", root / "CUB_200_2011")
+    for split in ("train", "test"):
+        os.symlink(cub_sample_root / "birds" / split, root / "birds" / split)
+    line = _fails(capsys, ["prepare", "--data", str(root), "--out", str(tmp_path / "out")])
+    assert line == (
+        f"stackgan prepare: error: --data {root}: no birds/text_c10/ (the 10 captions of each"
+        " image) in it; add the captions of the StackGAN release"
+    )
+
+
+def test_pickle_embeddings_asked_for_but_absent_are_named(capsys, cub_sample_root, tmp_path):
+    line = _fails(
+        capsys,
+        ["run", "--data", str(cub_sample_root), "--work-dir", str(tmp_path / "w"),
+         "--set", "text.source=pickle"],
+    )  # fmt: skip
+    pickle_path = cub_sample_root / "birds" / "train" / cub.EMBEDDINGS_FILE
+    assert line == (
+        f"stackgan run: error: --data {cub_sample_root}: text.source=pickle but {pickle_path}"
+        " is missing; use --set text.source=train to train the text encoder on the captions"
+        " instead"
+    )
+
+
+def test_a_work_dir_that_cannot_be_written_is_named(capsys, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    work = blocker / "work"
+    line = _fails(capsys, ["run", "--work-dir", str(work)])
+    assert line == (
+        f"stackgan run: error: --work-dir {work}: cannot write there (Not a directory); choose"
+        " a folder you can write to"
+    )
+
+
+def test_prepare_on_a_missing_folder_is_named(capsys, tmp_path):
+    missing = tmp_path / "nothing"
+    line = _fails(capsys, ["prepare", "--data", str(missing), "--out", str(tmp_path / "out")])
+    assert line == (
+        f"stackgan prepare: error: --data {missing}: no such folder; pass the folder that holds"
+        " CUB_200_2011/ and birds/"
+    )
+    assert not (tmp_path / "out").exists()
+
+
+def test_prepare_into_existing_examples_is_named(capsys, synth_root, tmp_path):
+    out = tmp_path / "out"
+    (out / "Split-train").mkdir(parents=True)
+    line = _fails(
+        capsys, ["prepare", "--data", str(synth_root), "--out", str(out), "--profile", "tiny"]
+    )
+    assert line == (
+        f"stackgan prepare: error: {out} already holds {out}/Split-train: remove it or choose"
+        " another output"
+    )
+
+
+def test_compile_without_a_visible_data_folder_says_what_to_set(capsys, tmp_path):
+    line = _fails(
+        capsys,
+        ["compile", "--out", str(tmp_path / "p.json"), "--data", "gs://bucket/cub",
+         "--pipeline-root", "gs://bucket/root", "--serving-dir", "gs://bucket/serving"],
+    )  # fmt: skip
+    assert line.startswith("stackgan compile: error: cannot look inside gs://bucket/cub from here")
+    assert "--set text.source=pickle" in line
+
+
+def test_a_malformed_embeddings_pickle_is_one_line(capsys, synth_root, tmp_path):
+    root = tmp_path / "data"
+    shutil.copytree(synth_root, root)
+    path = root / "birds" / "test" / cub.EMBEDDINGS_FILE
+    path.write_bytes(pickle.dumps({"not": "an array"}))
+    argv = ["prepare", "--data", str(root), "--out", str(tmp_path / "out"), "--profile", "tiny"]
+    line = _fails(capsys, argv)
+    assert line.startswith(f"stackgan prepare: error: {path}: holds a dict (keys 'not', ...)")
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_debug_shows_the_traceback(tmp_path, where):
+    argv = ["run", "--work-dir", str(tmp_path), "--set", "model.ca_activation=bogus"]
+    argv = ["--debug", *argv] if where == "before" else [*argv, "--debug"]
+    with pytest.raises(ConfigError, match=r"model\.ca_activation='bogus'"):
+        cli.main(argv)
+
+
+def test_an_internal_error_keeps_its_traceback(monkeypatch, tmp_path):
+    from stackgan.commands import synth
+
+    def broken(args):
+        raise KeyError("a bug, not a user mistake")
+
+    monkeypatch.setattr(synth, "run", broken)
+    with pytest.raises(KeyError, match="a bug"):
+        cli.main(["synth", str(tmp_path / "out")])
+
+
+def test_the_installed_command_exits_2_with_one_line(tmp_path):
+    missing = tmp_path / "missing"
+    done = subprocess.run(
+        [sys.executable, "-m", "stackgan.cli", "prepare", "--data", str(missing), "--out",
+         str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        f"stackgan prepare: error: --data {missing}: no such folder; pass the folder that holds"
+        " CUB_200_2011/ and birds/"
+    ]
