@@ -5,11 +5,14 @@ output keeps the input's Split-*/ layout and shard count and memory stays at one
 records. Each tf.Example keeps every feature byte for byte except `captions` (filled to
 `captions_per_image` by `stackgan.text.caption_slots`) and `embedding` (one row per caption,
 from the text-encoder SavedModel). Every written record is checked against the schema's
-WITH_EMBEDDINGS environment.
+WITH_EMBEDDINGS environment. Each shard's counts come out of the transform as data (the
+executor totals them from what the job wrote), and also go to Beam counters for monitoring:
+not every runner reports committed metrics.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import os
 import re
@@ -68,13 +71,17 @@ def _read_records(path: str):
         yield record.numpy()
 
 
+def shard_counts(job: ShardJob, counts: collections.Counter) -> dict:
+    """The JSON-able record of one shard: its split, input file and every COUNTERS count."""
+    return {"split": job.split, "input_path": job.input_path, **{n: counts[n] for n in COUNTERS}}
+
+
 class EmbedShard(beam.DoFn):
-    """ShardJob -> its output shard written; yields (split, examples written)."""
+    """ShardJob -> its output shard written; yields the shard's `shard_counts`."""
 
     def __init__(self, encoder_dir: str, batch_records: int = 64):
         self._encoder_dir = encoder_dir
         self._batch_records = batch_records
-        self._counters = {name: beam.metrics.Metrics.counter(NAMESPACE, name) for name in COUNTERS}
 
     def setup(self):
         from stackgan.text.export import TextEncoder
@@ -90,7 +97,7 @@ class EmbedShard(beam.DoFn):
     def process(self, job: ShardJob):
         from tensorflow.core.example import example_pb2
 
-        written = 0
+        counts = collections.Counter()
         with TFRecordShardWriter(job.output_path) as writer:
             pending = []  # (record index, Example, captions)
             for index, serialized in enumerate(_read_records(job.input_path)):
@@ -100,27 +107,29 @@ class EmbedShard(beam.DoFn):
                     raise ValueError(
                         f"{job.input_path}: record {index}: not a tf.Example ({e})"
                     ) from None
-                slots = self._fill(example)
+                slots = self._fill(example, counts)
                 if not slots:
                     continue
                 pending.append((index, example, slots))
                 if len(pending) == self._batch_records:
-                    written += self._flush(job, pending, writer)
+                    counts[WRITTEN] += self._flush(job, pending, writer)
                     pending = []
-            written += self._flush(job, pending, writer)
-        beam.metrics.Metrics.counter(NAMESPACE, split_counter(job.split)).inc(written)
-        yield job.split, written
+            counts[WRITTEN] += self._flush(job, pending, writer)
+        for name in COUNTERS:
+            beam.metrics.Metrics.counter(NAMESPACE, name).inc(counts[name])
+        beam.metrics.Metrics.counter(NAMESPACE, split_counter(job.split)).inc(counts[WRITTEN])
+        yield shard_counts(job, counts)
 
-    def _fill(self, example) -> tuple[str, ...]:
+    def _fill(self, example, counts: collections.Counter) -> tuple[str, ...]:
         raw = example.features.feature[features.CAPTIONS].bytes_list.value
         slots = fill_caption_slots((c.decode("utf-8", errors="replace") for c in raw), self._slots)
-        self._counters[BLANK_DROPPED].inc(slots.blank_dropped)
+        counts[BLANK_DROPPED] += slots.blank_dropped
         if not slots.captions:
-            self._counters[SKIPPED_NO_CAPTIONS].inc()
+            counts[SKIPPED_NO_CAPTIONS] += 1
         elif slots.cycled:
-            self._counters[CYCLED].inc()
+            counts[CYCLED] += 1
         if slots.truncated:
-            self._counters[TRUNCATED].inc()
+            counts[TRUNCATED] += 1
         return slots.captions
 
     def _flush(self, job: ShardJob, pending, writer: TFRecordShardWriter) -> int:
@@ -148,12 +157,11 @@ class EmbedShard(beam.DoFn):
             )
         for record in records:
             writer.write(record)
-        self._counters[WRITTEN].inc(len(records))
         return len(records)
 
 
 class EmbedCaptions(beam.PTransform):
-    """PCollection[ShardJob] -> PCollection[(split, examples written)], one per shard."""
+    """PCollection[ShardJob] -> PCollection[shard_counts dict], one per shard."""
 
     def __init__(self, encoder_dir: str):
         super().__init__()

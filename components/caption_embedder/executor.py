@@ -2,7 +2,9 @@
 
 Shards are written under `<output>/.staging-<id>/` and renamed into `<output>/Split-*/` only
 when the run succeeded and few enough images were skipped, so a failed run never leaves
-Split-* folders that look complete (CubExampleGen does the same).
+Split-* folders that look complete (CubExampleGen does the same). The counts (and num_<split>)
+are totalled from the per-shard counts the Beam job writes beside its shards, not from Beam's
+metrics, which some runners do not commit.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from typing import Any
 import apache_beam as beam
 import tensorflow as tf
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.metrics.metric import MetricsFilter
 from tfx.components.example_gen import write_split
 from tfx.components.util import examples_utils
 from tfx.dsl.components.base import base_beam_executor
@@ -61,7 +62,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         staging = os.path.join(output.uri, f".staging-{uuid.uuid4().hex}")
         try:
             jobs = embed_shards.shard_jobs(raw.uri, staging, splits)
-            counts = self._run(jobs, encoder_dir)
+            counts = self._run(jobs, encoder_dir, f"{staging}/counts/shard_counts")
             _check_skipped(counts, raw.uri, splits, config.data.max_skipped_fraction)
             for split in splits:
                 tf.io.gfile.makedirs(os.path.join(output.uri, f"Split-{split}"))
@@ -90,21 +91,38 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             output.set_int_custom_property(name, value)
         logging.info("CaptionEmbedder: %s", counts)
 
-    def _run(self, jobs: list[embed_shards.ShardJob], encoder_dir: str) -> dict[str, int]:
-        pipeline = self._make_beam_pipeline()
-        _ = (
-            pipeline
-            | "ShardJobs" >> beam.Create(jobs)
-            | "EmbedCaptions" >> embed_shards.EmbedCaptions(encoder_dir)
+    def _run(self, jobs: list[embed_shards.ShardJob], encoder_dir: str, prefix: str) -> dict:
+        with self._make_beam_pipeline() as pipeline:
+            _ = (
+                pipeline
+                | "ShardJobs" >> beam.Create(jobs)
+                | "EmbedCaptions" >> embed_shards.EmbedCaptions(encoder_dir)
+                | "ToJson" >> beam.Map(json.dumps, sort_keys=True)
+                | "WriteShardCounts" >> beam.io.WriteToText(prefix, file_name_suffix=".jsonl")
+            )
+        return _total(_read_shard_counts(prefix, jobs), jobs)
+
+
+def _read_shard_counts(prefix: str, jobs: list[embed_shards.ShardJob]) -> list[dict]:
+    rows = []
+    for match in FileSystems.match([f"{prefix}*"])[0].metadata_list:
+        with FileSystems.open(match.path) as f:
+            rows.extend(json.loads(line) for line in f.read().decode().splitlines())
+    if sorted(r["input_path"] for r in rows) != sorted(job.input_path for job in jobs):
+        raise RuntimeError(
+            f"{prefix}*: counts of {len(rows)} shards written, {len(jobs)} shards planned"
         )
-        result = pipeline.run()
-        result.wait_until_finish()
-        query = result.metrics().query(MetricsFilter().with_namespace(embed_shards.NAMESPACE))
-        counts = dict.fromkeys(embed_shards.COUNTERS, 0)
-        for counter in query["counters"]:
-            name = counter.key.metric.name
-            counts[name] = counts.get(name, 0) + (counter.committed or 0)
-        return counts
+    return rows
+
+
+def _total(rows: list[dict], jobs: list[embed_shards.ShardJob]) -> dict[str, int]:
+    """embed_shards.COUNTERS summed over the shards, and num_<split> (records written)."""
+    counts = {name: sum(r[name] for r in rows) for name in embed_shards.COUNTERS}
+    for split in dict.fromkeys(job.split for job in jobs):
+        counts[embed_shards.split_counter(split)] = sum(
+            r[embed_shards.WRITTEN] for r in rows if r["split"] == split
+        )
+    return counts
 
 
 def _check_skipped(counts: dict[str, int], uri: str, splits, max_fraction: float) -> None:

@@ -9,6 +9,7 @@ import apache_beam as beam
 import numpy as np
 import pytest
 import tensorflow as tf
+from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
 from tfx.types import artifact_utils, standard_artifacts
@@ -81,8 +82,20 @@ def test_embed_captions_rewrites_each_record_with_embeddings_of_its_captions(
     jobs = embed_shards.shard_jobs(raw.uri, str(tmp_path / "out"), ["train"])
     encoder_dir = os.path.join(encoder_model.uri, "Format-Serving")
     with test_pipeline.TestPipeline() as p:
-        written = p | beam.Create(jobs) | embed_shards.EmbedCaptions(encoder_dir)
-        assert_that(written, equal_to([("train", 2), ("train", 0)]))
+        counts = p | beam.Create(jobs) | embed_shards.EmbedCaptions(encoder_dir)
+        zero = dict.fromkeys(embed_shards.COUNTERS, 0)
+        first, second = (job.input_path for job in jobs)
+        assert_that(
+            counts,
+            equal_to(
+                [
+                    {**zero, "split": "train", "input_path": first, embed_shards.WRITTEN: 2,
+                     embed_shards.CYCLED: 1, embed_shards.BLANK_DROPPED: 1},
+                    {**zero, "split": "train", "input_path": second,
+                     embed_shards.SKIPPED_NO_CAPTIONS: 1},
+                ]
+            ),
+        )  # fmt: skip
 
     out_dir = tmp_path / "out" / "Split-train"
     assert sorted(os.listdir(out_dir)) == [shard_name(0, 2), shard_name(1, 2)]
@@ -102,7 +115,25 @@ def test_embed_captions_rewrites_each_record_with_embeddings_of_its_captions(
     assert decoded[1]["image_high"] == b"high-bytes" and decoded[1]["image_id"] == 2
 
 
-def test_executor_keeps_splits_and_shards_and_records_its_counts(encoder_model, tmp_path):
+class _NoMetricsRunner(FnApiRunner):
+    """Beam's in-process runner, answering for metrics as a runner that commits none does."""
+
+    def run_pipeline(self, pipeline, options):
+        result = super().run_pipeline(pipeline, options)
+        result.metrics = lambda: _NoMetrics()
+        return result
+
+
+class _NoMetrics:
+    def query(self, filter=None):
+        return {"counters": [], "distributions": [], "gauges": []}
+
+
+@pytest.mark.parametrize("runner", ["FnApiRunner", "without committed metrics"])
+def test_executor_keeps_splits_and_shards_and_records_its_counts(encoder_model, tmp_path, runner):
+    def make_pipeline():
+        return beam.Pipeline(runner=_NoMetricsRunner() if runner != "FnApiRunner" else runner)
+
     raw = _write_examples(
         tmp_path / "in",
         {
@@ -114,7 +145,7 @@ def test_executor_keeps_splits_and_shards_and_records_its_counts(encoder_model, 
     output.uri = str(tmp_path / "out")
     os.makedirs(output.uri)
     cfg = config_lib.tiny().replace(data={"max_skipped_fraction": 0.5})
-    Executor().Do(
+    Executor(Executor.Context(make_beam_pipeline_fn=make_pipeline)).Do(
         {"raw_examples": [raw], "text_encoder": [encoder_model]},
         {"examples": [output]},
         {"config_json": cfg.to_json()},
