@@ -174,6 +174,23 @@ def test_a_malformed_embeddings_pickle_is_one_line(capsys, synth_root, tmp_path)
     assert line.startswith(f"stackgan prepare: error: {path}: holds a dict (keys 'not', ...)")
 
 
+def test_generate_from_a_missing_model_is_named(capsys, tmp_path):
+    missing = tmp_path / "serving"
+    argv = ["generate", "--model", str(missing), "--caption", "a red bird", "--out", "x.png"]
+    line = _fails(capsys, argv)
+    assert line.startswith(f"stackgan generate: error: --model {missing}: no such folder; pass a")
+
+
+def test_generate_from_a_folder_without_a_saved_model_is_named(capsys, tmp_path):
+    (tmp_path / "serving" / "3").mkdir(parents=True)
+    argv = ["generate", "--model", str(tmp_path / "serving"), "--caption", "a", "--out", "x.png"]
+    line = _fails(capsys, argv)
+    assert line == (
+        f"stackgan generate: error: --model {tmp_path / 'serving'}: no SavedModel in it or in"
+        " its numbered versions"
+    )
+
+
 @pytest.mark.parametrize("where", ["before", "after"])
 def test_debug_shows_the_traceback(tmp_path, where):
     argv = ["run", "--work-dir", str(tmp_path), "--set", "model.ca_activation=bogus"]

@@ -9,6 +9,8 @@ import secrets
 
 import numpy as np
 
+from stackgan.errors import UserError
+
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("generate", help="draw birds for captions or text embeddings")
@@ -43,15 +45,22 @@ def add_parser(subparsers) -> None:
 def resolve_model_dir(path: str) -> str:
     if os.path.exists(os.path.join(path, "saved_model.pb")):
         return path
+    if not os.path.isdir(path):
+        raise UserError(
+            f"--model {path}: no such folder; pass a generator SavedModel folder or a TF"
+            " Serving base folder (stackgan run prints where it pushed the model)"
+        )
     versions = sorted((int(v) for v in os.listdir(path) if v.isdigit()), reverse=True)
     for version in versions:
         candidate = os.path.join(path, str(version))
         if os.path.exists(os.path.join(candidate, "saved_model.pb")):
             return candidate
-    raise SystemExit(f"stackgan generate: no SavedModel in {path} or its numbered versions")
+    raise UserError(f"--model {path}: no SavedModel in it or in its numbered versions")
 
 
 def load_embeddings(path: str) -> np.ndarray:
+    if not os.path.isfile(path):
+        raise UserError(f"--embeddings {path}: no such file")
     if path.endswith(".npy"):
         array = np.load(path)
     else:
@@ -60,9 +69,7 @@ def load_embeddings(path: str) -> np.ndarray:
     if array.ndim == 3:
         array = array[:, 0, :]
     if array.ndim != 2:
-        raise SystemExit(
-            f"stackgan generate: {path}: expected [N, E] or [N, 10, E], got {array.shape}"
-        )
+        raise UserError(f"--embeddings {path}: expected [N, E] or [N, 10, E], got {array.shape}")
     return array.astype(np.float32)
 
 
@@ -89,10 +96,11 @@ def release_captions(embeddings_path: str, n: int) -> list[str] | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    model_dir = resolve_model_dir(args.model)  # before TensorFlow's ~20 s import
     from stackgan.serving.generator import load_generator
     from stackgan.visualize.sample_sheet import render_sheet
 
-    generator = load_generator(resolve_model_dir(args.model))
+    generator = load_generator(model_dir)
     # always the seeded signatures, so the grid printed can be drawn again
     seed = secrets.randbelow(2**31) if args.seed is None else args.seed
     if args.caption:
