@@ -1,10 +1,13 @@
 """`stackgan prepare` with Beam options after `--`: two DirectRunner worker processes give the
-same Examples as the in-process run. Slow only because each Beam worker process needs ~5 CPU
+same Examples as the in-process run, and the report shows that two processes other than this one
+wrote them. Slow only because each Beam worker process needs ~5 CPU
 seconds to import Beam's SDK harness (the workers never import TensorFlow)."""
 
 from __future__ import annotations
 
 import json
+import os
+import socket
 
 import pytest
 
@@ -44,5 +47,11 @@ def test_two_worker_processes_write_the_same_examples(synth_root, tmp_path, caps
         for a, b in zip(one, two, strict=True):
             assert a.keys() == b.keys()
             assert all((a[k] == b[k]).all() if k == "embedding" else a[k] == b[k] for k in a)
+    here = f"{socket.gethostname()}:{os.getpid()}"
+    in_process = json.loads((tmp_path / "one" / generate.REPORT_NAME).read_text())
+    assert in_process["workers"] == [here]
     report = json.loads((tmp_path / "two" / generate.REPORT_NAME).read_text())
     assert report["status"] == "complete" and report["has_embeddings"]
+    # 4 shard tasks split in two bundles, which the runner hands to its two workers in turn
+    assert len(report["workers"]) == 2 and here not in report["workers"], report["workers"]
+    assert {w.rsplit(":", 1)[0] for w in report["workers"]} == {socket.gethostname()}

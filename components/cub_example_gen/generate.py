@@ -4,8 +4,8 @@ Shared by the TFX executor and `stackgan prepare`. Shards are written under
 `<output_dir>/.staging-<id>/` and moved to `<output_dir>/Split-<split>/` only after the run
 succeeded and the skipped fraction is within `data.max_skipped_fraction`; on any failure the
 staging folder is deleted, so no `Split-*` folder that looks complete is ever left behind.
-`preprocessing_report.json` (counts, and every skipped or converted file with the reason) is
-written in both cases, and after a full disk where it still fits; `schema.pbtxt` goes next to
+`preprocessing_report.json` (counts, every skipped or converted file with the reason, and the
+`<host>:<pid>` of each process that wrote shards) is written in both cases, and after a full disk where it still fits; `schema.pbtxt` goes next to
 the splits on success. The embeddings pickles are checked before the Beam job starts.
 """
 
@@ -62,6 +62,7 @@ class Report:
     splits: dict[str, SplitCounts]
     has_embeddings: bool
     incidents: list[dict]
+    workers: list[str] = dataclasses.field(default_factory=list)  # "<host>:<pid>" that wrote
 
     def summary(self) -> str:
         lines = [f"{self.output_dir}: embeddings {'yes' if self.has_embeddings else 'no'}"]
@@ -142,7 +143,8 @@ def _report(dataset, results, output_dir, has_embeddings) -> Report:
         for kind, group in (("skipped", r.skipped), ("converted", r.converted))
         for i in group
     ]
-    return Report(output_dir, splits, has_embeddings, incidents)
+    workers = sorted({r.worker for r in results})
+    return Report(output_dir, splits, has_embeddings, incidents, workers)
 
 
 def _write_report(report: Report, status: str, problem: str = "") -> str:
@@ -156,6 +158,7 @@ def _write_report(report: Report, status: str, problem: str = "") -> str:
             for name, c in report.splits.items()
         },
         "incidents": report.incidents,
+        "workers": report.workers,
     }
     with FileSystems.create(path) as f:
         f.write(json.dumps(body, indent=1).encode())

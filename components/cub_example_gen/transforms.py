@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import os
+import socket
 from pathlib import Path
 
 import apache_beam as beam
@@ -54,6 +56,7 @@ class ShardResult:
     written: int
     skipped: tuple[Incident, ...]
     converted: tuple[Incident, ...]
+    worker: str = ""  # "<host>:<pid>" of the process that wrote the shard
 
 
 def num_shards_for(count: int, configured: int) -> int:
@@ -135,6 +138,7 @@ class _WriteShardFn(beam.DoFn):
             written=writer.count,
             skipped=tuple(skipped),
             converted=tuple(converted),
+            worker=f"{socket.gethostname()}:{os.getpid()}",
         )
 
 
