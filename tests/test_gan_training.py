@@ -46,17 +46,41 @@ def _snapshot(model):
     return {w.path: np.array(w) for w in model.weights}
 
 
+def _correct(discriminator, image, embedding, label: float) -> float:
+    """Fraction of the batch D (training mode) classifies as `label` (logit > 0 is real)."""
+    logits = np.asarray(discriminator([image, embedding], training=True)).ravel()
+    return float(np.mean((logits > 0) == bool(label)))
+
+
+def _assert_every_trainable_weight_moved(model, before):
+    trainable = [w.path for w in model.trainable_weights]
+    assert trainable, model.name
+    unchanged = [
+        p for p in trainable if not np.abs(np.array(_snapshot(model)[p]) - before[p]).max()
+    ]
+    assert unchanged == [], f"{model.name}: trainable weights that did not change: {unchanged}"
+
+
 def test_stage1_step_updates_both_networks_and_logs_trackers(tiny_config):
     from stackgan import training
 
     gan = _stage1(tiny_config)
     g_before, d_before = _snapshot(gan.generator), _snapshot(gan.discriminator)
-    logs = gan.fit(_batches(16, 1, 4), epochs=1, verbose=0).history
+    data = _batches(16, 1, 4)
+    batch = next(iter(data))
+    # D's accuracies are taken before D's update, on BatchNorm's batch statistics: the same
+    # logits as D (not yet updated) gives in training mode now
+    expected = {
+        "d_acc_real": _correct(gan.discriminator, batch["image"], batch["embedding"], 1.0),
+        "d_acc_wrong": _correct(gan.discriminator, batch["wrong_image"], batch["embedding"], 0.0),
+    }
+    logs = gan.fit(data, epochs=1, verbose=0).history
     assert sorted(logs) == sorted(training.TRACKERS)
     for name in ("d_loss", "g_loss", "kl"):
         assert np.isfinite(logs[name][0]) and logs[name][0] > 0.0, name
-    for name in ("d_acc_real", "d_acc_wrong", "d_acc_fake"):
-        assert 0.0 <= logs[name][0] <= 1.0
+    for name, value in expected.items():
+        assert logs[name][0] == pytest.approx(value), name
+    assert logs["d_acc_fake"][0] in (0.0, 0.25, 0.5, 0.75, 1.0)  # a fraction of 4 fakes
     g_after, d_after = _snapshot(gan.generator), _snapshot(gan.discriminator)
     # every trainable weight of both networks moved, D's own text compressor included
     for model, before, after in (
@@ -144,14 +168,17 @@ def test_stage2_keeps_stage1_bit_identical(tiny_config, mode):
     gan = _stage2(cfg)
     stage1 = gan.stage1_generator
     before = _snapshot(stage1)
-    g_before = _snapshot(gan.generator)
+    g_before, d_before = _snapshot(gan.generator), _snapshot(gan.discriminator)
     assert not stage1.trainable_weights
     gan.fit(_batches(64, 2, 4), epochs=1, verbose=0)
     after = _snapshot(stage1)
     assert before.keys() == after.keys()
     for path in before:  # weights AND BatchNorm moving statistics
         np.testing.assert_array_equal(before[path], after[path], err_msg=path)
-    assert any(np.abs(_snapshot(gan.generator)[p] - v).max() > 0 for p, v in g_before.items())
+    # while every trainable Stage-II weight, of both networks, moved (none is exempt: no bias
+    # sits in front of a BatchNorm, and every layer feeds D's logit or G's image)
+    _assert_every_trainable_weight_moved(gan.generator, g_before)
+    _assert_every_trainable_weight_moved(gan.discriminator, d_before)
 
 
 def test_frozen_stage1_batchnorm_modes(tiny_config):
@@ -186,10 +213,16 @@ def test_bad_frozen_batchnorm_mode_is_rejected(tiny_config):
 def test_stage2_with_unconditional_logit_trains(tiny_config):
     cfg = tiny_config.replace(model={"stage2_unconditional_logit": True})
     gan = _stage2(cfg)
+    d_before = _snapshot(gan.discriminator)
     logs = gan.fit(_batches(64, 1, 4), epochs=1, verbose=0).history
     assert all(np.isfinite(v[0]) for v in logs.values())
     uncond = gan.discriminator.get_layer("uncond_logit_conv").kernel
     assert uncond.path in {w.path for w in gan.discriminator.trainable_weights}
+    # the unconditional logit's loss reached its kernel: one Adam step moves every element
+    # with a non-zero gradient by about the learning rate (2e-4)
+    moved = np.abs(np.array(uncond) - d_before[uncond.path])
+    assert moved.max() > 0.5 * cfg.train.learning_rate, moved.max()
+    _assert_every_trainable_weight_moved(gan.discriminator, d_before)
 
 
 def test_mixed_precision_step(tiny_config):
@@ -214,12 +247,55 @@ def test_mixed_precision_step(tiny_config):
     assert gan.g_optimizer.iterations.numpy() > 0  # some steps were applied, not all skipped
 
 
-def test_xla_step(tiny_config):
-    cfg = tiny_config.replace(train={"xla": True})
-    gan = _stage1(cfg)
-    assert gan.jit_compile
-    logs = gan.fit(_batches(16, 2, 4), epochs=1, verbose=0).history
-    assert all(np.isfinite(v[0]) for v in logs.values())
+def _stage1_with_table_noise(cfg):
+    """A StageIGAN whose z and eps come from a fixed table, row offset by the SeedGenerator's
+    counter. TensorFlow's stateless RNG gives other numbers inside an XLA cluster than outside
+    it (on CPU), so keras.random would feed an XLA and a plain step different noise."""
+    import tensorflow as tf
+
+    from stackgan import models, training
+
+    class TableNoise(training.StageIGAN):
+        def per_sample_normal(self, batch_size, dim):
+            table = tf.constant(np.random.default_rng(dim).normal(size=(64, dim)), tf.float32)
+            draw = tf.cast(self.seed_generator.next()[1], tf.int32)  # 0, 1, 2, ...
+            return tf.gather(table, (tf.range(batch_size) + draw * batch_size) % 64)
+
+    g = models.build_stage1_generator(cfg.model, cfg.data.low_res)
+    d = models.build_stage1_discriminator(cfg.model, cfg.data.low_res)
+    gan = TableNoise(g, d, cfg)
+    gan.compile(*training.make_optimizers(cfg.train, 1))
+    return gan
+
+
+def test_xla_step_matches_the_plain_step(tiny_config):
+    plain = _stage1_with_table_noise(tiny_config)
+    xla = _stage1_with_table_noise(tiny_config.replace(train={"xla": True}))
+    assert xla.jit_compile and not plain.jit_compile
+    for network in ("generator", "discriminator"):
+        getattr(xla, network).set_weights(getattr(plain, network).get_weights())
+    before = [w.copy() for net in (plain.generator, plain.discriminator) for w in net.get_weights()]
+    data = _batches(16, 1, 4)
+    want = plain.fit(data, epochs=1, verbose=0).history
+    got = xla.fit(data, epochs=1, verbose=0).history
+    for name in want:  # losses to float32 round-off; the accuracies exactly
+        assert got[name][0] == pytest.approx(want[name][0], rel=1e-5, abs=1e-6), name
+    # Weights (and BatchNorm statistics) after one D and one G step agree to 1e-5: 5% of the
+    # ~2e-4 (the learning rate) that one Adam step moves a weight. Measured: under 2e-6.
+    paths = [w.path for net in (plain.generator, plain.discriminator) for w in net.weights]
+    trainable = {
+        w.path for net in (plain.generator, plain.discriminator) for w in net.trainable_weights
+    }
+    for path, old, a, b in zip(
+        paths,
+        before,
+        [w for net in (plain.generator, plain.discriminator) for w in net.get_weights()],
+        [w for net in (xla.generator, xla.discriminator) for w in net.get_weights()],
+        strict=True,
+    ):
+        if path in trainable:  # (a BatchNorm statistic may move less than 1e-4)
+            assert np.abs(a - old).max() > 1e-4, f"{path} did not move: a comparison of nothing"
+        np.testing.assert_allclose(b, a, rtol=0, atol=1e-5, err_msg=path)
 
 
 def test_paper_config_defaults_are_the_tf_ones():
