@@ -19,7 +19,6 @@ A comparison sheet (real | Stage-I | Stage-II) per variant goes to --out.
 from __future__ import annotations
 
 import argparse
-import glob
 import os
 import tempfile
 import time
@@ -58,28 +57,6 @@ PAPER_STAGE2 = [
     "train.r1_gamma=0",
     "train.r1_every=1",
 ]
-
-
-def _latest(pattern: str) -> str:
-    found = sorted(glob.glob(pattern), key=lambda p: int(p.rstrip("/").split("/")[-1]))
-    if not found:
-        raise SystemExit(f"nothing matches {pattern}: run `stackgan run --work-dir` first")
-    return found[-1]
-
-
-def _inputs(work_dir: str) -> dict[str, str]:
-    root = os.path.join(work_dir, "tfx", "pipeline_root")
-    embedded = glob.glob(os.path.join(root, "CaptionEmbedder", "examples", "*", ""))
-    examples_root = "CaptionEmbedder" if embedded else "CubExampleGen"
-    return {
-        "examples": _latest(os.path.join(root, examples_root, "examples", "*", "")),
-        "stage1": os.path.join(
-            _latest(os.path.join(root, "Stage1Trainer", "model", "*", "")), "generator.keras"
-        ),
-        "classifier": os.path.join(
-            _latest(os.path.join(root, "ClassifierTrainer", "model", "*", "")), "Format-Serving"
-        ),
-    }
 
 
 def run_variant(name, overrides, base, inputs, steps, out_dir, classifier):
@@ -147,10 +124,12 @@ def main():
     parser.add_argument("--out", default="stage2_variants", help="comparison sheets go here")
     args = parser.parse_args()
 
+    from work_dir_inputs import work_dir_inputs  # this folder is on sys.path as a script
+
     from stackgan.config import get_profile
     from stackgan.evaluation.classifier import load_classifier
 
-    inputs = _inputs(args.work_dir)
+    inputs = work_dir_inputs(args.work_dir)
     base = get_profile(args.profile).with_overrides(args.set)
     classifier = load_classifier(inputs["classifier"])
     os.makedirs(args.out, exist_ok=True)

@@ -37,6 +37,9 @@ def _parse_args():
     )
     p.add_argument("--mixed-precision", action="store_true")
     p.add_argument("--xla", action="store_true")
+    p.add_argument(
+        "--set", action="append", default=[], help="config override, section.field=value"
+    )
     return p.parse_args()
 
 
@@ -139,14 +142,16 @@ def main():
         tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     from stackgan import config as config_lib
 
-    cfg = config_lib.get_profile(args.profile).replace(
-        train={"mixed_precision": args.mixed_precision, "xla": args.xla}
+    cfg = (
+        config_lib.get_profile(args.profile)
+        .replace(train={"mixed_precision": args.mixed_precision, "xla": args.xla})
+        .with_overrides(args.set)
     )
     print(f"hardware: {_hardware()}")
     print(
         f"profile={args.profile} threads={args.threads or 'default'} "
         f"mixed_precision={args.mixed_precision} xla={args.xla} "
-        f"warmup={args.warmup} timed_steps={args.steps}"
+        f"warmup={args.warmup} timed_steps={args.steps} overrides={args.set}"
     )
     print("stage batch  res  s/iter  images/s  GFLOP/iter  GFLOP/s")
     for stage, batch_size in _settings(args):

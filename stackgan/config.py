@@ -107,6 +107,9 @@ class TrainConfig:
     # Later work, not the paper (0 = off): R1 gradient penalty on D's real/right pairs.
     r1_gamma: float = 0.0
     r1_every: int = 1  # lazy R1 (StyleGAN2): every N D steps, weighted N times
+    # Later work, not the paper: DiffAugment (Zhao et al. 2020) on every image D sees, in D's
+    # and G's updates alike; geometric only, colour is the condition (training/augment.py).
+    d_augment: Literal["none", "translation_cutout"] = "none"
     # Batches over which the trained generator's BatchNorm statistics are re-estimated before
     # each sample sheet and the export (0 = keep the moving averages); see precise_bn.py.
     precise_bn_batches: int = 20

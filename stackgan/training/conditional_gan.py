@@ -17,7 +17,7 @@ import keras
 import tensorflow as tf
 
 from stackgan.config import Config
-from stackgan.training import losses
+from stackgan.training import augment, losses
 from stackgan.training.precision import for_precision
 
 TRACKERS = ("d_loss", "g_loss", "kl", "g_penalty", "d_acc_real", "d_acc_wrong", "d_acc_fake")
@@ -35,6 +35,12 @@ class ConditionalGAN(keras.Model):
         self.config = config
         self.seed_generator = keras.random.SeedGenerator(config.train.seed, name="noise_seed")
         self.trackers = {name: keras.metrics.Mean(name=name) for name in TRACKERS}
+        # only when used, so checkpoints of runs without it keep their layout
+        self.augment_seed = None
+        if config.train.d_augment != "none":
+            self.augment_seed = keras.random.SeedGenerator(
+                config.train.seed + 1, name="augment_seed"
+            )
         # The networks arrive built; there is no call() to trace, and fit() under a
         # tf.distribute strategy would otherwise try to build the GAN by calling it.
         self.built = True
@@ -80,7 +86,9 @@ class ConditionalGAN(keras.Model):
         return draw[batch_size * replica : batch_size * (replica + 1)]
 
     def d_logits(self, image, embedding) -> tuple[tf.Tensor, tf.Tensor | None]:
-        """(conditional logit, unconditional logit or None)."""
+        """(conditional logit, unconditional logit or None) of D on `image` after the
+        configured augmentation (`train.d_augment`; every image D sees goes through here)."""
+        image = augment.augment(image, self.config.train.d_augment, self.augment_seed)
         out = self.discriminator([image, embedding], training=True)
         if isinstance(out, (list, tuple)):
             return out[0], out[1]

@@ -1,0 +1,162 @@
+"""Stage-I variants against the paper's Stage-I objective, on the same data and classifier.
+
+Takes a finished `stackgan run` work dir (its Examples and CUB classifier), trains Stage-I
+afresh for each variant with the same steps and seed, and scores its 64 px images with the
+Evaluator's own code, on the captions of both splits:
+
+- class top-1 against the caption's class, on the training species' captions and on the
+  unseen (test) species' captions, with chance and the real images' top-1 beside each;
+- FID against the real images of that split (the classifier's features), and seconds per step.
+
+    .venv/bin/stackgan run --work-dir stackgan-work          # the Quickstart, first
+    .venv/bin/python bench/bench_stage1_variants.py --work-dir stackgan-work
+
+GAN runs vary from seed to seed (--seeds 0 1 2 averages over them). A sample sheet per
+variant and seed (Stage-I's images of the test captions) goes to --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import tempfile
+import time
+
+# name -> config overrides on top of the profile with the paper's Stage-I objective
+VARIANTS = {
+    "paper objective": [],
+    "DiffAugment": ["train.d_augment=translation_cutout"],
+    "R1": ["train.r1_gamma=1", "train.r1_every=4"],
+    "DiffAugment + R1": [
+        "train.d_augment=translation_cutout",
+        "train.r1_gamma=1",
+        "train.r1_every=4",
+    ],
+}
+PAPER_STAGE1 = ["train.d_augment=none", "train.r1_gamma=0", "train.r1_every=1"]
+
+
+def stage1_generate_fn(generator, model_cfg):
+    """The Evaluator's `generate_fn` over a Stage-I generator alone: {"image_64": uint8}."""
+    import numpy as np
+
+    from stackgan.serving.export import to_uint8
+
+    def generate(embeddings, seed):
+        rng = np.random.default_rng(seed)
+        n = len(embeddings)
+        noise = rng.standard_normal((n, model_cfg.z_dim)).astype(np.float32)
+        ca_noise = rng.standard_normal((n, model_cfg.ca_dim)).astype(np.float32)
+        image, _, _ = generator([embeddings, noise, ca_noise], training=False)
+        return {"image_64": np.asarray(to_uint8(image))}
+
+    return generate
+
+
+def score(generator, cfg, examples, split, classifier):
+    from stackgan.evaluation import evaluator
+    from stackgan.tfrecords.input_pipeline import make_eval_dataset
+
+    eval_cfg = dataclasses.replace(cfg.eval, captions_split=split)
+    batches = make_eval_dataset(
+        os.path.join(examples, f"Split-{split}", "*"), cfg, eval_cfg.batch_size
+    )
+    return evaluator.evaluate(
+        batches.as_numpy_iterator(),
+        stage1_generate_fn(generator, cfg.model),
+        classifier,
+        eval_cfg,
+        classifier.info["class_ids"],
+    )
+
+
+def run_variant(name, overrides, base, examples, steps, seed, out_dir, classifier):
+    import keras
+
+    from stackgan.training.runner import train_stage
+    from stackgan.visualize.sample_sheet import render_sheet
+
+    cfg = base.with_overrides(
+        [*PAPER_STAGE1, *overrides, f"train.max_steps={steps}", f"train.seed={seed}"]
+    )
+    keras.utils.set_random_seed(seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        run = train_stage(
+            cfg,
+            1,
+            os.path.join(examples, "Split-train", "*"),
+            os.path.join(tmp, "run"),
+            sample_pattern=os.path.join(examples, "Split-test", "*"),
+            stream=open(os.devnull, "w"),  # noqa: SIM115 (closed with the process)
+        )
+        seconds = time.perf_counter() - start
+    row = {"variant": name, "seed": seed, "s/step": seconds / run.total_steps}
+    for split in ("train", "test"):
+        result = score(run.gan.generator, cfg, examples, split, classifier)
+        row[split] = (
+            result.generated.top1_accuracy,
+            result.chance,
+            result.real.top1_accuracy,
+            result.generated.fid,
+        )
+        if split == "test":
+            slug = "".join(ch if ch.isalnum() else "_" for ch in name).strip("_")
+            render_sheet(result.sheet_images, result.sheet_captions, 4).save(
+                os.path.join(out_dir, f"{slug}_seed{seed}.png")
+            )
+    return row
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--work-dir", required=True, help="a finished `stackgan run` work dir")
+    parser.add_argument("--profile", default="demo")
+    parser.add_argument("--set", action="append", default=[], help="config override")
+    parser.add_argument("--steps", type=int, default=1500, help="Stage-I steps per variant")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--out", default="stage1_variants", help="sample sheets go here")
+    args = parser.parse_args()
+
+    from bench_train_step import _hardware  # this folder is on sys.path when run as a script
+    from work_dir_inputs import work_dir_inputs
+
+    from stackgan.config import get_profile
+    from stackgan.evaluation.classifier import load_classifier
+
+    inputs = work_dir_inputs(args.work_dir)
+    base = get_profile(args.profile).with_overrides(args.set)
+    classifier = load_classifier(inputs["classifier"])
+    os.makedirs(args.out, exist_ok=True)
+    print(f"hardware: {_hardware()}")
+    print(f"examples: {inputs['examples']}; profile {args.profile}, {args.steps} Stage-I steps")
+    print(
+        "| variant | seed | s/step | train captions: top-1 (chance, real) | FID"
+        " | unseen species: top-1 (chance, real) | FID |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for name in args.variants:
+        for seed in args.seeds:
+            row = run_variant(
+                name,
+                VARIANTS[name],
+                base,
+                inputs["examples"],
+                args.steps,
+                seed,
+                args.out,
+                classifier,
+            )
+            cells = [
+                f"{t:.3f} ({c:.3f}, {r:.3f}) | {f:.1f}"
+                for t, c, r, f in (row["train"], row["test"])
+            ]
+            print(
+                f"| {name} | {seed} | {row['s/step']:.3f} | {cells[0]} | {cells[1]} |", flush=True
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,31 @@
+"""The artifacts of a finished `stackgan run` work dir that the variant benches start from."""
+
+from __future__ import annotations
+
+import glob
+import os
+
+
+def latest(pattern: str) -> str:
+    """The artifact folder matching `pattern` with the highest execution id."""
+    found = sorted(glob.glob(pattern), key=lambda p: int(p.rstrip("/").split("/")[-1]))
+    if not found:
+        raise SystemExit(f"nothing matches {pattern}: run `stackgan run --work-dir` first")
+    return found[-1]
+
+
+def work_dir_inputs(work_dir: str) -> dict[str, str]:
+    """{"examples": the Examples folder, "stage1": the Stage-I generator (.keras),
+    "classifier": the CUB classifier SavedModel} of the latest run in `work_dir`."""
+    root = os.path.join(work_dir, "tfx", "pipeline_root")
+    embedded = glob.glob(os.path.join(root, "CaptionEmbedder", "examples", "*", ""))
+    examples_root = "CaptionEmbedder" if embedded else "CubExampleGen"
+    return {
+        "examples": latest(os.path.join(root, examples_root, "examples", "*", "")),
+        "stage1": os.path.join(
+            latest(os.path.join(root, "Stage1Trainer", "model", "*", "")), "generator.keras"
+        ),
+        "classifier": os.path.join(
+            latest(os.path.join(root, "ClassifierTrainer", "model", "*", "")), "Format-Serving"
+        ),
+    }
