@@ -5,17 +5,18 @@ predictions are known, and exported generators: hand-made ones whose class accur
 from __future__ import annotations
 
 import json
-import math
 import os
 
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from PIL import Image
 from tfx.components.util import model_utils
 from tfx.types import standard_artifacts
 
 from stackgan import config
+from stackgan.components.evaluator import executor as evaluator_executor
 from stackgan.components.evaluator.executor import (
     COMPARISON_FILE,
     METRICS_FILE,
@@ -26,6 +27,7 @@ from stackgan.components.evaluator.executor import (
 from stackgan.evaluation import classifier
 from stackgan.models import build_stage1_generator, build_stage2_generator
 from stackgan.serving.export import export_generator
+from stackgan.serving.generator import load_generator
 from stackgan.training.tiny_examples import COLOURS, write_tiny_examples
 
 BLUE, YELLOW = 2, 3  # the test classes; the classifier tells them apart by their red value
@@ -248,7 +250,27 @@ def test_a_baseline_that_is_the_candidate_is_not_rescored(inputs, faithful_run, 
     assert model_utils.is_model_blessed(blessing)
 
 
-def test_a_two_stage_generator_gets_refinement_scores(inputs, tmp_path):
+def _recording_loader(produced: list):
+    """load_generator, whose generate() also appends each (Stage-I, Stage-II) batch it
+    returns to `produced`."""
+
+    def load(path):
+        generator = load_generator(path)
+
+        class Recording:
+            def generate(self, embeddings, seed):
+                out = generator.generate(embeddings, seed)
+                produced.append((np.asarray(out["image_64"]), np.asarray(out["image_256"])))
+                return out
+
+        return Recording()
+
+    return load
+
+
+def test_a_two_stage_generator_gets_refinement_scores(inputs, tmp_path, monkeypatch):
+    produced = []
+    monkeypatch.setattr(evaluator_executor, "load_generator", _recording_loader(produced))
     metrics, evaluation, _ = _run(inputs, tmp_path, "untrained")
     refinement = metrics["refinement"]
     assert (refinement["count"], refinement["stage1_size"], refinement["stage2_size"]) == (
@@ -257,8 +279,26 @@ def test_a_two_stage_generator_gets_refinement_scores(inputs, tmp_path):
         64,
     )
     assert metrics["generated_image_size"] == 64  # Stage-II's images are the ones scored
-    assert 0.0 <= refinement["consistency_mad"] <= 255.0
-    assert math.isfinite(refinement["sharpness_gain"]) and refinement["sharpness_gain"] >= 0.0
+    # the scores of exactly the pairs the generator returned, recomputed here: Stage-II
+    # box-downscaled 4x against Stage-I (0-255 levels); Stage-II's neighbour-pixel luma
+    # difference over bicubic-upsampled Stage-I's, batch by batch, weighted by batch size
+    low = np.concatenate([p[0] for p in produced]).astype(np.float64)
+    high = np.concatenate([p[1] for p in produced]).astype(np.float64)
+    assert low.shape == (16, 16, 16, 3) and high.shape == (16, 64, 64, 3)
+    boxed = high.reshape(16, 16, 4, 16, 4, 3).mean(axis=(2, 4))
+    assert refinement["consistency_mad"] == pytest.approx(np.abs(boxed - low).mean(), rel=1e-5)
+    assert refinement["consistency_mad"] > 0.0  # (an untrained pair: ~0.5, both nearly gray)
+
+    def detail(images):
+        luma = np.asarray(images, np.float64) @ [0.299, 0.587, 0.114]
+        return (np.abs(np.diff(luma, axis=2)).mean() + np.abs(np.diff(luma, axis=1)).mean()) / 2
+
+    gains = [
+        detail(h) / detail(tf.image.resize(lo, (64, 64), "bicubic").numpy().clip(0, 255))
+        for lo, h in produced
+    ]
+    sizes = [len(lo) for lo, _ in produced]
+    assert refinement["sharpness_gain"] == pytest.approx(np.average(gains, weights=sizes), rel=1e-4)
     assert evaluation.get_float_custom_property("consistency_mad") == pytest.approx(
         refinement["consistency_mad"]
     )
@@ -266,9 +306,17 @@ def test_a_two_stage_generator_gets_refinement_scores(inputs, tmp_path):
         "Stage-I -> Stage-II (16 -> 64 px, 16 pairs)"
         in (tmp_path / "evaluation" / TABLE_FILE).read_text()
     )
-    with Image.open(tmp_path / "evaluation" / COMPARISON_FILE) as comparison:
-        # real | Stage-I | Stage-II, 64-px images enlarged to 128, one row per test class
-        assert comparison.width > 3 * 128 and comparison.height > 2 * 128
+    with Image.open(tmp_path / "evaluation" / COMPARISON_FILE) as image:
+        comparison = np.asarray(image.convert("RGB"))
+    # real | Stage-I | Stage-II, each 128 px wide (Stage-I nearest-enlarged 8x, Stage-II 2x),
+    # 8 px apart, one row per test class: its first row shows one generated (Stage-I, Stage-II)
+    # pair, pixel for pixel
+    assert comparison.shape[1] == 8 + 3 * (128 + 8) and comparison.shape[0] > 2 * 128
+    tiles = [comparison[8 : 8 + 128, 8 + c * 136 : 8 + c * 136 + 128] for c in range(3)]
+    lows, highs = np.concatenate([p[0] for p in produced]), np.concatenate([p[1] for p in produced])
+    shown = [i for i in range(16) if np.array_equal(tiles[1][::8, ::8], lows[i])]
+    assert shown and any(np.array_equal(tiles[2][::2, ::2], highs[i]) for i in shown)
+    assert not np.array_equal(tiles[0][::2, ::2], highs[shown[0]])  # the real image
 
 
 def test_captions_split_chooses_whose_captions_are_scored(inputs, tmp_path):
