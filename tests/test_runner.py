@@ -119,10 +119,15 @@ def test_killed_run_resumes_with_step_optimizer_lr_and_noise_state(
     np.testing.assert_array_equal(
         resumed.gan.seed_generator.state.numpy(), reference.gan.seed_generator.state.numpy()
     )
-    for got, want in zip(
-        resumed.gan.generator.get_weights(), reference.gan.generator.get_weights()
+    # Neither run seeds the weights' initialisation, and the resumed one reshuffles its input
+    # (module docstring), so its weights are not the uninterrupted run's: what is checked is
+    # that it trained on from the step-2 checkpoint (restored exactly above): every weight
+    # array, BatchNorm statistics included, moved from there and is finite.
+    generator = resumed.gan.generator
+    for w, got, saved in zip(
+        generator.weights, generator.get_weights(), at_checkpoint["weights"], strict=True
     ):
-        assert got.shape == want.shape and np.isfinite(got).all()
+        assert np.isfinite(got).all() and np.abs(got - saved).max() > 0.0, w.path
     assert all(np.isfinite(v) for v in resumed.last_logs.values())
 
 
