@@ -12,6 +12,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from stackgan.tfrecords import input_pipeline
 from stackgan.training import distribute, runner
 from stackgan.training.progress import ProgressLine, format_duration
 from stackgan.training.tiny_examples import write_tiny_examples
@@ -143,7 +144,7 @@ def test_checkpoints_of_another_model_are_refused(
         )  # fmt: skip
 
 
-def test_tensorboard_scalars_images_and_sample_sheets(uninterrupted):
+def test_tensorboard_scalars_images_and_sample_sheets(uninterrupted, examples):
     run, run_dir, progress = uninterrupted
     records = {}
     for path in tf.io.gfile.glob(os.path.join(run_dir, "logs", "*")):
@@ -168,8 +169,20 @@ def test_tensorboard_scalars_images_and_sample_sheets(uninterrupted):
     samples = sorted(os.listdir(os.path.join(run_dir, "samples")))
     assert samples == ["final.png", "step_0000002.png"]
     assert run.final_sample_sheet == os.path.join(run_dir, "samples", "final.png")
-    sheet = Image.open(run.final_sample_sheet)
-    assert sheet.width == 8 + 4 * (128 + 8)  # 4 columns of 16 px images enlarged to 128
+    sheet = np.asarray(Image.open(run.final_sample_sheet).convert("RGB"))
+    assert sheet.shape[1] == 8 + 4 * (128 + 8)  # 4 columns of 16 px images enlarged to 128
+    # the sheet shows the final generator's images of the fixed samples, pixel for pixel
+    from stackgan.training import samples
+
+    fixed = samples.fixed_samples(
+        input_pipeline.make_eval_dataset(examples["test"], run.gan.config, 64), run.gan.config
+    )
+    images = samples.generate(fixed, run.gan.generator)
+    assert images.shape == (4, 16, 16, 3)
+    tiles = [sheet[8 : 8 + 128, 8 + c * 136 : 8 + c * 136 + 128] for c in range(4)]
+    for c, tile in enumerate(tiles):
+        np.testing.assert_array_equal(tile[::8, ::8], images[c], err_msg=f"tile {c}")
+    assert len({tile.tobytes() for tile in tiles}) == 4  # 4 noise draws, 4 different images
 
     lines = progress.splitlines()
     assert [line.split("  ")[0] for line in lines] == [f"Stage-1 step {s}/4" for s in (1, 2, 3, 4)]
