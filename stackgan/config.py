@@ -94,6 +94,8 @@ class TrainConfig:
     # Stage-II's own cap when >0 (Stage-II only sharpens what Stage-I drew, so a short demo
     # gives Stage-I most of its time); 0 = max_steps
     stage2_max_steps: int = 0
+    # Stage-II's own batch size when >0 (a 256 px step costs ~7x a 64 px one); 0 = batch_size
+    stage2_batch_size: int = 0
     learning_rate: float = 2e-4
     beta_1: float = 0.5
     lr_decay_epochs: int = 50  # TF halves every 50 epochs; the paper says 100
@@ -119,6 +121,10 @@ class TrainConfig:
     mixed_precision: bool = False
     xla: bool = False
     seed: int = 0
+
+    def batch_size_of(self, stage: int) -> int:
+        """The batch size `stage` (1 or 2) trains with."""
+        return self.stage2_batch_size if stage == 2 and self.stage2_batch_size else self.batch_size
 
 
 @dataclasses.dataclass(frozen=True)

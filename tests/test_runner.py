@@ -56,6 +56,10 @@ def test_plan_steps_from_epochs_or_max_steps(tiny_run_config):
     own_cap = tiny_run_config.replace(train={"max_steps": 9, "stage2_max_steps": 5})
     assert runner.plan_steps(own_cap, 1, num_examples=14) == (3, 9)
     assert runner.plan_steps(own_cap, 2, num_examples=14) == (3, 5)
+    # ... and so does its own batch size: epochs are counted in its batches
+    own_batch = from_epochs.replace(train={"stage2_batch_size": 2})
+    assert runner.plan_steps(own_batch, 2, num_examples=14) == (7, 35)
+    assert runner.plan_steps(own_batch, 1, num_examples=14) == (3, 3 * 600)  # stage1_epochs
     with pytest.raises(ValueError, match="3 training images are fewer than one batch"):
         runner.plan_steps(tiny_run_config, 1, num_examples=3)
 

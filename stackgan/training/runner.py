@@ -76,11 +76,11 @@ def count_examples(file_pattern: str) -> int:
 
 def plan_steps(config: Config, stage: int, num_examples: int) -> tuple[int, int]:
     """(steps_per_epoch, total_steps) for `stage` over `num_examples` images."""
-    batch_size = config.train.batch_size
+    batch_size = config.train.batch_size_of(stage)
     if num_examples < batch_size:
         raise ValueError(
             f"{num_examples} training images are fewer than one batch "
-            f"(TrainConfig.batch_size = {batch_size})"
+            f"(Stage-{stage}'s batch size {batch_size})"
         )
     steps_per_epoch = num_examples // batch_size
     epochs = config.train.stage1_epochs if stage == 1 else config.train.stage2_epochs
@@ -147,6 +147,7 @@ def train_stage(
     if num_examples is None:
         num_examples = count_examples(train_pattern)
     steps_per_epoch, total_steps = plan_steps(config, stage, num_examples)
+    batch_size = train.batch_size_of(stage)
 
     with strategy.scope():
         gan = build_gan(config, stage, steps_per_epoch, stage1_model_path)
@@ -155,7 +156,7 @@ def train_stage(
     start = state.restore()
 
     dataset = input_pipeline.make_train_dataset(
-        train_pattern, config, stage, train.batch_size, seed=train.seed + start, repeat=True
+        train_pattern, config, stage, batch_size, seed=train.seed + start, repeat=True
     )
     iterator = iter(strategy.experimental_distribute_dataset(dataset))
     gan.make_train_function()
@@ -163,7 +164,7 @@ def train_stage(
     summary_writer = tf.summary.create_file_writer(os.path.join(run_dir, "logs")) if chief else None
     recalibration = precise_bn.BatchNormRecalibration(
         precise_bn.embedding_batches(
-            input_pipeline.make_eval_dataset(train_pattern, config, train.batch_size),
+            input_pipeline.make_eval_dataset(train_pattern, config, batch_size),
             train.precise_bn_batches,
         ),
         config,
@@ -177,9 +178,7 @@ def train_stage(
         sample_writer = samples.SampleWriter(
             run_dir, samples.fixed_samples(sample_batches, config), summary_writer
         )
-    progress = ProgressLine(
-        total_steps, train.batch_size, start, prefix=f"Stage-{stage} ", stream=stream
-    )
+    progress = ProgressLine(total_steps, batch_size, start, prefix=f"Stage-{stage} ", stream=stream)
     stage1 = getattr(gan, "stage1_generator", None)
 
     def write_samples(name: str | None = None) -> str | None:
