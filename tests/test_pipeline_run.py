@@ -165,12 +165,21 @@ def test_finite_numbers_looks_inside_lists_and_dicts():
     assert sorted(v for v in _finite_numbers(metrics) if math.isfinite(v)) == [1, 2]
 
 
-def _assert_evaluator_metrics(metrics):
+def _count_records(examples_uri: str, split: str) -> int:
+    import tensorflow as tf
+
+    files = tf.io.gfile.glob(os.path.join(examples_uri, f"Split-{split}", "*"))
+    return sum(1 for _ in tf.data.TFRecordDataset(files, compression_type="GZIP"))
+
+
+def _assert_evaluator_metrics(metrics, num_test_images: int):
     """The Evaluator's numbers are there and finite, for both image sets and both stages."""
     assert all(math.isfinite(v) for v in _finite_numbers(metrics))
     generated, real = metrics["table"]
+    # the tiny profile's eval.num_samples (test) captions, and every real test image once
+    assert (generated["count"], real["count"]) == (16, num_test_images)
     for row in (generated, real):
-        assert 0 <= row["top1_correct"] <= row["count"] > 0
+        assert 0 <= row["top1_correct"] <= row["count"]
         assert row["top1_accuracy"] == pytest.approx(row["top1_correct"] / row["count"])
         assert row["inception_score_mean"] >= 1.0 - 1e-6
     assert 0 < metrics["chance"] <= 1
@@ -182,6 +191,28 @@ def _assert_evaluator_metrics(metrics):
     assert metrics["blessed"] is True
 
 
+def _assert_grid_shows(grid, images):
+    """`stackgan generate`'s grid (render_sheet: 8 px padding, each image enlarged by the
+    smallest integer factor that reaches 128 px, its caption under it) shows `images` (uint8
+    [N,S,S,3], N <= 4: one row), pixel for pixel and in order."""
+    import numpy as np
+    from PIL import Image
+
+    sheet = np.asarray(Image.open(grid).convert("RGB"))
+    count, size = len(images), images.shape[1]
+    scale = -(-128 // size)
+    cell = size * scale
+    assert sheet.shape[1] == 8 + count * (cell + 8), sheet.shape
+    assert sheet.shape[0] > 8 + cell + 4 + 8, sheet.shape  # a row of images, then captions
+    for i, image in enumerate(images):
+        left = 8 + i * (cell + 8)
+        tile = sheet[8 : 8 + cell, left : left + cell]
+        np.testing.assert_array_equal(tile, image.repeat(scale, 0).repeat(scale, 1), f"image {i}")
+        assert sheet[8 + cell + 4 :, left : left + cell].min() < 100  # dark caption text
+    assert min(float(image.std()) for image in images) > 0.0  # no image is one flat colour
+    assert len({image.tobytes() for image in images}) == count  # each image its own
+
+
 @pytest.mark.slow
 def test_dag_end_to_end_on_synthetic_data_then_cached(tmp_path, capsys):
     work = tmp_path / "work"
@@ -189,29 +220,30 @@ def test_dag_end_to_end_on_synthetic_data_then_cached(tmp_path, capsys):
     printed = capsys.readouterr().out
     store, outputs = _outputs(work)
     metrics, version_dir = _assert_products(work, outputs)
-    _assert_evaluator_metrics(metrics)
+    _assert_evaluator_metrics(metrics, _count_records(outputs["CubExampleGen"]["examples"], "test"))
     assert metrics["baseline"] is None  # nothing was blessed before the first run
     # the synthetic data ships embedding pickles: the paper's path, no text encoder
     assert outputs["TextEncoderTrainer"] == {} and outputs["CaptionEmbedder"] == {}
     assert f"pushed model:  {version_dir}" in printed and "baseline: none" in printed
     assert "top-1" in printed and "Stage-I -> Stage-II: consistency" in printed
 
-    # the pushed model generates in this process from its signature alone
+    # the pushed model generates in this process from its signature alone, given the
+    # embedding alone
     import numpy as np
     import tensorflow as tf
 
     loaded = tf.saved_model.load(version_dir)
     out = loaded.signatures["serving_default"](
-        embedding=tf.constant(np.random.default_rng(0).normal(size=(2, 1024)), tf.float32),
-        seed=tf.constant(3, tf.int64),
+        embedding=tf.constant(np.random.default_rng(0).normal(size=(2, 1024)), tf.float32)
     )
     assert out["image_64"].dtype == tf.uint8 and out["image_64"].shape[0] == 2
 
     # `stackgan generate` draws a captioned grid from the pushed model (a TF Serving base dir)
-    from PIL import Image
+    from stackgan.serving.generator import load_generator
 
     embeddings = tmp_path / "embeddings.npy"
-    np.save(embeddings, np.random.default_rng(1).normal(size=(3, 10, 1024)).astype(np.float32))
+    vectors = np.random.default_rng(1).normal(size=(3, 10, 1024)).astype(np.float32)
+    np.save(embeddings, vectors)
     grid = tmp_path / "grid.png"
     serving = layout.serving_dir(str(work))
     assert (
@@ -224,13 +256,18 @@ def test_dag_end_to_end_on_synthetic_data_then_cached(tmp_path, capsys):
                 str(embeddings),
                 "--n",
                 "3",
+                "--seed",
+                "0",
                 "--out",
                 str(grid),
             ]
         )
         == 0
     )
-    assert Image.open(grid).size[0] > 3 * 64
+    # the first caption embedding of each image, seed 0, the largest images
+    _assert_grid_shows(
+        grid, load_generator(version_dir).generate(vectors[:, 0], seed=0)["image_256"]
+    )
 
     # a second run with nothing changed is served from the MLMD cache, except the Evaluator:
     # its baseline input is new, the first run's blessed generator, which is this same model
@@ -260,30 +297,25 @@ def test_dag_on_real_cub_sample_trains_the_text_encoder(tmp_path, cub_sample_roo
     _, outputs = _outputs(work)
     assert outputs["TextEncoderTrainer"] and outputs["CaptionEmbedder"]
     metrics, version_dir = _assert_products(work, outputs)
-    _assert_evaluator_metrics(metrics)
+    _assert_evaluator_metrics(
+        metrics, _count_records(outputs["CaptionEmbedder"]["examples"], "test")
+    )
 
     import tensorflow as tf
 
     loaded = tf.saved_model.load(version_dir)
     assert "text" in loaded.signatures
     out = loaded.signatures["text"](
-        caption=tf.constant(["this bird is red with black wings", "a small grey bird"]),
-        seed=tf.constant(1, tf.int64),
+        caption=tf.constant(["this bird is red with black wings", "a small grey bird"])
     )
     assert out["image_64"].shape[0] == 2 and out["image_64"].dtype == tf.uint8
 
     grid = tmp_path / "grid.png"
-    argv = [
-        "generate",
-        "--model",
-        layout.serving_dir(str(work)),
-        "--caption",
-        "this bird is red with black wings",
-        "--n",
-        "2",
-        "--seed",
-        "5",
-        "--out",
-        str(grid),
-    ]
-    assert cli_main(argv) == 0 and grid.stat().st_size > 0
+    captions = ["this bird is red with black wings", "a small grey bird"]
+    argv = ["generate", "--model", layout.serving_dir(str(work)), "--n", "2", "--seed", "5"]
+    argv += ["--caption", captions[0], "--caption", captions[1], "--out", str(grid)]
+    assert cli_main(argv) == 0
+    from stackgan.serving.generator import load_generator
+
+    served = load_generator(version_dir).generate_from_captions(captions, seed=5)
+    _assert_grid_shows(grid, served["image_256"])
