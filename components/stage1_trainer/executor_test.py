@@ -10,13 +10,15 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from PIL import Image
 from tfx.types import channel_utils, standard_artifacts
 
 from stackgan import config as config_lib
 from stackgan.components.stage1_trainer.component import Stage1Trainer
 from stackgan.components.stage1_trainer.executor import Executor
 from stackgan.serving.generator import load_generator
-from stackgan.training import trainer_job
+from stackgan.tfrecords import input_pipeline
+from stackgan.training import samples, trainer_job
 from stackgan.training.tiny_examples import write_tiny_examples
 
 
@@ -28,6 +30,22 @@ def config():
 @pytest.fixture(scope="module")
 def examples(tmp_path_factory, config):
     return write_tiny_examples(str(tmp_path_factory.mktemp("examples")), config)
+
+
+def _assert_sheet_shows(sheet_path, images):
+    """The run's sample sheet shows `images` (uint8 [4,S,S,3]: the fixed samples of the 4 test
+    images) in one row, each enlarged to 128 px, pixel for pixel."""
+    sheet = np.asarray(Image.open(sheet_path).convert("RGB"))
+    scale = 128 // images.shape[1]
+    assert images.shape[0] == 4 and sheet.shape[1] == 8 + 4 * (128 + 8)
+    for i, image in enumerate(images):
+        tile = sheet[8 : 8 + 128, 8 + i * 136 : 8 + i * 136 + 128]
+        np.testing.assert_array_equal(tile, image.repeat(scale, 0).repeat(scale, 1), f"{i}")
+
+
+def _fixed_samples(examples, config):
+    pattern = os.path.join(examples.uri, "Split-test", "*")
+    return samples.fixed_samples(input_pipeline.make_eval_dataset(pattern, config, 64), config)
 
 
 def _outputs(root):
@@ -58,7 +76,9 @@ def test_do_writes_generator_serving_model_and_run(tmp_path, config, examples):
     assert summary["steps_per_epoch"] == 3  # num_train = 12 from the artifact, batch 4
     assert os.path.dirname(summary["checkpoint_dir"]) == checkpoint_root
     assert tf.train.latest_checkpoint(summary["checkpoint_dir"]).endswith("ckpt-3")
-    assert os.path.exists(os.path.join(model_run.uri, "samples", "final.png"))
+    # the final sheet: the exported generator's images of the fixed test captions and noise
+    final = samples.generate(_fixed_samples(examples, config), generator)
+    _assert_sheet_shows(os.path.join(model_run.uri, "samples", "final.png"), final)
     assert tf.io.gfile.glob(os.path.join(model_run.uri, "logs", "events.out.tfevents.*"))
 
     # TFX re-runs with new output URIs; the same inputs find the checkpoints and continue

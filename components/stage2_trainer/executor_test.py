@@ -9,6 +9,7 @@ import os
 import keras
 import numpy as np
 import pytest
+from PIL import Image
 from tfx.types import channel_utils, standard_artifacts
 
 from stackgan import config as config_lib
@@ -19,13 +20,30 @@ from stackgan.serving.export import to_uint8
 from stackgan.serving.generator import load_generator
 from stackgan.text.export import export_text_encoder
 from stackgan.text.training import build_joint_embedding
-from stackgan.training import trainer_job
+from stackgan.tfrecords import input_pipeline
+from stackgan.training import samples, trainer_job
 from stackgan.training.tiny_examples import write_tiny_examples
 
 
 @pytest.fixture(scope="module")
 def config():
     return config_lib.tiny().replace(train={"max_steps": 2, "checkpoint_every_steps": 2})
+
+
+def _assert_sheet_shows(sheet_path, images):
+    """The run's sample sheet shows `images` (uint8 [4,S,S,3]: the fixed samples of the 4 test
+    images) in one row, each enlarged to 128 px, pixel for pixel."""
+    sheet = np.asarray(Image.open(sheet_path).convert("RGB"))
+    scale = 128 // images.shape[1]
+    assert images.shape[0] == 4 and sheet.shape[1] == 8 + 4 * (128 + 8)
+    for i, image in enumerate(images):
+        tile = sheet[8 : 8 + 128, 8 + i * 136 : 8 + i * 136 + 128]
+        np.testing.assert_array_equal(tile, image.repeat(scale, 0).repeat(scale, 1), f"{i}")
+
+
+def _fixed_samples(examples, config):
+    pattern = os.path.join(examples.uri, "Split-test", "*")
+    return samples.fixed_samples(input_pipeline.make_eval_dataset(pattern, config, 64), config)
 
 
 def _artifact(kind, uri):
@@ -83,7 +101,11 @@ def test_do_exports_full_text_to_image_generator(tmp_path, config):
     with open(os.path.join(model_run.uri, trainer_job.SUMMARY_FILE)) as f:
         summary = json.load(f)
     assert summary["stage"] == 2 and summary["total_steps"] == 2
-    assert os.path.exists(os.path.join(model_run.uri, "samples", "final.png"))
+    # the final sheet: the exported Stage-II's 64 px refinements of the exported Stage-I's
+    # images of the fixed test captions and noise
+    final = samples.generate(_fixed_samples(examples, config), stage2, saved_stage1)
+    assert final.shape == (4, 64, 64, 3)
+    _assert_sheet_shows(os.path.join(model_run.uri, "samples", "final.png"), final)
 
 
 def test_missing_stage1_generator_is_reported(tmp_path, config):
