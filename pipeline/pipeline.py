@@ -68,26 +68,25 @@ def create_pipeline(
     enable_cache: bool = True,
 ) -> tfx_pipeline.Pipeline:
     """Wires the DAG. `train_text_encoder` selects the text path (see module docstring)."""
-    config_json = config.to_json()
     example_gen = CubExampleGen(
         data_root=data_root,
-        config_json=config_json,
+        config=config,
         data_fingerprint=dataset_fingerprint(data_root),
     )
     raw_examples = example_gen.outputs["examples"]
-    classifier = ClassifierTrainer(examples=raw_examples, config_json=config_json)
+    classifier = ClassifierTrainer(examples=raw_examples, config=config)
     components = [example_gen, classifier]
 
     text_encoder_model = None
     examples = raw_examples
     if train_text_encoder:
         text_encoder = TextEncoderTrainer(
-            examples=raw_examples, classifier=classifier.outputs["model"], config_json=config_json
+            examples=raw_examples, classifier=classifier.outputs["model"], config=config
         )
         embedder = CaptionEmbedder(
             examples=raw_examples,
             text_encoder=text_encoder.outputs["model"],
-            config_json=config_json,
+            config=config,
         )
         components += [text_encoder, embedder]
         examples = embedder.outputs["examples"]
@@ -95,14 +94,14 @@ def create_pipeline(
 
     stage1 = Stage1Trainer(
         examples=examples,
-        config_json=config_json,
+        config=config,
         checkpoint_dir=f"{paths.checkpoint_dir}/stage1",
     )
     stage2 = Stage2Trainer(
         examples=examples,
         stage1_model=stage1.outputs["model"],
         text_encoder=text_encoder_model,
-        config_json=config_json,
+        config=config,
         checkpoint_dir=f"{paths.checkpoint_dir}/stage2",
     )
     # Channels without a producer: every Model and ModelBlessing of this pipeline, of any run;
@@ -117,7 +116,7 @@ def create_pipeline(
         model=stage2.outputs["model"],
         classifier=classifier.outputs["model"],
         baseline_model=baseline.outputs["model"],
-        config_json=config_json,
+        config=config,
     )
     pusher = pusher_component.Pusher(
         model=stage2.outputs["model"],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
@@ -102,10 +104,22 @@ def test_kubeflow_compile_with_trained_text_encoder_adds_the_text_path(tmp_path)
 
 def test_config_travels_to_the_cluster_unchanged(tmp_path):
     spec = _spec(_compile(tmp_path, "pickle"))
-    task = spec.root.dag.tasks["Stage1Trainer"]
-    raw = task.inputs.parameters["config_json"].runtime_value.constant_value
-    cfg = config_lib.Config.from_json(raw.string_value)
-    assert cfg == config_lib.paper().with_overrides(["text.source=pickle"])
+    cfg = config_lib.paper().with_overrides(["text.source=pickle"])
+    from stackgan.components.classifier_trainer.component import READS as CLASSIFIER_READS
+    from stackgan.components.stage1_trainer.component import READS as STAGE1_READS
+
+    # each component gets the config fields it reads, one parameter per section, and no more
+    for node, reads in (("Stage1Trainer", STAGE1_READS), ("ClassifierTrainer", CLASSIFIER_READS)):
+        parameters = spec.root.dag.tasks[node].inputs.parameters
+        sent = {
+            name.removesuffix("_config"): json.loads(
+                parameters[name].runtime_value.constant_value.string_value
+            )
+            for name in parameters
+            if name.endswith("_config")
+        }
+        assert sent == reads.values(cfg), node
+    assert sent["train"] == {"seed": 0}  # the classifier: not the GANs' schedule
 
 
 def test_compile_refuses_to_guess_the_text_path_for_a_remote_dataset(tmp_path, capsys):

@@ -25,8 +25,8 @@ from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils
 from tfx.utils import io_utils, path_utils
 
+from stackgan import config_view
 from stackgan.components.caption_embedder import embed_shards
-from stackgan.config import Config
 from stackgan.schemas import features
 
 SUMMARY_FILE = "caption_embedder_summary.json"
@@ -48,11 +48,11 @@ class Executor(base_beam_executor.BaseBeamExecutor):
           shards of the same names, schema.pbtxt, caption_embedder_summary.json; custom
           properties payload_format, file_format, has_embeddings=1, num_<split> and the counts
           of `embed_shards.COUNTERS`.
-        exec_properties: `config_json` (stackgan.config.Config as JSON;
+        exec_properties: `data_config` (JSON of the fields component.READS names;
           data.max_skipped_fraction bounds the images skipped for having no caption).
         """
         self._log_startup(input_dict, output_dict, exec_properties)
-        config = Config.from_json(exec_properties["config_json"])
+        config = config_view.from_exec_properties(exec_properties, "CaptionEmbedder")
         raw = artifact_utils.get_single_instance(input_dict["raw_examples"])
         encoder = artifact_utils.get_single_instance(input_dict["text_encoder"])
         output = artifact_utils.get_single_instance(output_dict["examples"])

@@ -16,7 +16,7 @@ from tfx.types import artifact_utils, standard_artifacts
 
 from stackgan import config as config_lib
 from stackgan.components.caption_embedder import embed_shards
-from stackgan.components.caption_embedder.component import CaptionEmbedder
+from stackgan.components.caption_embedder.component import READS, CaptionEmbedder
 from stackgan.components.caption_embedder.executor import SUMMARY_FILE, Executor
 from stackgan.schemas import conformance, features
 from stackgan.text.export import TextEncoder, export_text_encoder
@@ -148,7 +148,7 @@ def test_executor_keeps_splits_and_shards_and_records_its_counts(encoder_model, 
     Executor(Executor.Context(make_beam_pipeline_fn=make_pipeline)).Do(
         {"raw_examples": [raw], "text_encoder": [encoder_model]},
         {"examples": [output]},
-        {"config_json": cfg.to_json()},
+        READS.exec_properties(cfg),
     )
     assert artifact_utils.decode_split_names(output.split_names) == ["train", "test"]
     assert sorted(os.listdir(tmp_path / "out" / "Split-train")) == [
@@ -179,7 +179,7 @@ def test_executor_fails_when_too_many_images_have_no_caption(encoder_model, tmp_
         Executor().Do(
             {"raw_examples": [raw], "text_encoder": [encoder_model]},
             {"examples": [output]},
-            {"config_json": config_lib.tiny().to_json()},
+            READS.exec_properties(config_lib.tiny()),
         )
     assert os.listdir(output.uri) == []  # no Split-* folder that looks complete
 
@@ -201,7 +201,7 @@ def test_component_wires_examples_in_and_out(encoder_model):
     component = CaptionEmbedder(
         examples=as_channel([standard_artifacts.Examples()]),
         text_encoder=as_channel([encoder_model]),
-        config_json=config_lib.tiny().to_json(),
+        config=config_lib.tiny(),
     )
     assert set(component.inputs) == {"raw_examples", "text_encoder"}
     assert component.outputs["examples"].type == standard_artifacts.Examples

@@ -4,7 +4,7 @@ Input: `examples` (Examples with Split-train and Split-test; embeddings not need
 `model` (Model: the classifier SavedModel at <uri>/Format-Serving, see the classifier contract
 in docs/ARCHITECTURE.md) and `model_run` (ModelRun: run.json with the phases' histories, the
 held-out top-1 accuracy, the weights it started from and any from-scratch warning).
-Parameter: `config_json` (stackgan.config.Config.to_json()).
+Parameters: `classifier_config`, `data_config`, `train_config` (JSON of the READS fields).
 """
 
 from __future__ import annotations
@@ -13,11 +13,24 @@ from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import channel, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 
+from stackgan import config_view
 from stackgan.components.classifier_trainer.executor import Executor
+from stackgan.config import Config
+
+# The config fields the classifier reads (see stackgan/config_view.py): a change to the GANs'
+# training leaves it cached.
+READS = config_view.Reads(
+    "ClassifierTrainer",
+    {
+        "classifier": config_view.ALL,
+        "data": ("high_res_stored", "high_res", "image_encoding", "shuffle_buffer"),
+        "train": ("seed",),
+    },
+)
 
 
 class ClassifierTrainerSpec(ComponentSpec):
-    PARAMETERS = {"config_json": ExecutionParameter(type=str)}
+    PARAMETERS = {name: ExecutionParameter(type=str) for name in READS.property_names}
     INPUTS = {"examples": ChannelParameter(type=standard_artifacts.Examples)}
     OUTPUTS = {
         "model": ChannelParameter(type=standard_artifacts.Model),
@@ -29,11 +42,11 @@ class ClassifierTrainer(base_component.BaseComponent):
     SPEC_CLASS = ClassifierTrainerSpec
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
 
-    def __init__(self, examples: channel.BaseChannel, config_json: str):
+    def __init__(self, examples: channel.BaseChannel, config: Config):
         super().__init__(
             spec=ClassifierTrainerSpec(
                 examples=examples,
-                config_json=config_json,
+                **READS.exec_properties(config),
                 model=channel.Channel(type=standard_artifacts.Model),
                 model_run=channel.Channel(type=standard_artifacts.ModelRun),
             )

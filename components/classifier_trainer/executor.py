@@ -14,7 +14,7 @@ from tfx.dsl.io import fileio
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
-from stackgan.config import Config
+from stackgan import config_view
 from stackgan.evaluation import classifier, classifier_data
 
 RUN_FILE = "run.json"
@@ -38,9 +38,10 @@ class Executor(base_executor.BaseExecutor):
         input_dict: "examples" (one Examples artifact with splits "train" and "test").
         output_dict: "model" (one Model: <uri>/Format-Serving), "model_run" (one ModelRun:
           <uri>/run.json).
-        exec_properties: "config_json" (a stackgan.config.Config as JSON).
+        exec_properties: "classifier_config", "data_config", "train_config" (JSON of the fields
+          component.READS names).
         """
-        config = Config.from_json(exec_properties["config_json"])
+        config = config_view.from_exec_properties(exec_properties, "ClassifierTrainer")
         cfg = config.classifier
         examples = artifact_utils.get_single_instance(input_dict["examples"])
         model = artifact_utils.get_single_instance(output_dict["model"])
@@ -100,7 +101,7 @@ class Executor(base_executor.BaseExecutor):
                 **info,
                 "holdout_image_ids": holdout.tolist(),
                 "phases": phases,
-                "config": json.loads(config.to_json()),
+                "config": config_view.given(config),  # the fields it was given
             }
             json.dump(run, f, indent=2)
         # last, so a Model artifact with a SavedModel in it is a finished one

@@ -14,6 +14,7 @@ from keras.src.utils import file_utils
 from tfx.types import standard_artifacts
 
 from stackgan import config
+from stackgan.components.classifier_trainer.component import READS
 from stackgan.components.classifier_trainer.executor import RUN_FILE, TENSORBOARD_DIR, Executor
 from stackgan.evaluation import classifier
 from stackgan.evaluation.classifier_data import decode_image
@@ -71,7 +72,7 @@ def test_trains_on_test_classes_and_exports_the_contract(
         Executor().Do(
             {"examples": [examples]},
             {"model": [model], "model_run": [model_run]},
-            {"config_json": cfg.to_json()},
+            READS.exec_properties(cfg),
         )
 
     assert no_downloads == []

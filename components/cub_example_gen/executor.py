@@ -10,8 +10,8 @@ from tfx.dsl.components.base import base_beam_executor
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact, artifact_utils
 
+from stackgan import config_view
 from stackgan.components.cub_example_gen import generate
-from stackgan.config import Config
 from stackgan.data import cub
 
 
@@ -29,10 +29,11 @@ class Executor(base_beam_executor.BaseBeamExecutor):
           output_dict: `examples`: one Examples artifact; gets `Split-train/`, `Split-test/`,
             `schema.pbtxt`, `preprocessing_report.json`, `split_names`, and custom properties
             `payload_format`, `file_format`, `has_embeddings`, `num_train`, `num_test`.
-          exec_properties: `data_root` (str), `config_json` (stackgan.config.Config JSON).
+          exec_properties: `data_root` (str), `data_config` (JSON of the fields component.READS
+            names), `data_fingerprint` (not read: a cache key).
         """
         self._log_startup(input_dict, output_dict, exec_properties)
-        config = Config.from_json(exec_properties["config_json"])
+        config = config_view.from_exec_properties(exec_properties, "CubExampleGen")
         examples = artifact_utils.get_single_instance(output_dict["examples"])
         report = generate.generate_examples(
             exec_properties["data_root"], config, examples.uri, self._make_beam_pipeline

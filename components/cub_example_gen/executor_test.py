@@ -54,7 +54,7 @@ def test_do_writes_split_shards_and_sets_artifact_properties(synth_data, tiny, t
     executor.Do(
         {},
         {"examples": [examples]},
-        {"data_root": str(synth_data), "config_json": cfg.to_json()},
+        {"data_root": str(synth_data), **component.READS.exec_properties(cfg)},
     )
 
     assert artifact_utils.decode_split_names(examples.split_names) == ["train", "test"]
@@ -134,7 +134,13 @@ def test_shard_count_derives_from_the_split_size():
 
 
 def test_component_declares_its_parameters_and_output(tiny):
-    gen = component.CubExampleGen(data_root="/data/cub", config_json=tiny.to_json())
+    gen = component.CubExampleGen(data_root="/data/cub", config=tiny)
     assert gen.exec_properties["data_root"] == "/data/cub"
-    assert config_lib.Config.from_json(gen.exec_properties["config_json"]) == tiny
+    # the data fields the conversion reads, and nothing of the other sections
+    data = json.loads(gen.exec_properties["data_config"])
+    assert data == {name: getattr(tiny.data, name) for name in component.READS.fields("data")}
+    assert "low_res" not in data and "shuffle_buffer" not in data
+    assert not any(
+        name.endswith("_config") and name != "data_config" for name in gen.exec_properties
+    )
     assert gen.outputs["examples"].type == standard_artifacts.Examples

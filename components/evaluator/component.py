@@ -11,7 +11,7 @@ the model (generated class accuracy >= EvalConfig.min_class_accuracy_ratio x the
 and above chance, and >= the baseline's - EvalConfig.baseline_tolerance), else 0, with the
 reason in `blessing_message`, plus a BLESSED or NOT_BLESSED file, as TFX's Evaluator writes
 them, so TFX's Pusher reads it).
-Parameter: `config_json` (stackgan.config.Config.to_json()).
+Parameters: `eval_config`, `data_config` (JSON of the READS fields).
 """
 
 from __future__ import annotations
@@ -20,11 +20,23 @@ from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import channel, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 
+from stackgan import config_view
 from stackgan.components.evaluator.executor import Executor
+from stackgan.config import Config
+
+# The config fields the evaluator reads (see stackgan/config_view.py): a change to the
+# push gate or the number of samples re-runs the Evaluator (and the Pusher) alone.
+READS = config_view.Reads(
+    "Evaluator",
+    {
+        "eval": config_view.ALL,
+        "data": ("low_res_stored", "low_res", "high_res_stored", "high_res", "image_encoding"),
+    },
+)
 
 
 class EvaluatorSpec(ComponentSpec):
-    PARAMETERS = {"config_json": ExecutionParameter(type=str)}
+    PARAMETERS = {name: ExecutionParameter(type=str) for name in READS.property_names}
     INPUTS = {
         "examples": ChannelParameter(type=standard_artifacts.Examples),
         "model": ChannelParameter(type=standard_artifacts.Model),
@@ -46,7 +58,7 @@ class Evaluator(base_component.BaseComponent):
         examples: channel.BaseChannel,
         model: channel.BaseChannel,
         classifier: channel.BaseChannel,
-        config_json: str,
+        config: Config,
         baseline_model: channel.BaseChannel | None = None,
     ):
         super().__init__(
@@ -55,7 +67,7 @@ class Evaluator(base_component.BaseComponent):
                 model=model,
                 classifier=classifier,
                 baseline_model=baseline_model,
-                config_json=config_json,
+                **READS.exec_properties(config),
                 evaluation=channel.Channel(type=standard_artifacts.ModelEvaluation),
                 blessing=channel.Channel(type=standard_artifacts.ModelBlessing),
             )

@@ -18,6 +18,7 @@ from tfx.dsl.io import fileio
 from tfx.types import artifact_utils
 from tfx.utils import io_utils, path_utils
 
+from stackgan import config_view
 from stackgan.components.classifier_trainer.executor import split_pattern
 from stackgan.config import Config
 from stackgan.evaluation import evaluator
@@ -279,9 +280,9 @@ class Executor(base_executor.BaseExecutor):
             comparison.png with a Stage-II),
           "blessing" (one ModelBlessing: custom property "blessed" 1/0, "blessing_message" (why
           not), a BLESSED or NOT_BLESSED file).
-        exec_properties: "config_json" (a stackgan.config.Config as JSON).
+        exec_properties: "eval_config", "data_config" (JSON of the fields component.READS names).
         """
-        config = Config.from_json(exec_properties["config_json"])
+        config = config_view.from_exec_properties(exec_properties, "Evaluator")
         examples = artifact_utils.get_single_instance(input_dict["examples"])
         model = artifact_utils.get_single_instance(input_dict["model"])
         baseline_models = input_dict.get("baseline_model") or []

@@ -17,6 +17,7 @@ from tfx.types import standard_artifacts
 
 from stackgan import config
 from stackgan.components.evaluator import executor as evaluator_executor
+from stackgan.components.evaluator.component import READS
 from stackgan.components.evaluator.executor import (
     COMPARISON_FILE,
     METRICS_FILE,
@@ -130,7 +131,7 @@ def _run(inputs, out_dir, model: str, baseline: str | None = None, **eval_fields
     Executor().Do(
         input_dict,
         {"evaluation": [evaluation], "blessing": [blessing]},
-        {"config_json": cfg.to_json()},
+        READS.exec_properties(cfg),
     )
     metrics = json.loads((out_dir / "evaluation" / METRICS_FILE).read_text())
     return metrics, evaluation, blessing

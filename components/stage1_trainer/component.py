@@ -3,7 +3,8 @@
 Inputs: `examples` (Examples WITH_EMBEDDINGS: Split-train for training, Split-test captions for
 the sample sheets). Outputs: `model` (Model: `generator.keras` and, at `Format-Serving`, a
 SavedModel with `image_64` only) and `model_run` (ModelRun: TensorBoard logs, sample sheets,
-`training_summary.json`). Parameters: `config_json`, and `checkpoint_dir`, a directory that
+`training_summary.json`). Parameters: `data_config`, `model_config`, `train_config` (JSON of
+the READS fields), and `checkpoint_dir`, a directory that
 outlives the execution so a killed run resumes (see executor.py); empty keeps the checkpoints
 in the ModelRun, which TFX replaces on every execution.
 """
@@ -15,12 +16,35 @@ from tfx.types import standard_artifacts
 from tfx.types.channel import Channel
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 
+from stackgan import config_view
 from stackgan.components.stage1_trainer.executor import Executor
+from stackgan.config import Config
+
+# The config fields Stage-I reads (see stackgan/config_view.py): not Stage-II's, so that a
+# Stage-II change leaves Stage-I cached. Fields added later are read unless excluded here.
+STAGE2_ONLY_MODEL_FIELDS = (
+    "stage2_gf_dim", "stage2_df_dim", "stage2_residual_blocks", "stage2_unconditional_logit",
+    "frozen_stage1_batchnorm", "stage2_output",
+)  # fmt: skip
+STAGE2_ONLY_TRAIN_FIELDS = (
+    "stage2_epochs", "stage2_max_steps", "stage2_consistency", "stage2_consistency_weight",
+)  # fmt: skip
+READS = config_view.Reads(
+    "Stage1Trainer",
+    {
+        "data": (
+            "low_res_stored", "low_res", "high_res_stored", "high_res", "image_encoding",
+            "embedding_dim", "captions_per_image", "embeddings_per_sample", "shuffle_buffer",
+        ),
+        "model": config_view.all_but(*STAGE2_ONLY_MODEL_FIELDS),
+        "train": config_view.all_but(*STAGE2_ONLY_TRAIN_FIELDS),
+    },
+)  # fmt: skip
 
 
 class Stage1TrainerSpec(ComponentSpec):
     PARAMETERS = {
-        "config_json": ExecutionParameter(type=str),
+        **{name: ExecutionParameter(type=str) for name in READS.property_names},
         "checkpoint_dir": ExecutionParameter(type=str, optional=True),
     }
     INPUTS = {"examples": ChannelParameter(type=standard_artifacts.Examples)}
@@ -34,11 +58,11 @@ class Stage1Trainer(base_component.BaseComponent):
     SPEC_CLASS = Stage1TrainerSpec
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
 
-    def __init__(self, examples, config_json: str, checkpoint_dir: str = ""):
+    def __init__(self, examples, config: Config, checkpoint_dir: str = ""):
         super().__init__(
             spec=Stage1TrainerSpec(
                 examples=examples,
-                config_json=config_json,
+                **READS.exec_properties(config),
                 checkpoint_dir=checkpoint_dir,
                 model=Channel(type=standard_artifacts.Model),
                 model_run=Channel(type=standard_artifacts.ModelRun),

@@ -7,7 +7,7 @@ from typing import Any
 from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 
-from stackgan.config import Config
+from stackgan import config_view
 from stackgan.training import trainer_job
 
 
@@ -26,11 +26,12 @@ class Executor(base_executor.BaseExecutor):
         `Format-Serving/` SavedModel with `image_64`, custom properties `stage`, `total_steps`),
         `model_run` (one ModelRun artifact: `logs/` TensorBoard, `samples/*.png`,
         `training_summary.json`, and `checkpoints/` when no checkpoint_dir is set).
-        exec_properties: `config_json` (stackgan.config.Config as JSON), `checkpoint_dir`
+        exec_properties: `data_config`, `model_config`, `train_config` (JSON of the fields
+        component.READS names), `checkpoint_dir`
         (optional; see stackgan/training/trainer_job.py for the layout under it).
         """
         self._log_startup(input_dict, output_dict, exec_properties)
-        config = Config.from_json(exec_properties["config_json"])
+        config = config_view.from_exec_properties(exec_properties, "Stage1Trainer")
         examples = artifact_utils.get_single_instance(input_dict["examples"])
         model = artifact_utils.get_single_instance(output_dict["model"])
         model_run = artifact_utils.get_single_instance(output_dict["model_run"])

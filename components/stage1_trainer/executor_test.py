@@ -14,7 +14,7 @@ from PIL import Image
 from tfx.types import channel_utils, standard_artifacts
 
 from stackgan import config as config_lib
-from stackgan.components.stage1_trainer.component import Stage1Trainer
+from stackgan.components.stage1_trainer.component import READS, Stage1Trainer
 from stackgan.components.stage1_trainer.executor import Executor
 from stackgan.serving.generator import load_generator
 from stackgan.tfrecords import input_pipeline
@@ -58,7 +58,7 @@ def _outputs(root):
 def test_do_writes_generator_serving_model_and_run(tmp_path, config, examples):
     outputs = _outputs(tmp_path / "first")
     checkpoint_root = str(tmp_path / "checkpoints")
-    properties = {"config_json": config.to_json(), "checkpoint_dir": checkpoint_root}
+    properties = {**READS.exec_properties(config), "checkpoint_dir": checkpoint_root}
     Executor().Do({"examples": [examples]}, outputs, properties)
 
     model, model_run = outputs["model"][0], outputs["model_run"][0]
@@ -84,7 +84,7 @@ def test_do_writes_generator_serving_model_and_run(tmp_path, config, examples):
     # TFX re-runs with new output URIs; the same inputs find the checkpoints and continue
     longer = config.replace(train={"max_steps": 4})
     again = _outputs(tmp_path / "second")
-    Executor().Do({"examples": [examples]}, again, {**properties, "config_json": longer.to_json()})
+    Executor().Do({"examples": [examples]}, again, {**properties, **READS.exec_properties(longer)})
     with open(os.path.join(again["model_run"][0].uri, trainer_job.SUMMARY_FILE)) as f:
         resumed = json.load(f)
     assert resumed["resumed_from_step"] == 3 and resumed["total_steps"] == 4
@@ -111,12 +111,12 @@ def test_examples_without_embeddings_are_refused(tmp_path, config, examples):
     bare.split_names = examples.split_names
     bare.set_int_custom_property("has_embeddings", 0)
     with pytest.raises(ValueError, match="have no embeddings; train on the CaptionEmbedder"):
-        Executor().Do({"examples": [bare]}, _outputs(tmp_path), {"config_json": config.to_json()})
+        Executor().Do({"examples": [bare]}, _outputs(tmp_path), READS.exec_properties(config))
 
 
 def test_component_channels(config):
     examples = channel_utils.as_channel([standard_artifacts.Examples()])
-    component = Stage1Trainer(examples=examples, config_json=config.to_json())
+    component = Stage1Trainer(examples=examples, config=config)
     assert set(component.outputs) == {"model", "model_run"}
     assert component.outputs["model"].type == standard_artifacts.Model
     assert component.outputs["model_run"].type == standard_artifacts.ModelRun

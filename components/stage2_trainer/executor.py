@@ -8,7 +8,7 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
-from stackgan.config import Config
+from stackgan import config_view
 from stackgan.training import trainer_job
 
 
@@ -28,10 +28,11 @@ class Executor(base_executor.BaseExecutor):
         `stage1_generator.keras`, `Format-Serving/` SavedModel of Stage-I + Stage-II, with a
         `text` signature when a text encoder was given; custom properties `stage`,
         `total_steps`), `model_run` (one ModelRun artifact, as Stage1Trainer's).
-        exec_properties: `config_json`, `checkpoint_dir` (optional), as Stage1Trainer's.
+        exec_properties: `data_config`, `model_config`, `train_config`, `checkpoint_dir`
+        (optional), as Stage1Trainer's.
         """
         self._log_startup(input_dict, output_dict, exec_properties)
-        config = Config.from_json(exec_properties["config_json"])
+        config = config_view.from_exec_properties(exec_properties, "Stage2Trainer")
         examples = artifact_utils.get_single_instance(input_dict["examples"])
         stage1 = artifact_utils.get_single_instance(input_dict["stage1_model"])
         text_encoders = input_dict.get("text_encoder") or []

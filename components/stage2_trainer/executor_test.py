@@ -13,7 +13,7 @@ from PIL import Image
 from tfx.types import channel_utils, standard_artifacts
 
 from stackgan import config as config_lib
-from stackgan.components.stage2_trainer.component import Stage2Trainer
+from stackgan.components.stage2_trainer.component import READS, Stage2Trainer
 from stackgan.components.stage2_trainer.executor import Executor
 from stackgan.models import build_stage1_generator
 from stackgan.serving.export import to_uint8
@@ -71,7 +71,7 @@ def test_do_exports_full_text_to_image_generator(tmp_path, config):
     Executor().Do(
         {"examples": [examples], "stage1_model": [stage1], "text_encoder": [text_encoder]},
         {"model": [model], "model_run": [model_run]},
-        {"config_json": config.to_json(), "checkpoint_dir": str(tmp_path / "checkpoints")},
+        {**READS.exec_properties(config), "checkpoint_dir": str(tmp_path / "checkpoints")},
     )
 
     assert model.get_int_custom_property("stage") == 2
@@ -118,7 +118,7 @@ def test_missing_stage1_generator_is_reported(tmp_path, config):
                 "model": [_artifact(standard_artifacts.Model, tmp_path / "m")],
                 "model_run": [_artifact(standard_artifacts.ModelRun, tmp_path / "r")],
             },
-            {"config_json": config.to_json()},
+            READS.exec_properties(config),
         )
 
 
@@ -126,7 +126,7 @@ def test_component_channels(config):
     component = Stage2Trainer(
         examples=channel_utils.as_channel([standard_artifacts.Examples()]),
         stage1_model=channel_utils.as_channel([standard_artifacts.Model()]),
-        config_json=config.to_json(),
+        config=config,
         checkpoint_dir="/ckpt/stage2",
     )
     assert set(component.inputs) == {"examples", "stage1_model"}

@@ -6,7 +6,8 @@ embeddings not needed) and `classifier` (Model: ClassifierTrainer's SavedModel a
 Outputs: `model` (Model: the text-encoder SavedModel at <uri>/Format-Serving, signature
 `serving_default`: `caption` string[N] -> `embedding` f32[N, E]; see stackgan.text.export) and
 `model_run` (ModelRun: history.csv per epoch, metrics.json with the zero-shot retrieval top-1
-on the test classes beside chance). Parameter: `config_json`.
+on the test classes beside chance). Parameters: `text_config`, `data_config`,
+`classifier_config`, `train_config` (JSON of the READS fields).
 """
 
 from __future__ import annotations
@@ -15,11 +16,25 @@ from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import channel, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 
+from stackgan import config_view
 from stackgan.components.text_encoder_trainer.executor import Executor
+from stackgan.config import Config
+
+# The config fields the text encoder reads (see stackgan/config_view.py); `text.source` is
+# the pipeline's choice of path, not the encoder's business.
+READS = config_view.Reads(
+    "TextEncoderTrainer",
+    {
+        "text": config_view.all_but("source"),
+        "data": ("high_res_stored", "high_res", "image_encoding"),
+        "classifier": ("batch_size",),
+        "train": ("seed",),
+    },
+)
 
 
 class TextEncoderTrainerSpec(ComponentSpec):
-    PARAMETERS = {"config_json": ExecutionParameter(type=str)}
+    PARAMETERS = {name: ExecutionParameter(type=str) for name in READS.property_names}
     INPUTS = {
         "examples": ChannelParameter(type=standard_artifacts.Examples),
         "classifier": ChannelParameter(type=standard_artifacts.Model),
@@ -35,13 +50,13 @@ class TextEncoderTrainer(base_component.BaseComponent):
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
 
     def __init__(
-        self, examples: channel.BaseChannel, classifier: channel.BaseChannel, config_json: str
+        self, examples: channel.BaseChannel, classifier: channel.BaseChannel, config: Config
     ):
         super().__init__(
             spec=TextEncoderTrainerSpec(
                 examples=examples,
                 classifier=classifier,
-                config_json=config_json,
+                **READS.exec_properties(config),
                 model=channel.Channel(type=standard_artifacts.Model),
                 model_run=channel.Channel(type=standard_artifacts.ModelRun),
             )

@@ -14,7 +14,7 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import io_utils, path_utils
 
-from stackgan.config import Config
+from stackgan import config_view
 from stackgan.evaluation.classifier import load_classifier
 from stackgan.text.examples_reader import read_split_features
 from stackgan.text.export import export_text_encoder
@@ -43,9 +43,10 @@ class Executor(base_executor.BaseExecutor):
           <uri>/Format-Serving).
         output_dict: "model" (one Model: <uri>/Format-Serving), "model_run" (one ModelRun:
           <uri>/history.csv, <uri>/metrics.json).
-        exec_properties: "config_json" (a stackgan.config.Config as JSON).
+        exec_properties: "text_config", "data_config", "classifier_config", "train_config" (JSON
+          of the fields component.READS names).
         """
-        config = Config.from_json(exec_properties["config_json"])
+        config = config_view.from_exec_properties(exec_properties, "TextEncoderTrainer")
         examples = artifact_utils.get_single_instance(input_dict["examples"])
         classifier_uri = artifact_utils.get_single_uri(input_dict["classifier"])
         model_uri = artifact_utils.get_single_uri(output_dict["model"])
@@ -107,7 +108,7 @@ class Executor(base_executor.BaseExecutor):
                 for k in ("weights_source", "warning", "holdout_top1_accuracy", "classes")
             },
             "history": history,
-            "config": json.loads(config.to_json())["text"],
+            "config": config_view.given(config.text),
         }
         if metrics["zero_shot"] is not None:
             logging.info(

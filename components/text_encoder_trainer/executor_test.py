@@ -17,7 +17,7 @@ from tfx.types import artifact_utils, standard_artifacts
 from tfx.types.channel_utils import as_channel
 
 from stackgan import config as config_lib
-from stackgan.components.text_encoder_trainer.component import TextEncoderTrainer
+from stackgan.components.text_encoder_trainer.component import READS, TextEncoderTrainer
 from stackgan.components.text_encoder_trainer.executor import (
     HISTORY_FILE,
     METRICS_FILE,
@@ -130,7 +130,7 @@ def test_trains_exports_a_string_encoder_and_reports_zero_shot_retrieval(
     Executor().Do(
         {"examples": [examples], "classifier": [classifier_model]},
         {"model": [model], "model_run": [run]},
-        {"config_json": cfg.to_json()},
+        READS.exec_properties(cfg),
     )
     loaded = tf.saved_model.load(os.path.join(model.uri, "Format-Serving"))
     out = loaded.signatures["serving_default"](caption=tf.constant(["a new sentence", ""]))
@@ -163,7 +163,7 @@ def test_a_missing_train_split_is_an_error_naming_the_artifact(classifier_model,
         Executor().Do(
             {"examples": [examples], "classifier": [classifier_model]},
             {"model": [model], "model_run": [run]},
-            {"config_json": cfg.to_json()},
+            READS.exec_properties(cfg),
         )
     assert os.listdir(model.uri) == []  # nothing that looks like a finished model
 
@@ -172,7 +172,7 @@ def test_component_declares_its_channels():
     component = TextEncoderTrainer(
         examples=as_channel([standard_artifacts.Examples()]),
         classifier=as_channel([standard_artifacts.Model()]),
-        config_json=config_lib.tiny().to_json(),
+        config=config_lib.tiny(),
     )
     assert set(component.inputs) == {"examples", "classifier"}
     assert set(component.outputs) == {"model", "model_run"}

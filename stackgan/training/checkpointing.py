@@ -17,6 +17,7 @@ import os
 
 import tensorflow as tf
 
+from stackgan import config_view
 from stackgan.config import Config
 from stackgan.training.conditional_gan import ConditionalGAN
 
@@ -36,7 +37,7 @@ class TrainingCheckpoint:
     ):
         self.directory = directory
         self.step = step
-        self.identity = {"stage": stage, "model": json.loads(config.to_json())["model"]}
+        self.identity = {"stage": stage, "model": config_view.given(config.model)}
         self.checkpoint = tf.train.Checkpoint(
             generator=gan.generator,
             discriminator=gan.discriminator,

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 
 import tensorflow as tf
 
+from stackgan import config_view
 from stackgan.config import Config
 from stackgan.serving.export import SavedTextEncoder, export_generator
 from stackgan.training.runner import StageRun, train_stage
@@ -50,9 +51,9 @@ def checkpoint_dir(
     """See the module docstring."""
     if not checkpoint_root:
         return os.path.join(model_run_uri, "checkpoints")
-    config_dict = json.loads(config.to_json())
+    config_dict = config_view.given(config)
     for field in RUN_LENGTH_FIELDS:
-        config_dict["train"].pop(field)
+        config_dict["train"].pop(field, None)
     key_source = json.dumps(
         {
             "stage": stage,
