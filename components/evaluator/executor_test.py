@@ -190,9 +190,22 @@ def test_scores_the_generator_and_blesses_it(inputs, faithful_run):
     table = (tmp_path / "evaluation" / TABLE_FILE).read_text()
     assert "| generated | 16 | 1.000 (16) |" in table and "| real (ceiling) | 6 |" in table
     assert "Baseline: none" in table and "Blessed: yes." in table
-    with Image.open(tmp_path / "evaluation" / SHEET_FILE) as sheet:
-        # 16 samples, 8 per row, 16-px images enlarged to 128: two rows of 8 cells
-        assert sheet.width > 8 * 128 and sheet.height > 2 * 128
+    with Image.open(tmp_path / "evaluation" / SHEET_FILE) as image:
+        sheet = np.asarray(image.convert("RGB"))
+    # 16 samples, 8 per row, 16-px images enlarged to 128, 8 px apart: two rows of 8 cells,
+    # each the generator's flat colour: full red (a yellow caption) or none (a blue one), green
+    # and blue at tanh(0) = 128
+    assert sheet.shape[1] == 8 + 8 * (128 + 8)
+    filled = (sheet[:, 8 : 8 + 128] != 255).any(axis=-1).all(axis=-1)  # the first cell's rows
+    tops = [y for y in range(1, len(filled)) if filled[y] and not filled[y - 1]]
+    assert tops[0] == 8 and len(tops) == 2 and all(filled[y : y + 128].all() for y in tops)
+    cells = np.stack(
+        [sheet[y : y + 128, 8 + c * 136 : 8 + c * 136 + 128] for y in tops for c in range(8)]
+    )
+    assert (cells == cells[:, :1, :1]).all()  # every cell one flat colour
+    assert (
+        sorted(map(tuple, cells[:, 0, 0].tolist())) == [(0, 128, 128)] * 8 + [(255, 128, 128)] * 8
+    )
 
 
 def test_a_generator_that_draws_the_wrong_class_is_refused_against_the_baseline(
