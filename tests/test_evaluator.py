@@ -4,11 +4,13 @@ are known."""
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
 
 from stackgan.config import EvalConfig
+from stackgan.data.synth_text import PALETTE
 from stackgan.evaluation.evaluator import evaluate, judge, to_unit_range
 from stackgan.evaluation.fid import fid_from_features
 from stackgan.evaluation.refinement import consistency_mad, sharpness_gain
@@ -391,3 +393,72 @@ def test_comparison_shows_each_classs_real_image_with_its_stage1_and_stage2_imag
     assert (
         evaluate(dataset(12, 1, 5), perfect_generator, classify, CFG, CLASS_IDS).comparison is None
     )
+
+
+# Colour agreement: class k's birds are painted all over in COLOURS[k], and say so
+COLOURS = ("red", "blue", "yellow", "green")
+
+
+def painted(image_id: int, label: int | None = None) -> np.ndarray:
+    label = label_of(image_id) if label is None else label
+    return np.broadcast_to(np.array(PALETTE[COLOURS[label]], np.uint8), (SIZE, SIZE, 3)).copy()
+
+
+def colour_dataset(num_images: int, captions: int, batch_size: int) -> list[dict]:
+    """`dataset`, with each image painted in its class's colour and captions naming it."""
+    batches = dataset(num_images, captions, batch_size)
+    for batch in batches:
+        ids, labels = batch["image_id"], batch["label"]
+        batch["image_high"] = to_unit_range(np.stack([painted(i) for i in ids]))
+        batch["caption"] = np.array(
+            [f"a {COLOURS[label]} bird, image {i}".encode() for i, label in zip(ids, labels)]
+        )
+    return batches
+
+
+def painting_generator(embeddings, seed):
+    """Paints each caption's image's colour: follows the caption."""
+    return stage1(np.stack([painted(int(i)) for i in embeddings[:, 0]]))
+
+
+def red_generator(embeddings, seed):
+    """Every bird red, whatever the caption says."""
+    return stage1(np.stack([painted(0, label=0)] * len(embeddings)))
+
+
+def test_colour_agreement_of_generated_and_real_images_against_their_captions():
+    # 12 images (3 per class), 2 captions each: an image's 22 other-image captions name its
+    # colour 4 times (the 2 other images of its class)
+    follows = evaluate(colour_dataset(12, 2, 5), painting_generator, classify, CFG, CLASS_IDS)
+    colour = follows.generated.colour
+    assert (colour.agreement, colour.named, colour.scored, colour.skipped) == (1.0, 24, 24, 0)
+    assert colour.shuffled == pytest.approx(4 / 22)
+    assert colour.gain == pytest.approx(1 - 4 / 22)
+    assert follows.real.colour == colour  # the real images are these very pictures
+
+    # a generator that ignores the caption: at the baseline; the real ceiling stays
+    ignores = evaluate(colour_dataset(12, 2, 5), red_generator, classify, CFG, CLASS_IDS)
+    assert ignores.generated.colour.agreement == pytest.approx(0.25)  # the red captions
+    assert ignores.generated.colour.gain == pytest.approx(0.0, abs=1e-12)
+    assert ignores.real.colour == colour
+
+    # metrics.json's table rows carry it
+    row = json.loads(json.dumps(ignores.table()))[0]
+    assert row["colour"] == dataclasses.asdict(ignores.generated.colour)
+
+
+def test_colour_agreement_skips_captions_without_colours_and_scores_the_generated_pairs():
+    # `dataset`'s captions ("bird 3 caption 1") name no colour: all 24 skipped, no score
+    plain = evaluate(dataset(12, 2, 5), perfect_generator, classify, CFG, CLASS_IDS)
+    for scores in (plain.generated, plain.real):
+        assert dataclasses.astuple(scores.colour) == (None, None, None, 0, 0, 24)
+    # the real set is scored on the spread pairs the generator saw, each with its own image
+    spread = evaluate(
+        colour_dataset(12, 2, 5),
+        red_generator,
+        classify,
+        dataclasses.replace(CFG, num_samples=8),
+        CLASS_IDS,
+    )
+    assert spread.generated.colour.scored == spread.real.colour.scored == 8
+    assert spread.real.colour.agreement == 1.0 and spread.real.count == 12

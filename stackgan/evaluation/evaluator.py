@@ -22,6 +22,12 @@ image was made from, and against the image's own class for the real images (the 
 `chance` is the largest share of one class among the generated samples' captions: what a
 generator that ignores the caption can expect at best. A test class missing from the
 classifier's classes is an error: accuracy against a class it cannot name means nothing.
+Colour agreement (`stackgan.evaluation.colour_agreement`): whether the palette colours a
+caption names cover a fifth of the image's central region, averaged over (image, named colour),
+next to the same images scored against other images' captions (what a generator ignoring the
+caption gets). Class top-1 cannot tell on unseen species whether the stated traits were drawn;
+this can. The real set is scored on the same (image, caption) pairs as the generated one (each
+pair's own real image): the ceiling.
 Refinement (Stage-II generators only): `refinement.consistency_mad` and `sharpness_gain` of each
 batch's (image_64, image_256) pair from the same embeddings and seed, averaged over the batches
 weighted by their size.
@@ -40,6 +46,8 @@ import numpy as np
 from scipy import special
 
 from stackgan.config import EvalConfig
+from stackgan.evaluation import colour_agreement
+from stackgan.evaluation.colour_agreement import ColourAgreement
 from stackgan.evaluation.fid import fid_from_features
 from stackgan.evaluation.inception_score import inception_score
 from stackgan.evaluation.refinement import consistency_mad, sharpness_gain
@@ -63,6 +71,9 @@ class SetScores:
     fid: float  # generated: vs the real images; real: between two halves of the real images
     top1_correct: int  # images whose arg-max class is their caption's (generated) / own (real)
     top1_accuracy: float  # top1_correct / count
+    # named caption colours present in the image's centre, vs other images' captions; over the
+    # generated (image, caption) pairs, for the real set each pair's own real image
+    colour: ColourAgreement
 
 
 @dataclasses.dataclass(frozen=True)
@@ -215,16 +226,28 @@ def _inception(logits: np.ndarray, splits: int, rng: np.random.Generator) -> tup
 
 
 def _set_scores(
-    collector: _Collector, splits: int, rng: np.random.Generator, fid: float
+    collector: _Collector,
+    splits: int,
+    rng: np.random.Generator,
+    fid: float,
+    colour: ColourAgreement,
 ) -> SetScores:
     logits, _ = collector.arrays()
     is_mean, is_std = _inception(logits, splits, rng)
     count = len(logits)
-    return SetScores(count, is_mean, is_std, fid, collector.correct, collector.correct / count)
+    return SetScores(
+        count, is_mean, is_std, fid, collector.correct, collector.correct / count, colour
+    )
 
 
-def _score_sets(generated: _Collector, real: _Collector, cfg: EvalConfig):
-    """(generated, real) SetScores; raises when either set is too small to score."""
+def _score_sets(
+    generated: _Collector,
+    real: _Collector,
+    cfg: EvalConfig,
+    colours: tuple[ColourAgreement, ColourAgreement],
+):
+    """(generated, real) SetScores; raises when either set is too small to score.
+    `colours`: the (generated, real) colour agreement."""
     gen_features = generated.arrays()[1]
     real_features = real.arrays()[1]
     if len(gen_features) < max(2, cfg.is_splits):
@@ -242,10 +265,10 @@ def _score_sets(generated: _Collector, real: _Collector, cfg: EvalConfig):
     rng = np.random.default_rng(cfg.seed)
     halves = np.array_split(rng.permutation(len(real_features)), 2)
     generated_scores = _set_scores(
-        generated, cfg.is_splits, rng, fid_from_features(gen_features, real_features)
+        generated, cfg.is_splits, rng, fid_from_features(gen_features, real_features), colours[0]
     )
     real_fid = fid_from_features(real_features[halves[0]], real_features[halves[1]])
-    return generated_scores, _set_scores(real, cfg.is_splits, rng, real_fid)
+    return generated_scores, _set_scores(real, cfg.is_splits, rng, real_fid, colours[1])
 
 
 def _chance(logit_indexes: np.ndarray) -> float:
@@ -286,10 +309,12 @@ def _read_split(
     to_logit: _LabelMap,
     shown_real: dict[int, np.ndarray],
     shown_classes: int,
+    real_shares: dict[int, np.ndarray],
 ) -> _Pairs:
     """Classifies each real test image once (the split repeats an image for each caption) and
     returns every pair. The first image of each of the first `shown_classes` classes is kept
-    in `shown_real` (uint8, by image id) for the comparison sheet."""
+    in `shown_real` (uint8, by image id) for the comparison sheet; each image's palette shares
+    (`colour_agreement.palette_shares`) go into `real_shares` by image id."""
     shown_labels: set[int] = set()
     seen_ids: set[int] = set()
     embeddings, logit_indexes, captions, image_ids = [], [], [], []
@@ -305,6 +330,8 @@ def _read_split(
         if first:
             real_images = np.asarray(batch["image_high"], np.float32)
             real.add(real_images[first], labels[first])
+            shares = colour_agreement.palette_shares(np.asarray(to_uint8(real_images[first])))
+            real_shares.update((ids[i], row) for i, row in zip(first, shares, strict=True))
             for i in first:
                 if len(shown_labels) < shown_classes and int(labels[i]) not in shown_labels:
                     shown_labels.add(int(labels[i]))
@@ -324,6 +351,7 @@ class _Generation:
     seeds: list[int]
     refinement: RefinementScores | None
     sheet: _SheetPicker
+    shares: list[np.ndarray]  # per batch: palette_shares of its generated images
 
 
 def _generate(
@@ -333,7 +361,8 @@ def _generate(
     with its own seed drawn from `cfg.seed`."""
     rng = np.random.default_rng(cfg.seed)
     refinement = _RefinementMeter()
-    seeds = []
+    seeds: list[int] = []
+    shares: list[np.ndarray] = []
     for batch_index, start in enumerate(range(0, len(pairs), cfg.batch_size)):
         part = slice(start, start + cfg.batch_size)
         seeds.append(int(rng.integers(0, _MAX_SEED)))
@@ -341,10 +370,11 @@ def _generate(
         outputs = generate_fn(embeddings, seeds[-1])
         images, stage1 = _checked_generation(outputs, len(embeddings), batch_index)
         generated.add(to_unit_range(images), pairs.logit_indexes[part])
+        shares.append(colour_agreement.palette_shares(images))
         if stage1 is not None:
             refinement.add(stage1, images)
         sheet.offer(pairs.image_ids[part], images, pairs.captions[part], stage1)
-    return _Generation(generated, seeds, refinement.scores(), sheet)
+    return _Generation(generated, seeds, refinement.scores(), sheet, shares)
 
 
 def evaluate(
@@ -360,11 +390,14 @@ def evaluate(
     logits stand for, in logit order. See the module docstring."""
     real = _Collector(classify_fn)
     shown_real: dict[int, np.ndarray] = {}
-    pairs = _read_split(batches, real, _LabelMap(class_ids), shown_real, sheet_samples)
+    real_shares: dict[int, np.ndarray] = {}
+    to_logit = _LabelMap(class_ids)
+    pairs = _read_split(batches, real, to_logit, shown_real, sheet_samples, real_shares)
     pairs = pairs.spread(cfg.num_samples)
     sheet = _SheetPicker(sheet_samples, shown_real)
     run = _generate(pairs, generate_fn, _Collector(classify_fn), cfg, sheet)
-    generated_scores, real_scores = _score_sets(run.generated, real, cfg)
+    colours = _colour_scores(pairs, run.shares, real_shares)
+    generated_scores, real_scores = _score_sets(run.generated, real, cfg, colours)
     chosen = run.sheet.chosen()
     return Evaluation(
         generated_scores,
@@ -375,6 +408,21 @@ def evaluate(
         chosen.images,
         chosen.captions,
         run.sheet.comparison(),
+    )
+
+
+def _colour_scores(
+    pairs: _Pairs, generated_shares: list[np.ndarray], real_shares: Mapping[int, np.ndarray]
+) -> tuple[ColourAgreement, ColourAgreement]:
+    """(generated, real) colour agreement on the same pairs: each generated image and, for the
+    ceiling, the pair's own real image, against the pair's caption."""
+    if not len(pairs):  # nothing generated: _score_sets refuses to score it
+        empty = colour_agreement.score(np.zeros([0, len(colour_agreement.COLOUR_NAMES)]), [])
+        return empty, empty
+    real = np.stack([real_shares[image_id] for image_id in pairs.image_ids])
+    return (
+        colour_agreement.score(np.concatenate(generated_shares), pairs.captions, pairs.image_ids),
+        colour_agreement.score(real, pairs.captions, pairs.image_ids),
     )
 
 
