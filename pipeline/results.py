@@ -105,6 +105,7 @@ def score_lines(metrics: dict) -> list[str]:
             f" {row['inception_score_mean']:.3f} +- {row['inception_score_std']:.3f},"
             f" FID {row['fid']:.2f}"
         )
+        lines += _colour_line(row.get("colour"))
     refinement = metrics.get("refinement")
     if refinement:
         lines.append(
@@ -120,6 +121,23 @@ def score_lines(metrics: dict) -> list[str]:
         top1 = baseline["table"][0]["top1_accuracy"]
         lines.append(f"      baseline: {baseline['model']} (generated top-1 {top1:.3f} now)")
     return lines
+
+
+def _colour_line(colour: dict | None) -> list[str]:
+    """Colour agreement of one image set (absent from metrics of older runs)."""
+    if not colour:
+        return []
+    if colour["agreement"] is None:
+        return [
+            f"{'':>24}colour agreement: none of the {colour['skipped']} captions names a colour"
+        ]
+    shuffled = "n/a" if colour["shuffled"] is None else f"{colour['shuffled']:.3f}"
+    gain = "" if colour["gain"] is None else f", gain {colour['gain']:+.3f}"
+    return [
+        f"{'':>24}colour agreement {colour['agreement']:.3f} (other images' captions"
+        f" {shuffled}{gain}; {colour['named']} named colours, {colour['skipped']} captions"
+        " naming none)"
+    ]
 
 
 def _property(artifact: mlmd.proto.Artifact, name: str) -> mlmd.proto.Value:
