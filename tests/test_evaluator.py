@@ -462,3 +462,20 @@ def test_colour_agreement_skips_captions_without_colours_and_scores_the_generate
     )
     assert spread.generated.colour.scored == spread.real.colour.scored == 8
     assert spread.real.colour.agreement == 1.0 and spread.real.count == 12
+
+
+def test_the_run_summary_prints_each_sets_colour_agreement():
+    from stackgan.pipeline.results import score_lines
+
+    ignores = evaluate(colour_dataset(12, 2, 5), red_generator, classify, CFG, CLASS_IDS)
+    metrics = json.loads(json.dumps({"table": ignores.table(), "chance": 0.25, "baseline": None}))
+    lines = score_lines(metrics)
+    generated = lines.index(next(line for line in lines if "generated: top-1" in line))
+    real = lines.index(next(line for line in lines if "real (ceiling): top-1" in line))
+    assert (
+        lines[generated + 1]
+        .strip()
+        .startswith("colour agreement 0.250 (other images' captions 0.250, gain ")
+    )
+    assert lines[generated + 1].endswith("; 24 named colours, 0 captions naming none)")
+    assert "colour agreement 1.000 (other images' captions 0.182, gain +0.818;" in lines[real + 1]
