@@ -1,14 +1,20 @@
-"""Throughput of one full StackGAN training iteration (one D update + one G update).
+"""Throughput of one full StackGAN training iteration (one D update + one G update), for every
+precision, beside this machine's matmul rate in that precision.
 
-    .venv/bin/python bench/bench_train_step.py                 # paper profile, the 3 settings
-    .venv/bin/python bench/bench_train_step.py --stage 2 --batch 16 --steps 2 --threads 2
+    .venv/bin/python bench/bench_train_step.py                 # paper profile, every precision
+    .venv/bin/python bench/bench_train_step.py --precision bfloat16 --stage 1 --batch 64
 
-For each (stage, batch) it builds the paper-profile networks, compiles the GAN's train_step as
-Keras' fit does (tf.function), runs `--warmup` untimed iterations (tracing, allocation) and
-`--steps` timed ones, and prints images/s. FLOPs per iteration are counted by TensorFlow's
-graph profiler on the traced train_step (forward, backward and optimizer ops of the whole
-iteration, with static shapes); achieved GFLOP/s = FLOPs / seconds per iteration. Stage-II's
-iteration includes the frozen Stage-I forward pass that produces its input.
+For each precision (default: float32, bfloat16, and float16 where there is a GPU: a CPU
+refuses it, see stackgan/training/precision.py) it first measures the peak: the best rate of a
+2048x2048 matmul in that dtype, in TensorFlow, on the same threads. Then for each (stage,
+batch) it builds the paper-profile networks under that precision's Keras policy, compiles
+the GAN's train_step as Keras' fit does (tf.function), runs `--warmup` untimed iterations
+(tracing, allocation) and `--steps` timed ones, and prints images/s. FLOPs per iteration are
+counted by TensorFlow's graph profiler on the float32 traced train_step (forward, backward and
+optimizer ops, static shapes; the same arithmetic in every precision); achieved GFLOP/s =
+FLOPs / seconds per iteration, and % of peak = that / the matmul rate of the same precision on
+the same machine in the same run. Stage-II's iteration includes the frozen Stage-I forward pass
+that produces its input.
 """
 
 from __future__ import annotations
@@ -17,6 +23,9 @@ import argparse
 import os
 import platform
 import time
+
+PRECISIONS = ("float32", "bfloat16", "float16")
+MATMUL_DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
 
 
 def _parse_args():
@@ -27,15 +36,21 @@ def _parse_args():
         type=int,
         choices=(1, 2),
         action="append",
-        help="stage(s) to run; default: the 3 settings below",
+        help="stage(s) to run; default: Stage-I at batch 64 and Stage-II at batch 16",
     )
     p.add_argument("--batch", type=int, action="append", help="batch size(s)")
+    p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        action="append",
+        help="precision(s); default: float32, bfloat16, and float16 when there is a GPU",
+    )
     p.add_argument("--steps", type=int, default=3, help="timed iterations per setting")
     p.add_argument("--warmup", type=int, default=1, help="untimed iterations per setting")
     p.add_argument(
         "--threads", type=int, default=2, help="TF intra/inter-op threads (0 = TF default)"
     )
-    p.add_argument("--mixed-precision", action="store_true")
+    p.add_argument("--matmul-size", type=int, default=2048, help="n of the n x n peak matmul")
     p.add_argument("--xla", action="store_true")
     p.add_argument(
         "--set", action="append", default=[], help="config override, section.field=value"
@@ -45,7 +60,7 @@ def _parse_args():
 
 def _settings(args) -> list[tuple[int, int]]:
     if not args.stage and not args.batch:
-        return [(1, 64), (2, 16), (2, 64)]
+        return [(1, 64), (2, 16)]
     return [(s, b) for s in (args.stage or [1, 2]) for b in (args.batch or [64])]
 
 
@@ -63,10 +78,37 @@ def _hardware() -> str:
     return f"{cpu}; GPUs: {gpus or 'none'}; TensorFlow {tf.__version__}"
 
 
-def _build(cfg, stage: int):
+def matmul_gflops(dtype: str, n: int, seconds: float = 2.0) -> float:
+    """The best GFLOP/s of an n x n x n matmul in `dtype` over ~`seconds` of repeats (2 n^3
+    flops each), after a warm-up; 8 chained products per call, so Python's overhead is
+    negligible."""
+    import tensorflow as tf
+
+    a = tf.random.normal((n, n), dtype=tf.float32)
+    b = tf.random.normal((n, n), dtype=tf.float32) / n**0.5
+    a, b = tf.cast(a, dtype), tf.cast(b, dtype)
+    chain = 8
+
+    @tf.function
+    def products(x, y):
+        for _ in range(chain):
+            x = tf.matmul(x, y)
+        return x
+
+    products(a, b).numpy()
+    best, spent = 0.0, 0.0
+    while spent < seconds:
+        start = time.perf_counter()
+        products(a, b).numpy()
+        elapsed = time.perf_counter() - start
+        spent += elapsed
+        best = max(best, chain * 2 * n**3 / elapsed / 1e9)
+    return best
+
+
+def _build(cfg, stage: int, policy: str = "float32"):
     from stackgan import models, training
 
-    policy = training.dtype_policy(cfg.train)
     m, low, high = cfg.model, cfg.data.low_res, cfg.data.high_res
     if stage == 1:
         gan = training.StageIGAN(
@@ -87,31 +129,38 @@ def _build(cfg, stage: int):
     return gan, size
 
 
-def _flops(step_fn, batch) -> float:
-    """Float operations of the traced iteration, from TF's graph profiler (static shapes)."""
-    import tensorflow as tf
-
-    graph = step_fn.get_concrete_function(batch).graph
-    options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
-    options["output"] = "none"
-    return float(tf.compat.v1.profiler.profile(graph=graph, options=options).total_float_ops)
-
-
-def run_setting(cfg, stage: int, batch_size: int, steps: int, warmup: int) -> dict:
+def _batch(cfg, size: int, batch_size: int):
     import numpy as np
     import tensorflow as tf
 
-    gan, size = _build(cfg, stage)
     rng = np.random.default_rng(0)
-    batch = {
+    return {
         "image": tf.constant(rng.uniform(-1, 1, (batch_size, size, size, 3)), tf.float32),
         "wrong_image": tf.constant(rng.uniform(-1, 1, (batch_size, size, size, 3)), tf.float32),
         "embedding": tf.constant(
             rng.normal(size=(batch_size, cfg.model.embedding_dim)), tf.float32
         ),
     }
+
+
+def count_flops(cfg, stage: int, batch_size: int) -> float:
+    """Float operations of one float32 iteration, from TF's graph profiler (static shapes)."""
+    import tensorflow as tf
+
+    gan, size = _build(cfg, stage)
+    step_fn = tf.function(gan.train_step)
+    graph = step_fn.get_concrete_function(_batch(cfg, size, batch_size)).graph
+    options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+    options["output"] = "none"
+    return float(tf.compat.v1.profiler.profile(graph=graph, options=options).total_float_ops)
+
+
+def run_setting(cfg, policy: str, stage: int, batch_size: int, steps: int, warmup: int) -> dict:
+    import tensorflow as tf
+
+    gan, size = _build(cfg, stage, policy)
+    batch = _batch(cfg, size, batch_size)
     step_fn = tf.function(gan.train_step, jit_compile=cfg.train.xla)
-    flops = _flops(step_fn, batch)
     for _ in range(warmup):
         logs = step_fn(batch)
     float(logs["d_loss"])  # wait for the device
@@ -120,15 +169,7 @@ def run_setting(cfg, stage: int, batch_size: int, steps: int, warmup: int) -> di
         logs = step_fn(batch)
     float(logs["d_loss"])
     seconds = (time.perf_counter() - start) / steps
-    return {
-        "stage": stage,
-        "batch": batch_size,
-        "resolution": size,
-        "s_per_iter": seconds,
-        "images_per_s": batch_size / seconds,
-        "gflop_per_iter": flops / 1e9,
-        "gflop_per_s": flops / 1e9 / seconds,
-    }
+    return {"resolution": size, "s_per_iter": seconds, "images_per_s": batch_size / seconds}
 
 
 def main():
@@ -141,26 +182,37 @@ def main():
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
         tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     from stackgan import config as config_lib
+    from stackgan.training import precision as precision_lib
 
-    cfg = (
-        config_lib.get_profile(args.profile)
-        .replace(train={"mixed_precision": args.mixed_precision, "xla": args.xla})
-        .with_overrides(args.set)
-    )
+    cfg = config_lib.get_profile(args.profile).replace(train={"xla": args.xla})
+    cfg = cfg.with_overrides(args.set)
+    auto = precision_lib.resolve("auto")
     print(f"hardware: {_hardware()}")
+    print(f"train.precision=auto here: {auto.describe()}")
     print(
-        f"profile={args.profile} threads={args.threads or 'default'} "
-        f"mixed_precision={args.mixed_precision} xla={args.xla} "
-        f"warmup={args.warmup} timed_steps={args.steps} overrides={args.set}"
+        f"profile={args.profile} threads={args.threads or 'default'} xla={args.xla} "
+        f"warmup={args.warmup} timed_steps={args.steps} overrides={args.set} "
+        f"load average {os.getloadavg()[0]:.1f}"
     )
-    print("stage batch  res  s/iter  images/s  GFLOP/iter  GFLOP/s")
-    for stage, batch_size in _settings(args):
-        r = run_setting(cfg, stage, batch_size, args.steps, args.warmup)
-        print(
-            f"{r['stage']:>5} {r['batch']:>5} {r['resolution']:>4} {r['s_per_iter']:>7.2f} "
-            f"{r['images_per_s']:>9.2f} {r['gflop_per_iter']:>11.1f} {r['gflop_per_s']:>8.1f}",
-            flush=True,
-        )
+    settings = _settings(args)
+    flops = {(s, b): count_flops(cfg, s, b) for s, b in settings}
+    print("precision  peak(matmul GFLOP/s) stage batch  res  s/iter  images/s  GFLOP/s  % of peak")
+    for name in args.precision or PRECISIONS:
+        try:
+            chosen = precision_lib.resolve(name)
+        except precision_lib.PrecisionError as e:
+            print(f"{name:<9}  skipped: {e}", flush=True)
+            continue
+        peak = matmul_gflops(MATMUL_DTYPES[name], args.matmul_size)
+        for stage, batch_size in settings:
+            r = run_setting(cfg, chosen.policy, stage, batch_size, args.steps, args.warmup)
+            gflops = flops[(stage, batch_size)] / 1e9 / r["s_per_iter"]
+            print(
+                f"{name:<9}  {peak:>20.0f} {stage:>5} {batch_size:>5} {r['resolution']:>4} "
+                f"{r['s_per_iter']:>7.2f} {r['images_per_s']:>9.2f} {gflops:>8.0f} "
+                f"{100 * gflops / peak:>9.0f}%",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -118,7 +118,10 @@ class TrainConfig:
     checkpoint_every_steps: int = 500
     sample_every_steps: int = 500
     log_every_steps: int = 50
-    mixed_precision: bool = False
+    # What the networks compute in (stackgan/training/precision.py): "auto" = bfloat16 where
+    # the hardware has native bf16 (AMX / AVX512_BF16 CPUs, NVIDIA GPUs >= 8.0), float16 with
+    # loss scaling on older GPUs, else float32; float16 on a CPU is refused at training start.
+    precision: Literal["float32", "bfloat16", "float16", "auto"] = "auto"
     xla: bool = False
     seed: int = 0
 
@@ -385,6 +388,8 @@ def tiny() -> Config:
             sample_every_steps=2,
             log_every_steps=1,
             lr_decay_epochs=1,
+            # the same arithmetic on every machine (auto would follow the CPU's bf16 units)
+            precision="float32",
         ),
         classifier=ClassifierConfig(
             image_size=32,

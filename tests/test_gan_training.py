@@ -225,18 +225,23 @@ def test_stage2_with_unconditional_logit_trains(tiny_config):
     _assert_every_trainable_weight_moved(gan.discriminator, d_before)
 
 
-def test_mixed_precision_step(tiny_config):
-    import keras
-
+def _stage1_in(cfg, policy: str):
     from stackgan import models, training
 
-    cfg = tiny_config.replace(train={"mixed_precision": True})
-    policy = training.dtype_policy(cfg.train)
     g = models.build_stage1_generator(cfg.model, cfg.data.low_res, dtype_policy=policy)
     d = models.build_stage1_discriminator(cfg.model, cfg.data.low_res, dtype_policy=policy)
     gan = training.StageIGAN(g, d, cfg)
     gan.compile(*training.make_optimizers(cfg.train, 1))
+    return gan
+
+
+def test_float16_step_scales_the_loss(tiny_config):
+    import keras
+
+    gan = _stage1_in(tiny_config, "mixed_float16")
     assert isinstance(gan.d_optimizer, keras.optimizers.LossScaleOptimizer)
+    assert isinstance(gan.g_optimizer, keras.optimizers.LossScaleOptimizer)
+    g = gan.generator
     before = _snapshot(g)
     # Dynamic loss scaling starts at 2**15 and skips a step (halving the scale) whenever the
     # float16 gradients overflow, so the first few steps may apply nothing: give it 24 steps.
@@ -245,6 +250,28 @@ def test_mixed_precision_step(tiny_config):
     assert all(w.dtype == "float32" for w in g.weights)
     _assert_every_trainable_weight_moved(g, before)  # (measured: all of G and D, seeds 0-1)
     assert gan.g_optimizer.iterations.numpy() > 0  # some steps were applied, not all skipped
+
+
+def test_bfloat16_step_computes_in_bf16_and_updates_float32_weights(tiny_config):
+    import keras
+
+    gan = _stage1_in(tiny_config, "mixed_bfloat16")
+    g, d = gan.generator, gan.discriminator
+    # bf16 has float32's exponent range: no loss scaling, no skipped steps
+    assert not isinstance(gan.d_optimizer, keras.optimizers.LossScaleOptimizer)
+    assert not isinstance(gan.g_optimizer, keras.optimizers.LossScaleOptimizer)
+    assert g.get_layer("up8_conv").compute_dtype == "bfloat16"
+    assert d.get_layer("down8_conv").compute_dtype == "bfloat16"
+    before = {net.name: _snapshot(net) for net in (g, d)}
+    logs = gan.fit(_batches(16, 2, 4), epochs=1, verbose=0).history
+    assert all(np.isfinite(v[-1]) for v in logs.values())
+    for net in (g, d):
+        assert all(w.dtype == "float32" for w in net.weights)
+        _assert_every_trainable_weight_moved(net, before[net.name])
+    assert gan.g_optimizer.iterations.numpy() == 2
+    # what the losses and the sample sheets see stays float32
+    image, mu, log_sigma = gan.generate(np.zeros((2, 1024), "float32"), training=False)
+    assert image.dtype == mu.dtype == log_sigma.dtype == "float32"
 
 
 def _stage1_with_table_noise(cfg):
@@ -305,7 +332,7 @@ def test_paper_config_defaults_are_the_tf_ones():
     assert cfg.model.stage1_residual_bottlenecks
     assert not cfg.model.stage2_unconditional_logit
     assert cfg.model.frozen_stage1_batchnorm == "batch"
-    assert not cfg.train.mixed_precision and not cfg.train.xla
+    assert not cfg.train.xla
 
 
 def test_r1_penalty_is_half_gamma_times_the_squared_gradient_on_real_images(tiny_config):

@@ -73,8 +73,9 @@ def _gan(cfg, d_lr: float, g_lr: float):
     from stackgan import models, training
 
     keras.utils.set_random_seed(cfg.train.seed)
-    g = models.build_stage1_generator(cfg.model, SIZE)
-    d = models.build_stage1_discriminator(cfg.model, SIZE)
+    policy = training.dtype_policy(cfg.train.precision)
+    g = models.build_stage1_generator(cfg.model, SIZE, dtype_policy=policy)
+    d = models.build_stage1_discriminator(cfg.model, SIZE, dtype_policy=policy)
     gan = training.StageIGAN(g, d, cfg)
     gan.compile(
         keras.optimizers.Adam(d_lr, beta_1=cfg.train.beta_1),
@@ -83,12 +84,14 @@ def _gan(cfg, d_lr: float, g_lr: float):
     return gan
 
 
+# bfloat16 too: train.precision=auto may pick it only while it learns as float32 does
 @pytest.mark.slow
-def test_generated_colour_follows_the_caption(tiny_config):
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_generated_colour_follows_the_caption(tiny_config, precision):
     import tensorflow as tf
 
     assert tiny_config.data.low_res == SIZE
-    cfg = tiny_config.replace(train={"batch_size": 16})
+    cfg = tiny_config.replace(train={"batch_size": 16, "precision": precision})
     data = _colour_dataset(512, np.random.default_rng(0))
     held_out = _captions(64, np.random.default_rng(1))
     gan = _gan(cfg, 1e-3, 1e-3)

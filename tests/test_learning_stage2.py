@@ -117,10 +117,11 @@ def _train(cfg, blank: bool, steps: int):
     from stackgan.training.precise_bn import BatchNormRecalibration
 
     keras.utils.set_random_seed(0)
+    policy = training.dtype_policy(cfg.train.precision)
     gan = training.StageIIGAN(
         _ideal_stage1(cfg.model, blank),
-        models.build_stage2_generator(cfg.model, LOW),
-        models.build_stage2_discriminator(cfg.model, HIGH),
+        models.build_stage2_generator(cfg.model, LOW, dtype_policy=policy),
+        models.build_stage2_discriminator(cfg.model, HIGH, dtype_policy=policy),
         cfg,
     )
     gan.compile(*make_optimizers(cfg.train, steps_per_epoch=10**6))
@@ -162,9 +163,11 @@ def _scores(gan, cfg, blank: bool):
     return mad, stage2_error, bicubic_error
 
 
+# bfloat16 too: train.precision=auto may pick it only while it learns as float32 does
 @pytest.mark.slow
-def test_stage2_refines_its_stage1_input(tiny_config):
-    cfg = _config(tiny_config)
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_stage2_refines_its_stage1_input(tiny_config, precision):
+    cfg = _config(tiny_config).replace(train={"precision": precision})
     gan = _train(cfg, blank=False, steps=STEPS)
     mad, stage2_error, bicubic_error = _scores(gan, cfg, blank=False)
     print(

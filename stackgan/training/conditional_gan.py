@@ -51,12 +51,12 @@ class ConditionalGAN(keras.Model):
         g_optimizer: keras.optimizers.Optimizer,
         **kwargs,
     ):
-        """`jit_compile` defaults to `config.train.xla`; under `config.train.mixed_precision` the
-        optimizers are wrapped in LossScaleOptimizer."""
+        """`jit_compile` defaults to `config.train.xla`; the optimizer of a network that computes
+        in float16 (`train.precision`) is wrapped in a LossScaleOptimizer."""
         kwargs.setdefault("jit_compile", self.config.train.xla)
         super().compile(**kwargs)
-        self.d_optimizer = for_precision(d_optimizer, self.config.train)
-        self.g_optimizer = for_precision(g_optimizer, self.config.train)
+        self.d_optimizer = for_precision(d_optimizer, self.discriminator)
+        self.g_optimizer = for_precision(g_optimizer, self.generator)
         # Create the slots now (inside the caller's strategy scope), not inside a replica.
         self.d_optimizer.build(self.discriminator.trainable_variables)
         self.g_optimizer.build(self.generator.trainable_variables)

@@ -38,10 +38,10 @@ from stackgan import models
 from stackgan.config import Config
 from stackgan.tfrecords import input_pipeline
 from stackgan.training import distribute, precise_bn, samples, summaries
+from stackgan.training import precision as precision_lib
 from stackgan.training.checkpointing import TrainingCheckpoint
 from stackgan.training.conditional_gan import ConditionalGAN
 from stackgan.training.lr_schedule import make_optimizers
-from stackgan.training.precision import dtype_policy
 from stackgan.training.progress import ProgressLine
 from stackgan.training.stage1_gan import StageIGAN
 from stackgan.training.stage2_gan import StageIIGAN
@@ -63,6 +63,7 @@ class StageRun:
     last_logs: dict[str, float]
     checkpoint: str | None
     final_sample_sheet: str | None
+    precision: precision_lib.Precision
 
 
 def count_examples(file_pattern: str) -> int:
@@ -91,9 +92,15 @@ def plan_steps(config: Config, stage: int, num_examples: int) -> tuple[int, int]
     return steps_per_epoch, total
 
 
-def build_gan(config: Config, stage: int, steps_per_epoch: int, stage1_model_path: str | None):
-    """The compiled StageIGAN / StageIIGAN (call inside the strategy's scope)."""
-    policy = dtype_policy(config.train)
+def build_gan(
+    config: Config,
+    stage: int,
+    steps_per_epoch: int,
+    stage1_model_path: str | None,
+    policy: str = "float32",
+):
+    """The compiled StageIGAN / StageIIGAN (call inside the strategy's scope); its networks
+    compute in the Keras dtype `policy` (`precision.Precision.policy`)."""
     model_cfg, data_cfg = config.model, config.data
     if stage == 1:
         gan = StageIGAN(
@@ -138,6 +145,9 @@ def train_stage(
     number of training images, for the epoch length) is counted from the files when not given.
     """
     train = config.train
+    # the hardware is known here: `auto` is decided, and float16 on a CPU refused, before
+    # anything is built
+    chosen = precision_lib.resolve(train.precision)
     strategy = strategy or distribute.choose_strategy()
     chief = distribute.is_chief(strategy)
     checkpoint_dir = checkpoint_dir or os.path.join(run_dir, "checkpoints")
@@ -150,7 +160,7 @@ def train_stage(
     batch_size = train.batch_size_of(stage)
 
     with strategy.scope():
-        gan = build_gan(config, stage, steps_per_epoch, stage1_model_path)
+        gan = build_gan(config, stage, steps_per_epoch, stage1_model_path, chosen.policy)
         step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
     state = TrainingCheckpoint(checkpoint_dir, gan, step, stage=stage, config=config)
     start = state.restore()
@@ -162,6 +172,9 @@ def train_stage(
     gan.make_train_function()
 
     summary_writer = tf.summary.create_file_writer(os.path.join(run_dir, "logs")) if chief else None
+    if summary_writer is not None:
+        with summary_writer.as_default():
+            summaries.text("precision", chosen.describe(), start)
     recalibration = precise_bn.BatchNormRecalibration(
         precise_bn.embedding_batches(
             input_pipeline.make_eval_dataset(train_pattern, config, batch_size),
@@ -226,4 +239,5 @@ def train_stage(
         last_logs=last_logs,
         checkpoint=saved if chief else None,
         final_sample_sheet=final_sheet,
+        precision=chosen,
     )
