@@ -11,12 +11,12 @@ import pytest
 import tensorflow as tf
 from keras.src.utils import file_utils
 from PIL import Image
+from tiny_examples import write_tiny_examples
 
 from stackgan.components.classifier_trainer.executor_test import read_images
 from stackgan.data import synth_birds
 from stackgan.evaluation import classifier as clf
 from stackgan.evaluation import classifier_data
-from stackgan.training.tiny_examples import write_tiny_examples
 
 
 class DownloadAttempted(AssertionError):

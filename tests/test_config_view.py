@@ -39,6 +39,7 @@ def _properties_changed(before: config_lib.Config, after: config_lib.Config) -> 
         ("text.source=train", set()),  # the pipeline's choice of path, read by none
         ("synth.classes=5", set()),  # read by `stackgan run` before the DAG, not by the DAG
         ("train.stage2_max_steps=9", {"Stage2Trainer"}),
+        ("train.stage2_batch_size=2", {"Stage2Trainer"}),
         ("model.stage2_residual_blocks=2", {"Stage2Trainer"}),
         ("train.max_steps=9", {"Stage1Trainer", "Stage2Trainer"}),
         ("train.seed=3", {"ClassifierTrainer", "TextEncoderTrainer", "Stage1Trainer",

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
+from tiny_examples import write_tiny_examples
 
 from stackgan.tfrecords import input_pipeline
 from stackgan.training import distribute, runner
 from stackgan.training.progress import ProgressLine, format_duration
-from stackgan.training.tiny_examples import write_tiny_examples
 
 
 class Crash(Exception):

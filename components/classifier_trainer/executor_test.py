@@ -12,6 +12,7 @@ import pytest
 import tensorflow as tf
 from keras.src.utils import file_utils
 from tfx.types import standard_artifacts
+from tiny_examples import write_tiny_examples
 
 from stackgan import config
 from stackgan.components.classifier_trainer.component import READS
@@ -19,7 +20,6 @@ from stackgan.components.classifier_trainer.executor import RUN_FILE, TENSORBOAR
 from stackgan.evaluation import classifier
 from stackgan.evaluation.classifier_data import decode_image
 from stackgan.schemas import features
-from stackgan.training.tiny_examples import write_tiny_examples
 
 
 def read_images(pattern: str, data_cfg: config.DataConfig) -> dict[int, tuple[int, np.ndarray]]:

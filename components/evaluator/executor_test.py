@@ -14,6 +14,7 @@ import tensorflow as tf
 from PIL import Image
 from tfx.components.util import model_utils
 from tfx.types import standard_artifacts
+from tiny_examples import COLOURS, write_tiny_examples
 
 from stackgan import config
 from stackgan.components.evaluator import executor as evaluator_executor
@@ -29,7 +30,6 @@ from stackgan.evaluation import classifier
 from stackgan.models import build_stage1_generator, build_stage2_generator
 from stackgan.serving.export import export_generator
 from stackgan.serving.generator import load_generator
-from stackgan.training.tiny_examples import COLOURS, write_tiny_examples
 
 BLUE, YELLOW = 2, 3  # the test classes; the classifier tells them apart by their red value
 

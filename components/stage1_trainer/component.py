@@ -27,7 +27,8 @@ STAGE2_ONLY_MODEL_FIELDS = (
     "frozen_stage1_batchnorm", "stage2_output",
 )  # fmt: skip
 STAGE2_ONLY_TRAIN_FIELDS = (
-    "stage2_epochs", "stage2_max_steps", "stage2_consistency", "stage2_consistency_weight",
+    "stage2_epochs", "stage2_max_steps", "stage2_batch_size", "stage2_consistency",
+    "stage2_consistency_weight",
 )  # fmt: skip
 READS = config_view.Reads(
     "Stage1Trainer",

@@ -1,4 +1,4 @@
-"""Executor of Stage1Trainer: `stackgan.training.trainer_job` on the component's artifacts."""
+"""Executor of Stage1Trainer: its artifacts -> `StageJobArgs` -> `trainer_job.run_stage_job`."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 
 from stackgan import config_view
+from stackgan.components.artifacts import examples_paths
 from stackgan.training import trainer_job
 
 
@@ -27,24 +28,19 @@ class Executor(base_executor.BaseExecutor):
         `model_run` (one ModelRun artifact: `logs/` TensorBoard, `samples/*.png`,
         `training_summary.json`, and `checkpoints/` when no checkpoint_dir is set).
         exec_properties: `data_config`, `model_config`, `train_config` (JSON of the fields
-        component.READS names), `checkpoint_dir`
-        (optional; see stackgan/training/trainer_job.py for the layout under it).
+        component.READS names), `checkpoint_dir` (optional; see
+        stackgan/training/trainer_job.py for the layout under it).
         """
         self._log_startup(input_dict, output_dict, exec_properties)
-        config = config_view.from_exec_properties(exec_properties, "Stage1Trainer")
-        examples = artifact_utils.get_single_instance(input_dict["examples"])
         model = artifact_utils.get_single_instance(output_dict["model"])
-        model_run = artifact_utils.get_single_instance(output_dict["model_run"])
-        inputs = trainer_job.examples_inputs(
-            examples, lambda split: artifact_utils.get_split_uri([examples], split)
-        )
-        summary = trainer_job.run_stage_job(
-            config,
-            1,
-            inputs,
-            model.uri,
-            model_run.uri,
+        args = trainer_job.StageJobArgs(
+            stage=1,
+            config=config_view.from_exec_properties(exec_properties, "Stage1Trainer"),
+            **examples_paths(artifact_utils.get_single_instance(input_dict["examples"])),
+            model_dir=model.uri,
+            run_dir=artifact_utils.get_single_uri(output_dict["model_run"]),
             checkpoint_root=exec_properties.get("checkpoint_dir") or "",
         )
+        summary = trainer_job.run_stage_job(args)
         model.set_int_custom_property("stage", 1)
         model.set_int_custom_property("total_steps", summary["total_steps"])

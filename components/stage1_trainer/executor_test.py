@@ -12,6 +12,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 from tfx.types import channel_utils, standard_artifacts
+from tiny_examples import write_tiny_examples
 
 from stackgan import config as config_lib
 from stackgan.components.stage1_trainer.component import READS, Stage1Trainer
@@ -19,7 +20,6 @@ from stackgan.components.stage1_trainer.executor import Executor
 from stackgan.serving.generator import load_generator
 from stackgan.tfrecords import input_pipeline
 from stackgan.training import samples, trainer_job
-from stackgan.training.tiny_examples import write_tiny_examples
 
 
 @pytest.fixture(scope="module")
@@ -89,20 +89,6 @@ def test_do_writes_generator_serving_model_and_run(tmp_path, config, examples):
         resumed = json.load(f)
     assert resumed["resumed_from_step"] == 3 and resumed["total_steps"] == 4
     assert resumed["checkpoint_dir"] == summary["checkpoint_dir"]
-
-
-def test_checkpoint_key_follows_inputs_and_config_not_run_length(config):
-    inputs = trainer_job.StageInputs("gs://b/examples/1", "p", "q", 12)
-    base = trainer_job.checkpoint_dir("/ckpt", "/run", 1, inputs, config)
-    longer = config.replace(train={"max_steps": 99, "sample_every_steps": 7})
-    assert trainer_job.checkpoint_dir("/ckpt", "/run", 1, inputs, longer) == base
-    other_data = trainer_job.StageInputs("gs://b/examples/2", "p", "q", 12)
-    assert trainer_job.checkpoint_dir("/ckpt", "/run", 1, other_data, config) != base
-    other_lr = config.replace(train={"learning_rate": 1e-3})
-    assert trainer_job.checkpoint_dir("/ckpt", "/run", 1, inputs, other_lr) != base
-    assert trainer_job.checkpoint_dir("/ckpt", "/run", 2, inputs, config) != base
-    # without a checkpoint root the checkpoints stay with this execution's ModelRun
-    assert trainer_job.checkpoint_dir("", "/run", 1, inputs, config) == "/run/checkpoints"
 
 
 def test_examples_without_embeddings_are_refused(tmp_path, config, examples):

@@ -1,4 +1,4 @@
-"""Executor of Stage2Trainer: `stackgan.training.trainer_job` on the component's artifacts."""
+"""Executor of Stage2Trainer: its artifacts -> `StageJobArgs` -> `trainer_job.run_stage_job`."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
 from stackgan import config_view
+from stackgan.components.artifacts import examples_paths
 from stackgan.training import trainer_job
 
 
@@ -32,30 +33,22 @@ class Executor(base_executor.BaseExecutor):
         (optional), as Stage1Trainer's.
         """
         self._log_startup(input_dict, output_dict, exec_properties)
-        config = config_view.from_exec_properties(exec_properties, "Stage2Trainer")
-        examples = artifact_utils.get_single_instance(input_dict["examples"])
-        stage1 = artifact_utils.get_single_instance(input_dict["stage1_model"])
         text_encoders = input_dict.get("text_encoder") or []
-        text_encoder_dir = (
-            path_utils.serving_model_path(artifact_utils.get_single_instance(text_encoders).uri)
-            if text_encoders
-            else None
-        )
         model = artifact_utils.get_single_instance(output_dict["model"])
-        model_run = artifact_utils.get_single_instance(output_dict["model_run"])
-        inputs = trainer_job.examples_inputs(
-            examples,
-            lambda split: artifact_utils.get_split_uri([examples], split),
-            stage1_model_uri=stage1.uri,
-            text_encoder_dir=text_encoder_dir,
-        )
-        summary = trainer_job.run_stage_job(
-            config,
-            2,
-            inputs,
-            model.uri,
-            model_run.uri,
+        args = trainer_job.StageJobArgs(
+            stage=2,
+            config=config_view.from_exec_properties(exec_properties, "Stage2Trainer"),
+            **examples_paths(artifact_utils.get_single_instance(input_dict["examples"])),
+            model_dir=model.uri,
+            run_dir=artifact_utils.get_single_uri(output_dict["model_run"]),
             checkpoint_root=exec_properties.get("checkpoint_dir") or "",
+            stage1_model_dir=artifact_utils.get_single_uri(input_dict["stage1_model"]),
+            text_encoder_dir=(
+                path_utils.serving_model_path(artifact_utils.get_single_uri(text_encoders))
+                if text_encoders
+                else None
+            ),
         )
+        summary = trainer_job.run_stage_job(args)
         model.set_int_custom_property("stage", 2)
         model.set_int_custom_property("total_steps", summary["total_steps"])

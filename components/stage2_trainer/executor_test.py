@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from tfx.types import channel_utils, standard_artifacts
+from tiny_examples import write_tiny_examples
 
 from stackgan import config as config_lib
 from stackgan.components.stage2_trainer.component import READS, Stage2Trainer
@@ -22,7 +23,6 @@ from stackgan.text.export import export_text_encoder
 from stackgan.text.training import build_joint_embedding
 from stackgan.tfrecords import input_pipeline
 from stackgan.training import samples, trainer_job
-from stackgan.training.tiny_examples import write_tiny_examples
 
 
 @pytest.fixture(scope="module")

@@ -1,13 +1,19 @@
-"""One trainer component's work, apart from TFX's plumbing: train a stage, then write the Model
-artifact (Keras generator + serving SavedModel) and the ModelRun summary.
+"""One trainer component's work, apart from TFX: train a stage, then write the Model (Keras
+generator + serving SavedModel) and the run summary. The executors only turn their artifacts
+into a `StageJobArgs` and call `run_stage_job` (TFX's Trainer idiom: FnArgs -> run_fn).
 
 Where checkpoints live: TFX gives every execution fresh output URIs, so checkpoints kept in the
 ModelRun would be lost to a re-run. With a `checkpoint_root` (the pipeline sets one that outlives
-executions) they go to `<checkpoint_root>/<key>`, where the key is a hash of the input
-artifacts' URIs and the config without its run-length and reporting fields. A re-run after a
-kill has the same inputs (upstream results are cached) and resumes; new data, a new Stage-I
-model or changed hyper-parameters give a new key and a fresh start, never a resumed stale run;
-a longer `max_steps` keeps the key, so training can be extended.
+executions) they go to `<checkpoint_root>/<key>`, where the key covers what defines the
+training trajectory, by content, never by artifact URI (`checkpoint_key`):
+- the training split's content fingerprint (its TFRecord files' bytes);
+- for Stage-II, the Stage-I generator's weights, by value;
+- every config field the trainer reads (its READS) except the run-length and reporting fields
+  (`RUN_LENGTH_FIELDS`): the model section, the train section's optimiser, losses and seed,
+  the data section's crops and sampling.
+A re-run after a kill has the same key and resumes; so does a re-run with a larger `max_steps`,
+which extends the training. New data, a new Stage-I or other hyper-parameters give a new key
+and a fresh start, never a resumed stale run.
 """
 
 from __future__ import annotations
@@ -16,84 +22,108 @@ import dataclasses
 import hashlib
 import json
 import os
-from collections.abc import Mapping
 
+import numpy as np
 import tensorflow as tf
 
 from stackgan import config_view
 from stackgan.config import Config
+from stackgan.data.fingerprint import content_fingerprint
 from stackgan.serving.export import SavedTextEncoder, export_generator
 from stackgan.training.runner import StageRun, train_stage
 
 GENERATOR_FILE = "generator.keras"
 STAGE1_GENERATOR_FILE = "stage1_generator.keras"
 SUMMARY_FILE = "training_summary.json"
-# TrainConfig fields that say how long or how often, not what is trained
+SERVING_DIR = "Format-Serving"
+# TrainConfig fields that say how long or how often, not what is trained: a run that differs
+# only in these continues the same trajectory (precise BatchNorm re-estimates the exported
+# statistics from fixed inputs, outside the training stream)
 RUN_LENGTH_FIELDS = (
     "max_steps", "stage2_max_steps", "stage1_epochs", "stage2_epochs",
-    "checkpoint_every_steps", "sample_every_steps", "log_every_steps",
+    "checkpoint_every_steps", "sample_every_steps", "log_every_steps", "precise_bn_batches",
 )  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)
-class StageInputs:
-    examples_uri: str
-    train_pattern: str
-    sample_pattern: str
-    num_train_examples: int | None  # from the Examples artifact's custom properties, if set
-    stage1_model_uri: str | None = None
-    text_encoder_dir: str | None = None
+class StageJobArgs:
+    """What a trainer executor hands its job: paths, counts and the config it was given."""
+
+    stage: int
+    config: Config  # the fields the component's READS lists (stackgan.config_view)
+    train_pattern: str  # TFRecord files of the training split
+    sample_pattern: str  # captions of the sample sheets (the test split when there is one)
+    model_dir: str  # writes generator.keras (+ stage1_generator.keras) and Format-Serving/
+    run_dir: str  # writes logs/, samples/, training_summary.json (+ checkpoints/ without root)
+    num_train_examples: int | None = None  # None: counted from the files
+    checkpoint_root: str = ""  # outlives executions: checkpoints go to <root>/<checkpoint_key>
+    stage1_model_dir: str | None = None  # Stage-II: the Stage-I Model's directory
+    text_encoder_dir: str | None = None  # a text-encoder SavedModel: adds the text signatures
 
 
-def checkpoint_dir(
-    checkpoint_root: str, model_run_uri: str, stage: int, inputs: StageInputs, config: Config
-) -> str:
-    """See the module docstring."""
-    if not checkpoint_root:
-        return os.path.join(model_run_uri, "checkpoints")
-    config_dict = config_view.given(config)
+def weights_fingerprint(model) -> str:
+    """sha256 over a Keras model's weights (paths, dtypes, shapes and values, in order)."""
+    digest = hashlib.sha256()
+    for weight in model.weights:
+        value = np.asarray(weight.numpy())
+        digest.update(f"{weight.path}|{value.dtype}|{value.shape}\n".encode())
+        digest.update(np.ascontiguousarray(value).tobytes())
+    return f"sha256:{digest.hexdigest()}"
+
+
+def stage1_generator_path(args: StageJobArgs) -> str:
+    if not args.stage1_model_dir:
+        raise ValueError("Stage-II training needs the Stage-I Model directory")
+    path = os.path.join(args.stage1_model_dir, GENERATOR_FILE)
+    if not tf.io.gfile.exists(path):
+        raise FileNotFoundError(f"Stage-I generator not found at {path}")
+    return path
+
+
+def checkpoint_key(args: StageJobArgs) -> dict:
+    """What defines the stage's training trajectory (see the module docstring), as JSON."""
+    config = config_view.given(args.config)
     for field in RUN_LENGTH_FIELDS:
-        config_dict["train"].pop(field, None)
-    key_source = json.dumps(
-        {
-            "stage": stage,
-            "examples": inputs.examples_uri,
-            "stage1_model": inputs.stage1_model_uri,
-            "config": config_dict,
-        },
-        sort_keys=True,
-    )
-    return os.path.join(checkpoint_root, hashlib.sha256(key_source.encode()).hexdigest()[:16])
+        config.get("train", {}).pop(field, None)
+    key = {
+        "stage": args.stage,
+        "train_data": content_fingerprint(tf.io.gfile.glob(args.train_pattern)),
+        "config": config,
+    }
+    if args.stage == 2:
+        import keras
+
+        stage1 = keras.saving.load_model(stage1_generator_path(args), compile=False)
+        key["stage1_weights"] = weights_fingerprint(stage1)
+    return key
 
 
-def run_stage_job(
-    config: Config,
-    stage: int,
-    inputs: StageInputs,
-    model_uri: str,
-    model_run_uri: str,
-    checkpoint_root: str = "",
-) -> dict:
-    """Trains `stage` and writes the outputs; returns the summary also written to the ModelRun."""
-    ckpt_dir = checkpoint_dir(checkpoint_root, model_run_uri, stage, inputs, config)
-    stage1_path = (
-        os.path.join(inputs.stage1_model_uri, GENERATOR_FILE) if inputs.stage1_model_uri else None
-    )
-    if stage == 2 and not (stage1_path and tf.io.gfile.exists(stage1_path)):
-        raise FileNotFoundError(f"Stage-I generator not found at {stage1_path}")
+def checkpoint_dir(args: StageJobArgs) -> str:
+    """`<checkpoint_root>/<sha256 of checkpoint_key>[:16]`, or the run's own `checkpoints/`."""
+    if not args.checkpoint_root:
+        return os.path.join(args.run_dir, "checkpoints")
+    source = json.dumps(checkpoint_key(args), sort_keys=True)
+    return os.path.join(args.checkpoint_root, hashlib.sha256(source.encode()).hexdigest()[:16])
+
+
+def run_stage_job(args: StageJobArgs) -> dict:
+    """Trains (or resumes) the stage and writes the outputs; returns the summary it also writes
+    to `<run_dir>/training_summary.json`."""
+    stage1_path = stage1_generator_path(args) if args.stage == 2 else None
+    ckpt_dir = checkpoint_dir(args)
     run = train_stage(
-        config,
-        stage,
-        inputs.train_pattern,
-        model_run_uri,
+        args.config,
+        args.stage,
+        args.train_pattern,
+        args.run_dir,
         checkpoint_dir=ckpt_dir,
-        sample_pattern=inputs.sample_pattern,
+        sample_pattern=args.sample_pattern,
         stage1_model_path=stage1_path,
-        num_examples=inputs.num_train_examples,
+        num_examples=args.num_train_examples,
     )
-    write_model(run, config, model_uri, inputs.text_encoder_dir)
+    write_model(run, args.config, args.model_dir, args.text_encoder_dir)
     summary = {
-        "stage": stage,
+        "stage": args.stage,
         "total_steps": run.total_steps,
         "steps_per_epoch": run.steps_per_epoch,
         "resumed_from_step": run.resumed_from_step,
@@ -101,50 +131,27 @@ def run_stage_job(
         "checkpoint": run.checkpoint,
         "checkpoint_dir": ckpt_dir,
         "final_sample_sheet": run.final_sample_sheet,
-        "model": model_uri,
+        "model": args.model_dir,
     }
-    with tf.io.gfile.GFile(os.path.join(model_run_uri, SUMMARY_FILE), "w") as f:
+    with tf.io.gfile.GFile(os.path.join(args.run_dir, SUMMARY_FILE), "w") as f:
         f.write(json.dumps(summary, indent=2, sort_keys=True))
     return summary
 
 
-def write_model(run: StageRun, config: Config, model_uri: str, text_encoder_dir: str | None):
+def write_model(run: StageRun, config: Config, model_dir: str, text_encoder_dir: str | None):
     """`generator.keras` (+ `stage1_generator.keras` for Stage-II) and the serving SavedModel at
-    `<model_uri>/Format-Serving` (Stage-I alone, or Stage-I + Stage-II)."""
-    tf.io.gfile.makedirs(model_uri)
-    run.gan.generator.save(os.path.join(model_uri, GENERATOR_FILE))
+    `<model_dir>/Format-Serving` (Stage-I alone, or Stage-I + Stage-II)."""
+    tf.io.gfile.makedirs(model_dir)
+    run.gan.generator.save(os.path.join(model_dir, GENERATOR_FILE))
     if run.stage == 1:
         generators = (run.gan.generator,)
     else:
-        run.gan.stage1_generator.save(os.path.join(model_uri, STAGE1_GENERATOR_FILE))
+        run.gan.stage1_generator.save(os.path.join(model_dir, STAGE1_GENERATOR_FILE))
         generators = (run.gan.stage1_generator, run.gan.generator)
     text_encoder = SavedTextEncoder(text_encoder_dir) if text_encoder_dir else None
     export_generator(
-        os.path.join(model_uri, "Format-Serving"),
+        os.path.join(model_dir, SERVING_DIR),
         config.model,
         *generators,
         text_encoder=text_encoder,
-    )
-
-
-def examples_inputs(examples, split_uri, stage1_model_uri=None, text_encoder_dir=None):
-    """StageInputs from an Examples artifact; `split_uri(split)` gives a split's directory."""
-    properties: Mapping = examples.mlmd_artifact.custom_properties
-    if "has_embeddings" in properties and not properties["has_embeddings"].int_value:
-        raise ValueError(
-            f"{examples.uri}: these Examples have no embeddings; train on the CaptionEmbedder's "
-            "output (or a dataset that ships char-CNN-RNN embeddings)"
-        )
-    num_train = properties["num_train"].int_value if "num_train" in properties else None
-    splits = json.loads(examples.split_names) if examples.split_names else []
-    if "train" not in splits:
-        raise ValueError(f"{examples.uri}: Examples have no 'train' split (splits: {splits})")
-    sample_split = "test" if "test" in splits else "train"
-    return StageInputs(
-        examples_uri=examples.uri,
-        train_pattern=os.path.join(split_uri("train"), "*"),
-        sample_pattern=os.path.join(split_uri(sample_split), "*"),
-        num_train_examples=num_train,
-        stage1_model_uri=stage1_model_uri,
-        text_encoder_dir=text_encoder_dir,
     )
