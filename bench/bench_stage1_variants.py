@@ -6,6 +6,9 @@ Evaluator's own code, on the captions of both splits:
 
 - class top-1 against the caption's class, on the training species' captions and on the
   unseen (test) species' captions, with chance and the real images' top-1 beside each;
+- colour agreement gain: the caption's named colours found in the image's centre, minus the
+  same against other images' captions (stackgan/evaluation/colour_agreement.py; 0 = the
+  caption is ignored);
 - FID against the real images of that split (the classifier's features), and seconds per step.
 
     .venv/bin/stackgan run --work-dir stackgan-work          # the Quickstart, first
@@ -100,6 +103,7 @@ def run_variant(name, overrides, base, examples, steps, seed, out_dir, classifie
             result.chance,
             result.real.top1_accuracy,
             result.generated.fid,
+            result.generated.colour.gain,
         )
         if split == "test":
             slug = "".join(ch if ch.isalnum() else "_" for ch in name).strip("_")
@@ -133,10 +137,10 @@ def main():
     print(f"hardware: {_hardware()}")
     print(f"examples: {inputs['examples']}; profile {args.profile}, {args.steps} Stage-I steps")
     print(
-        "| variant | seed | s/step | train captions: top-1 (chance, real) | FID"
-        " | unseen species: top-1 (chance, real) | FID |"
+        "| variant | seed | s/step | train captions: top-1 (chance, real) | colour gain | FID"
+        " | unseen species: top-1 (chance, real) | colour gain | FID |"
     )
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name in args.variants:
         for seed in args.seeds:
             row = run_variant(
