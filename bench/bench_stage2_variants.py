@@ -43,6 +43,19 @@ VARIANTS = {
         "train.r1_gamma=1",
         "train.r1_every=4",
     ],
+    "residual + L1 x10 + lazy R1": [
+        "model.stage2_output=residual",
+        "train.stage2_consistency_weight=10",
+        "train.r1_gamma=1",
+        "train.r1_every=4",
+    ],
+    "demo + DiffAugment": [
+        "model.stage2_output=residual",
+        "train.stage2_consistency_weight=30",
+        "train.r1_gamma=1",
+        "train.r1_every=4",
+        "train.d_augment=translation_cutout",
+    ],
     "demo without precise BN": [
         "model.stage2_output=residual",
         "train.stage2_consistency_weight=30",
