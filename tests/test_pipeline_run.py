@@ -17,8 +17,13 @@ import json
 import math
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from stackgan.cli import main as cli_main
@@ -428,6 +433,183 @@ def test_a_larger_max_steps_resumes_stage1_from_its_last_checkpoint(first_run):
     stage2 = _training_summary(work, "Stage2Trainer")
     assert (stage2["resumed_from_step"], stage2["total_steps"]) == (0, 6)
     assert stage2["checkpoint_dir"] != before["Stage2Trainer"]["checkpoint_dir"]
+
+
+# The kill test's settings: stages long enough to kill one after a checkpoint, no sample sheets
+# on the way, and the lr halved every 30 steps (12 images at batch 4: 3 steps an epoch), not
+# every 3 as in the tiny profile, so that every step of the 40 moves the weights
+KILL_SETTINGS = ("train.max_steps=40", "train.sample_every_steps=1000", "train.lr_decay_epochs=10")
+
+
+# Deterministic ops: the training input pipeline reorders its parallel stages otherwise, and a
+# resumed stage could not be compared with its replay weight for weight
+DETERMINISTIC = {**os.environ, "TF_DETERMINISTIC_OPS": "1"}
+
+
+def _lr(step: int) -> float:
+    return 2e-4 * 0.5 ** (step // 30)
+
+
+def _start_run(work: Path, log: Path) -> subprocess.Popen:
+    """`stackgan run` in a process (group) of its own, as a user would start it."""
+    argv = [sys.executable, "-m", "stackgan.cli", "run", "--work-dir", str(work)]
+    argv += ["--profile", "tiny", *(f"--set={a}" for a in KILL_SETTINGS)]
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=DETERMINISTIC
+        )
+
+
+def _latest_step(checkpoint_dir: str) -> int:
+    import tensorflow as tf
+
+    latest = tf.train.latest_checkpoint(checkpoint_dir)
+    return int(latest.rsplit("-", 1)[1]) if latest else 0
+
+
+def _kill_after_checkpoint(process, checkpoint_dirs, after_step: int, timeout_s: float = 900):
+    """SIGKILLs `process` (and its group) once a checkpoint past `after_step` is written in
+    one of `checkpoint_dirs()`; returns (that directory, the step of its latest checkpoint)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for directory in checkpoint_dirs():
+            if _latest_step(directory) > after_step:
+                os.killpg(process.pid, signal.SIGKILL)
+                assert process.wait() == -signal.SIGKILL
+                return directory, _latest_step(directory)
+        assert process.poll() is None, f"stackgan run ended ({process.returncode}) before a kill"
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    raise AssertionError(f"no checkpoint past step {after_step} in {timeout_s} s")
+
+
+def _new_dirs(root: str, old: set[str]) -> list[str]:
+    return (
+        [os.path.join(root, d) for d in set(os.listdir(root)) - old] if os.path.isdir(root) else []
+    )
+
+
+def _replay(jobs: list[dict], scratch: Path) -> list[dict]:
+    """tests/stage_replay.py in a process of its own, as deterministic as the runs: each stage
+    restored from a copy of the checkpoints a kill left and trained to the end; returns the
+    generator weights (`weights`) and the step each resumed from."""
+    path = scratch / "jobs.json"
+    path.write_text(json.dumps(jobs))
+    script = Path(__file__).with_name("stage_replay.py")
+    done = subprocess.run(
+        [sys.executable, str(script), str(path)], env=DETERMINISTIC, capture_output=True
+    )
+    assert done.returncode == 0, done.stderr.decode()[-3000:]
+    replays = []
+    for job in jobs:
+        with np.load(job["out"]) as saved:
+            count = len(saved.files) - 1
+            weights = [saved[f"arr_{i}"] for i in range(count)]
+            replays.append(
+                {"weights": weights, "resumed_from_step": int(saved["resumed_from_step"])}
+            )
+    return replays
+
+
+def _assert_checkpoint_state(checkpoint_dir: str, step: int) -> None:
+    """The latest checkpoint's own values: the step, both optimizers' iterations (the clock of
+    the learning-rate schedule) and their Adam moments, non-zero."""
+    import tensorflow as tf
+
+    reader = tf.train.load_checkpoint(checkpoint_dir)
+    values = {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
+    assert values["step/.ATTRIBUTES/VARIABLE_VALUE"] == step
+    for optimizer in ("d_optimizer", "g_optimizer"):
+        assert values[f"{optimizer}/_iterations/.ATTRIBUTES/VARIABLE_VALUE"] == step
+        moments = [v for k, v in values.items() if k.startswith(f"{optimizer}/_variables/")]
+        moments = [v for v in moments if np.ndim(v)]
+        assert moments and all(np.abs(m).max() > 0 for m in moments), optimizer
+
+
+def _assert_same_weights(got: list, want: list, what: str) -> None:
+    assert len(got) == len(want), what
+    for i, (a, b) in enumerate(zip(got, want, strict=True)):
+        np.testing.assert_array_equal(a, b, err_msg=f"{what}: weight {i} of {len(got)}")
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_each_stage_from_its_checkpoint(tmp_path, first_run):
+    """SIGKILL `stackgan run` during Stage-I after a checkpoint, run again, SIGKILL it during
+    Stage-II after a checkpoint, run again: each stage continues from the checkpoint the kill
+    left (step, optimizer state, learning rate, noise state, weights), and the DAG finishes.
+
+    The resumed input stream is reseeded with the resumed step (stackgan/training/runner.py),
+    so a killed run's weights legitimately differ from those of a run never killed. What must
+    hold is that the resumed stage is exactly the uninterrupted continuation of the checkpoint
+    the kill left: its final weights equal, bit for bit, those of the same stage restored in
+    another process from a copy of that checkpoint and trained to the end (every process with
+    deterministic ops; without them the parallel input pipeline reorders batches, and two
+    replays of one checkpoint already differ by ~0.04 in some weights)."""
+    import keras
+
+    from stackgan import config as config_lib
+
+    work = first_run.restore()
+    _, outputs = _outputs(work)
+    examples = outputs["CubExampleGen"]["examples"]
+    config = config_lib.tiny().with_overrides(list(KILL_SETTINGS))
+    stage2_root = os.path.join(layout.checkpoint_dir(str(work)), "stage2")
+    old_stage2 = set(os.listdir(stage2_root))
+    log = tmp_path / "runs.log"
+
+    # 1. killed during Stage-I after a checkpoint (another lr schedule: another key, from 0)
+    stage1_root = os.path.join(layout.checkpoint_dir(str(work)), "stage1")
+    old_stage1 = set(os.listdir(stage1_root))
+    stage1_dir, step1 = _kill_after_checkpoint(
+        _start_run(work, log), lambda: _new_dirs(stage1_root, old_stage1), 0
+    )
+    assert 0 < step1 < 40
+    shutil.copytree(stage1_dir, tmp_path / "stage1_at_kill")
+    _assert_checkpoint_state(str(tmp_path / "stage1_at_kill"), step1)
+
+    # 2. Stage-I resumes and finishes; killed during Stage-II, after a checkpoint
+    stage2_dir, step2 = _kill_after_checkpoint(
+        _start_run(work, log), lambda: _new_dirs(stage2_root, old_stage2), 0
+    )
+    assert 0 < step2 < 40
+    shutil.copytree(stage2_dir, tmp_path / "stage2_at_kill")
+    _assert_checkpoint_state(str(tmp_path / "stage2_at_kill"), step2)
+    resumed1 = _training_summary(work, "Stage1Trainer")
+    assert (resumed1["resumed_from_step"], resumed1["total_steps"]) == (step1, 40)
+    assert resumed1["checkpoint_dir"] == stage1_dir
+    stage1_model = _outputs(work)[1]["Stage1Trainer"]["model"]
+    lr1 = _scalars(_outputs(work)[1]["Stage1Trainer"]["model_run"], "lr")
+    # the step counter went on from the checkpoint, and the lr with the optimizers' iterations
+    assert lr1 == pytest.approx({s: _lr(s) for s in range(step1 + 1, 41)})
+
+    # 3. Stage-II resumes, the DAG finishes
+    process = _start_run(work, log)
+    assert process.wait(timeout=900) == 0, log.read_text()[-3000:]
+    _assert_reran(work, {"Stage2Trainer", "Evaluator", "Pusher"})  # Stage-I: done in run 2
+    resumed2 = _training_summary(work, "Stage2Trainer")
+    assert (resumed2["resumed_from_step"], resumed2["total_steps"]) == (step2, 40)
+    assert resumed2["checkpoint_dir"] == stage2_dir
+    lr2 = _scalars(_outputs(work)[1]["Stage2Trainer"]["model_run"], "lr")
+    assert lr2 == pytest.approx({s: _lr(s) for s in range(step2 + 1, 41)})
+    stage2_model = _outputs(work)[1]["Stage2Trainer"]["model"]
+
+    # each resumed stage = its checkpoint continued without interruption, weight for weight
+    common = {"config": config.to_json(), "examples": examples}
+    replay1, replay2 = _replay(
+        [
+            {**common, "stage": 1, "checkpoints": str(tmp_path / "stage1_at_kill"),
+             "scratch": str(tmp_path / "replay1"), "out": str(tmp_path / "replay1.npz")},
+            {**common, "stage": 2, "checkpoints": str(tmp_path / "stage2_at_kill"),
+             "scratch": str(tmp_path / "replay2"), "out": str(tmp_path / "replay2.npz"),
+             "stage1_model_path": os.path.join(stage1_model, "generator.keras")},
+        ],
+        tmp_path,
+    )  # fmt: skip
+    assert (replay1["resumed_from_step"], replay2["resumed_from_step"]) == (step1, step2)
+    for model_dir, replay, what in ((stage1_model, replay1, "I"), (stage2_model, replay2, "II")):
+        served = keras.saving.load_model(os.path.join(model_dir, "generator.keras"))
+        _assert_same_weights(served.get_weights(), replay["weights"], f"Stage-{what}")
+    print(f"killed at Stage-I step {step1} and Stage-II step {step2} of 40")
 
 
 @pytest.mark.slow
