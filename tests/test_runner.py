@@ -3,9 +3,11 @@ progress line and strategy choice."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -16,6 +18,18 @@ from tiny_examples import write_tiny_examples
 from stackgan.tfrecords import input_pipeline
 from stackgan.training import distribute, runner
 from stackgan.training.progress import ProgressLine, format_duration
+
+
+@contextlib.contextmanager
+def _deterministic_ops():
+    """TF's op determinism, for this block only (it is process-wide)."""
+    from tensorflow.python.framework import config as tf_config
+
+    tf.config.experimental.enable_op_determinism()
+    try:
+        yield
+    finally:
+        tf_config.disable_op_determinism()
 
 
 class Crash(Exception):
@@ -106,12 +120,25 @@ def test_killed_run_resumes_with_step_optimizer_lr_and_noise_state(
     for got, saved in zip(restored.gan.g_optimizer.variables, at_checkpoint["adam"]):
         np.testing.assert_array_equal(got.numpy(), saved)
 
+    # The resumed run must be the uninterrupted continuation of the step-2 checkpoint, whose
+    # copy is resumed a second time below: with deterministic ops (the parallel input pipeline
+    # reorders batches otherwise) both give the same weights, bit for bit.
+    shutil.copytree(checkpoints, tmp_path / "checkpoint_copy")
     stream = io.StringIO()
-    resumed = runner.train_stage(
-        tiny_run_config, 1, examples["train"], run_dir, sample_pattern=examples["test"],
-        stream=stream,
-    )  # fmt: skip
-    assert resumed.resumed_from_step == 2
+    with _deterministic_ops():
+        resumed = runner.train_stage(
+            tiny_run_config, 1, examples["train"], run_dir, sample_pattern=examples["test"],
+            stream=stream,
+        )  # fmt: skip
+        replay = runner.train_stage(
+            tiny_run_config, 1, examples["train"], str(tmp_path / "replay"),
+            checkpoint_dir=str(tmp_path / "checkpoint_copy"), stream=io.StringIO(),
+        )  # fmt: skip
+    assert resumed.resumed_from_step == replay.resumed_from_step == 2
+    for network in ("generator", "discriminator"):
+        got, want = getattr(resumed.gan, network), getattr(replay.gan, network)
+        for w, a, b in zip(got.weights, got.get_weights(), want.get_weights(), strict=True):
+            np.testing.assert_array_equal(a, b, err_msg=w.path)
     assert stream.getvalue().splitlines()[0].startswith("Stage-1 step 3/4")
     assert tf.train.latest_checkpoint(checkpoints).endswith("ckpt-4")
     for name in ("d_optimizer", "g_optimizer"):
