@@ -16,9 +16,10 @@ from tiny_examples import write_tiny_examples
 
 from stackgan import config
 from stackgan.components.classifier_trainer.component import READS
-from stackgan.components.classifier_trainer.executor import RUN_FILE, TENSORBOARD_DIR, Executor
+from stackgan.components.classifier_trainer.executor import Executor
 from stackgan.evaluation import classifier
 from stackgan.evaluation.classifier_data import decode_image
+from stackgan.evaluation.classifier_job import RUN_FILE, TENSORBOARD_DIR
 from stackgan.schemas import features
 
 

@@ -17,16 +17,10 @@ from tfx.types import standard_artifacts
 from tiny_examples import COLOURS, write_tiny_examples
 
 from stackgan import config
-from stackgan.components.evaluator import executor as evaluator_executor
 from stackgan.components.evaluator.component import READS
-from stackgan.components.evaluator.executor import (
-    COMPARISON_FILE,
-    METRICS_FILE,
-    SHEET_FILE,
-    TABLE_FILE,
-    Executor,
-)
-from stackgan.evaluation import classifier
+from stackgan.components.evaluator.executor import Executor
+from stackgan.evaluation import classifier, evaluator_job
+from stackgan.evaluation.evaluator_job import COMPARISON_FILE, METRICS_FILE, SHEET_FILE, TABLE_FILE
 from stackgan.models import build_stage1_generator, build_stage2_generator
 from stackgan.serving.export import export_generator
 from stackgan.serving.generator import load_generator
@@ -284,7 +278,7 @@ def _recording_loader(produced: list):
 
 def test_a_two_stage_generator_gets_refinement_scores(inputs, tmp_path, monkeypatch):
     produced = []
-    monkeypatch.setattr(evaluator_executor, "load_generator", _recording_loader(produced))
+    monkeypatch.setattr(evaluator_job, "load_generator", _recording_loader(produced))
     metrics, evaluation, _ = _run(inputs, tmp_path, "untrained")
     refinement = metrics["refinement"]
     assert (refinement["count"], refinement["stage1_size"], refinement["stage2_size"]) == (

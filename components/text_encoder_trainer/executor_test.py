@@ -18,12 +18,9 @@ from tfx.types.channel_utils import as_channel
 
 from stackgan import config as config_lib
 from stackgan.components.text_encoder_trainer.component import READS, TextEncoderTrainer
-from stackgan.components.text_encoder_trainer.executor import (
-    HISTORY_FILE,
-    METRICS_FILE,
-    Executor,
-)
+from stackgan.components.text_encoder_trainer.executor import Executor
 from stackgan.evaluation import classifier
+from stackgan.text.encoder_job import HISTORY_FILE, METRICS_FILE
 from stackgan.tfrecords import example_codec
 from stackgan.tfrecords.shard_writer import TFRecordShardWriter, shard_name
 
