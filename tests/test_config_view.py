@@ -44,6 +44,7 @@ def _properties_changed(before: config_lib.Config, after: config_lib.Config) -> 
         ("train.max_steps=9", {"Stage1Trainer", "Stage2Trainer"}),
         ("train.seed=3", {"ClassifierTrainer", "TextEncoderTrainer", "Stage1Trainer",
                           "Stage2Trainer"}),
+        ("train.precision=bfloat16", {"TextEncoderTrainer", "Stage1Trainer", "Stage2Trainer"}),
         ("data.shuffle_buffer=8", {"ClassifierTrainer", "Stage1Trainer", "Stage2Trainer"}),
         ("data.image_encoding=png", {c.component for c in ALL_READS} - {"CaptionEmbedder"}),
         ("data.num_shards=2", {"CubExampleGen"}),

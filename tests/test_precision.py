@@ -211,3 +211,36 @@ def test_frozen_fused_batchnorm_keeps_its_weights(monkeypatch):
     assert abs(y.mean()) < 0.05 and abs(y.std() - 1.0) < 0.05
     for old, new in zip(before, layer.weights, strict=True):
         np.testing.assert_array_equal(old, np.array(new))
+
+
+def test_bf16_text_encoder_learns_and_exports_float32(tiny_config, tmp_path):
+    """The text encoder under bfloat16: zero-shot retrieval on unseen classes as in float32
+    (tests/test_text_training.py's data and bound), float32 embeddings in and out of its
+    SavedModel."""
+    import tensorflow as tf
+    from test_text_training import _attribute_birds
+
+    from stackgan.text.export import TextEncoder, export_text_encoder
+    from stackgan.text.retrieval import zero_shot_top1
+    from stackgan.text.training import evaluate_zero_shot, train_joint_embedding
+
+    train, test = _attribute_birds()
+    cfg = tiny_config.replace(text={"epochs": 10}).text
+    model, history = train_joint_embedding(train, cfg, seed=0, dtype_policy="mixed_bfloat16")
+    assert model.text_encoder.get_layer("conv1").compute_dtype == "bfloat16"
+    assert history["loss"][-1] < 0.3 * history["loss"][0]
+    result = evaluate_zero_shot(model, test)
+    assert result.top1 >= 3 * result.chance, result  # chance 1/6
+
+    export_text_encoder(model, tmp_path / "encoder")
+    signature = tf.saved_model.load(str(tmp_path / "encoder")).signatures["serving_default"]
+    out = signature(caption=tf.constant(["a red bird with a short beak"]))["embedding"]
+    assert out.dtype == tf.float32
+    # retrieval through the SavedModel alone, as the CaptionEmbedder and serving use it
+    encoder = TextEncoder(tmp_path / "encoder")
+    captions, _, caption_labels = test.flat_captions()
+    exported = zero_shot_top1(
+        encoder.embed_image_features(test.features), test.labels, encoder.embed(captions),
+        caption_labels,
+    )  # fmt: skip
+    assert exported.top1 >= 3 * exported.chance, exported

@@ -28,7 +28,7 @@ READS = config_view.Reads(
         "text": config_view.all_but("source"),
         "data": ("high_res_stored", "high_res", "image_encoding"),
         "classifier": ("batch_size",),
-        "train": ("seed",),
+        "train": ("seed", "precision"),
     },
 )
 

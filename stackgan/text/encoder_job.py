@@ -24,6 +24,7 @@ from stackgan.text.training import (
     evaluate_zero_shot,
     train_joint_embedding,
 )
+from stackgan.training import precision
 
 HISTORY_FILE = "history.csv"
 METRICS_FILE = "metrics.json"
@@ -64,6 +65,8 @@ def run_text_encoder_job(args: TextEncoderJobArgs) -> dict:
     if features_warning:
         logging.warning("TextEncoderTrainer: %s", features_warning)
 
+    chosen = precision.resolve(config.train.precision)  # the hardware is known here
+    logging.info("TextEncoderTrainer: precision %s", chosen.describe())
     started = time.monotonic()
     model, history = train_joint_embedding(
         train,
@@ -71,8 +74,10 @@ def run_text_encoder_job(args: TextEncoderJobArgs) -> dict:
         validation=evaluation,
         seed=config.train.seed,
         callbacks=[keras.callbacks.CSVLogger(os.path.join(args.run_dir, HISTORY_FILE))],
+        dtype_policy=chosen.policy,
     )
     metrics = {
+        "precision": chosen.describe(),
         "train_seconds": time.monotonic() - started,
         "feature_seconds": feature_seconds,
         "final_loss": history["loss"][-1],

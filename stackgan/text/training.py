@@ -93,8 +93,13 @@ class JointEmbedding(keras.Model):
         return self.embed_image_features(np.asarray(features, dtype=np.float32)).numpy()
 
 
-def build_joint_embedding(cfg: TextEncoderConfig, feature_dim: int) -> JointEmbedding:
-    model = JointEmbedding(build_char_cnn_rnn(cfg), feature_dim, name="joint_embedding")
+def build_joint_embedding(
+    cfg: TextEncoderConfig, feature_dim: int, *, dtype_policy: str | None = None
+) -> JointEmbedding:
+    """The text encoder computes in `dtype_policy` (char_cnn_rnn.py); the image projection and
+    the loss stay float32."""
+    encoder = build_char_cnn_rnn(cfg, dtype_policy=dtype_policy)
+    model = JointEmbedding(encoder, feature_dim, name="joint_embedding")
     model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate))
     return model
 
@@ -107,14 +112,16 @@ def train_joint_embedding(
     seed: int = 0,
     callbacks: list[keras.callbacks.Callback] | None = None,
     verbose: int = 0,
+    dtype_policy: str | None = None,
 ) -> tuple[JointEmbedding, dict[str, list[float]]]:
-    """Trains for `cfg.epochs` passes over every (image, caption) pair of `train`.
+    """Trains for `cfg.epochs` passes over every (image, caption) pair of `train`; the text
+    encoder computes in `dtype_policy` (`stackgan.training.precision.Precision.policy`).
 
     Returns the model and the Keras history (loss, image_to_text, text_to_image per epoch, with
     val_ prefixes when `validation` is given).
     """
     keras.utils.set_random_seed(seed)
-    model = build_joint_embedding(cfg, train.features.shape[1])
+    model = build_joint_embedding(cfg, train.features.shape[1], dtype_policy=dtype_policy)
     model.feature_normalization.adapt(train.features)
     train_ds = pair_dataset(train, cfg.max_chars, cfg.batch_size, seed=seed)
     val_ds = (
