@@ -140,6 +140,18 @@ def _colour_line(colour: dict | None) -> list[str]:
     ]
 
 
+def precision_lines(run_dir: str) -> list[str]:
+    """What a trainer computed in and why, from its training_summary.json (none when absent)."""
+    path = os.path.join(run_dir, "training_summary.json")
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        summary = json.load(f)
+    if "precision" not in summary:
+        return []
+    return [f"      precision: {summary['precision']} ({summary['precision_reason']})"]
+
+
 def _property(artifact: mlmd.proto.Artifact, name: str) -> mlmd.proto.Value:
     # .get: indexing a protobuf message map inserts the missing key
     return artifact.custom_properties.get(name) or mlmd.proto.Value()
@@ -195,6 +207,7 @@ def summarize(
         run_dir = node_outputs(store, pipeline_name, node, this_run).get("model_run")
         if run_dir:
             lines.append(f"  {node} run:  {run_dir}  (tensorboard --logdir {run_dir})")
+            lines += precision_lines(run_dir)
     push = node_artifacts(store, pipeline_name, "Pusher", this_run).get("pushed_model")
     lines += push_lines(metrics, push, text_signature, data_root)
     return "\n".join(lines)

@@ -7,6 +7,8 @@ tests/test_learning_stage2.py run under float32 and bfloat16 alike.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from stackgan import config as config_lib
@@ -244,3 +246,61 @@ def test_bf16_text_encoder_learns_and_exports_float32(tiny_config, tmp_path):
         caption_labels,
     )  # fmt: skip
     assert exported.top1 >= 3 * exported.chance, exported
+
+
+def test_bf16_stage_job_records_precision_and_exports_float32_signatures(
+    tiny_config, tmp_path, train_pattern
+):
+    """A Stage-I trainer job under bfloat16: training_summary.json and the run summary say what
+    ran and why; the served generator keeps float32 inputs and uint8 images and computes in
+    bf16, as the trained Keras generator does."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from stackgan.pipeline import results
+    from stackgan.serving import signatures
+    from stackgan.serving.generator import load_generator
+    from stackgan.training import trainer_job
+    from stackgan.training.runner import StageRun
+
+    cfg = tiny_config.replace(train={"precision": "bfloat16", "max_steps": 1})
+    args = trainer_job.StageJobArgs(
+        stage=1, config=cfg, train_pattern=train_pattern, sample_pattern=train_pattern,
+        model_dir=str(tmp_path / "model"), run_dir=str(tmp_path / "run"),
+    )  # fmt: skip
+    summary = trainer_job.run_stage_job(args)
+    assert summary["precision"] == "bfloat16"
+    assert summary["precision_reason"].startswith("train.precision=bfloat16")
+    assert results.precision_lines(args.run_dir) == [
+        f"      precision: bfloat16 ({summary['precision_reason']})"
+    ]
+    assert StageRun.__dataclass_fields__["precision"]  # the runner hands it over
+
+    served = tf.saved_model.load(os.path.join(args.model_dir, "Format-Serving"))
+    noise_signature = served.signatures[signatures.NOISE]
+    inputs = noise_signature.structured_input_signature[1]
+    assert {spec.dtype for spec in inputs.values()} == {tf.float32}
+    assert noise_signature.structured_outputs["image_64"].dtype == tf.uint8
+
+    rng = np.random.default_rng(0)
+    m = cfg.model
+    embedding = rng.normal(size=(8, m.embedding_dim)).astype("float32")
+    noise = rng.normal(size=(8, m.z_dim)).astype("float32")
+    ca_noise = rng.normal(size=(8, m.ca_dim)).astype("float32")
+    images = load_generator(os.path.join(args.model_dir, "Format-Serving")).generate_with_noise(
+        embedding, noise, ca_noise
+    )["image_64"]
+    assert images.dtype == np.uint8
+
+    # the served graph's convolutions run in bf16, as the trained generator's do
+    trained = keras.saving.load_model(os.path.join(args.model_dir, "generator.keras"))
+    assert trained.get_layer("up8_conv").compute_dtype == "bfloat16"
+    library = noise_signature.graph.as_graph_def().library.function
+    conv_types = {
+        tf.dtypes.as_dtype(node.attr["T"].type).name
+        for function in library
+        for node in function.node_def
+        if node.op == "Conv2D"
+    }
+    assert conv_types == {"bfloat16"}, conv_types

@@ -132,6 +132,9 @@ def run_stage_job(args: StageJobArgs) -> dict:
         "checkpoint_dir": ckpt_dir,
         "final_sample_sheet": run.final_sample_sheet,
         "model": args.model_dir,
+        # what the networks computed in and why (train.precision=auto differs by machine)
+        "precision": run.precision.name,
+        "precision_reason": run.precision.reason,
     }
     with tf.io.gfile.GFile(os.path.join(args.run_dir, SUMMARY_FILE), "w") as f:
         f.write(json.dumps(summary, indent=2, sort_keys=True))
