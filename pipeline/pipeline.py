@@ -14,7 +14,9 @@ not be worse than it (EvalConfig.baseline_tolerance), as with TFX's own Evaluato
 pushes only what the Evaluator blessed.
 
 `create_pipeline` only wires components; it imports no model code (the components do, when they
-run), so compiling for Kubeflow on a laptop stays cheap.
+run), so compiling for Kubeflow on a laptop stays cheap. Each component is given the whole
+config and keeps only the fields its READS names (component.py, stackgan/config_view.py), so
+TFX's cache re-runs a component only when one of those fields, or an input, changed.
 
 The text path: when the dataset ships `char-CNN-RNN-embeddings.pickle` the trainers use those
 1024-d embeddings as the paper did; otherwise (the real CUB sample, a user with only images and
