@@ -328,6 +328,10 @@ def demo() -> Config:
             checkpoint_every_steps=200,
             sample_every_steps=100,
             log_every_steps=10,
+            # Networks this narrow gain little from bf16 and Stage-II loses: bench_train_step
+            # --profile demo on the 2-core AMX Xeon, batch 16, best of 20 steps: Stage-I 0.05 ->
+            # 0.04 s, Stage-II 0.26 -> 0.53 s (bf16 elementwise work outweighs its matmuls).
+            precision="float32",
         ),
         # From scratch (no ImageNet weights offline; stackgan.evaluation.classifier.fine_tune):
         # 48 px keeps the part colours that tell the species apart and affords 26 epochs (one
