@@ -304,3 +304,16 @@ def test_bf16_stage_job_records_precision_and_exports_float32_signatures(
         if node.op == "Conv2D"
     }
     assert conv_types == {"bfloat16"}, conv_types
+
+
+def test_stackgan_run_refuses_float16_on_a_cpu_before_the_dag(capsys, tmp_path, monkeypatch):
+    from stackgan import cli
+
+    monkeypatch.setattr(precision, "detect_hardware", lambda: Hardware(AMX_CPU))
+    work = tmp_path / "work"
+    argv = ["run", "--work-dir", str(work), "--set", "train.precision=float16"]
+    assert cli.main(argv) == 2
+    out, err = capsys.readouterr()
+    assert err.count("\n") == 1, err
+    assert "train.precision=float16 needs a GPU" in err
+    assert not work.exists() or not any(work.iterdir())  # nothing made, nothing ran

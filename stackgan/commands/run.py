@@ -41,6 +41,11 @@ def run(args: argparse.Namespace) -> int:
     common.check_writable_dir(work_dir, "--work-dir")
     if args.data:
         common.check_data_root(args.data, cfg)
+    # The local and Beam runners train on this machine: float16 on a CPU is refused now, not
+    # after the preprocessing. (Imports TensorFlow, to see the GPUs: after the checks above.)
+    from stackgan.training import precision
+
+    chosen = precision.resolve(cfg.train.precision)
     data_root = os.path.abspath(args.data) if args.data else _ensure_synthetic(cfg, work_dir)
 
     # Imported here: TFX and TensorFlow take ~20 s to import, `stackgan --help` should not.
@@ -56,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
     )
     print(
         f"stackgan run: profile {cfg.profile}, data {data_root}, work dir {work_dir}\n"
+        f"  precision: {chosen.describe()}\n"
         f"  text condition: "
         + (
             "char-CNN-RNN encoder trained on the captions"
