@@ -44,7 +44,7 @@ def stage1_generate_fn(generator, model_cfg):
     """The Evaluator's `generate_fn` over a Stage-I generator alone: {"image_64": uint8}."""
     import numpy as np
 
-    from stackgan.serving.export import to_uint8
+    from stackgan.tfrecords.pixels import to_uint8
 
     def generate(embeddings, seed):
         rng = np.random.default_rng(seed)

@@ -36,6 +36,7 @@ import tensorflow as tf
 
 from stackgan.config import ModelConfig
 from stackgan.serving import signatures, warmup
+from stackgan.tfrecords.pixels import to_uint8
 
 # stream ids for tf.random.stateless_normal: one independent draw per random input
 NOISE_STREAM, CA_STREAM, CA2_STREAM = 0, 1, 2
@@ -221,12 +222,6 @@ def _seeded_normal(seed, stream: int, n, dim: int):
     return tf.random.stateless_normal(
         tf.stack([n, dim]), seed=tf.stack([seed, tf.constant(stream, tf.int64)])
     )
-
-
-def to_uint8(image):
-    """tanh output in [-1, 1] -> uint8 pixels, rounded rather than truncated."""
-    image = tf.cast(image, tf.float32)
-    return tf.cast(tf.round(tf.clip_by_value((image + 1.0) * 127.5, 0.0, 255.0)), tf.uint8)
 
 
 def default_export_dir(model_uri: str) -> str:

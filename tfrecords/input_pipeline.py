@@ -15,6 +15,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from stackgan.schemas import features
+from stackgan.tfrecords.pixels import to_unit_range
 
 AUTOTUNE = tf.data.AUTOTUNE
 # Samples are paired 1:1 with records of an independently shuffled stream, in groups of this
@@ -70,11 +71,6 @@ def decode_image(encoded: tf.Tensor, size: int, encoding: str) -> tf.Tensor:
     else:
         image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
     return tf.ensure_shape(image, [size, size, 3])
-
-
-def to_unit_range(image: tf.Tensor) -> tf.Tensor:
-    """uint8 [0, 255] -> float32 [-1, 1]."""
-    return tf.cast(image, tf.float32) / 127.5 - 1.0
 
 
 def _records(files: list[str], seed: int, deterministic: bool) -> tf.data.Dataset:

@@ -17,11 +17,11 @@ from stackgan import config as config_lib
 from stackgan.components.stage2_trainer.component import READS, Stage2Trainer
 from stackgan.components.stage2_trainer.executor import Executor
 from stackgan.models import build_stage1_generator
-from stackgan.serving.export import to_uint8
 from stackgan.serving.generator import load_generator
 from stackgan.text.export import export_text_encoder
 from stackgan.text.training import build_joint_embedding
 from stackgan.tfrecords import input_pipeline
+from stackgan.tfrecords.pixels import to_uint8
 from stackgan.training import samples, trainer_job
 
 

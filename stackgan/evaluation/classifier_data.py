@@ -16,6 +16,7 @@ import tensorflow as tf
 from stackgan.config import ClassifierConfig, DataConfig
 from stackgan.schemas import features
 from stackgan.tfrecords import input_pipeline
+from stackgan.tfrecords.pixels import to_unit_range
 
 # reading labels and ids only: big batches make the scan cost little more than the file reads
 _SCAN_BATCH = 1024
@@ -161,7 +162,7 @@ def make_datasets(
 
     def to_float(image):
         image = tf.image.resize(image, [size, size], antialias=True)
-        return image / 127.5 - 1.0
+        return to_unit_range(image)
 
     def augment(encoded, index):
         image = decode_image(encoded, data_cfg)
@@ -179,7 +180,7 @@ def make_datasets(
     def crop_small(image, index):
         image = tf.image.random_crop(image, [size, size, 3])
         image = tf.image.random_flip_left_right(image)
-        return tf.cast(image, tf.float32) / 127.5 - 1.0, index
+        return to_unit_range(image), index
 
     def centre(encoded, index):
         image = decode_image(encoded, data_cfg)

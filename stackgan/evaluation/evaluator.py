@@ -51,7 +51,8 @@ from stackgan.evaluation.colour_agreement import ColourAgreement
 from stackgan.evaluation.fid import fid_from_features
 from stackgan.evaluation.inception_score import inception_score
 from stackgan.evaluation.refinement import consistency_mad, sharpness_gain
-from stackgan.serving.export import to_uint8
+from stackgan.tfrecords import pixels
+from stackgan.tfrecords.pixels import to_uint8
 
 GenerateFn = Callable[[np.ndarray, int], Mapping[str, np.ndarray]]
 ClassifyFn = Callable[[np.ndarray], Mapping[str, Any]]
@@ -118,8 +119,8 @@ class Evaluation:
 
 
 def to_unit_range(images: np.ndarray) -> np.ndarray:
-    """uint8 [0, 255] -> f32 [-1, 1], the range the classifier takes."""
-    return images.astype(np.float32) / 127.5 - 1.0
+    """uint8 [0, 255] -> f32 [-1, 1] as NumPy, the range the classifier takes."""
+    return np.asarray(pixels.to_unit_range(images))
 
 
 class _Collector:

@@ -18,6 +18,7 @@ from stackgan.evaluation.classifier import LoadedClassifier
 from stackgan.evaluation.classifier_data import decode_image
 from stackgan.schemas import features
 from stackgan.text.pairs import CaptionedFeatures
+from stackgan.tfrecords.pixels import to_unit_range
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,7 +35,7 @@ def _centre_crop(encoded: tf.Tensor, data_cfg: DataConfig) -> tf.Tensor:
     image = tf.image.crop_to_bounding_box(
         image, offset, offset, data_cfg.high_res, data_cfg.high_res
     )
-    return tf.cast(image, tf.float32) / 127.5 - 1.0
+    return to_unit_range(image)
 
 
 def read_split_features(

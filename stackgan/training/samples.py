@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from stackgan.config import Config
 from stackgan.evaluation import refinement
-from stackgan.serving.export import to_uint8  # the served conversion, so sheets match it
+from stackgan.tfrecords.pixels import to_uint8  # the served conversion, so sheets match it
 from stackgan.training import summaries
 from stackgan.visualize.sample_sheet import render_sheet
 
