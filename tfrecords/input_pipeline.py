@@ -15,6 +15,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from stackgan.schemas import features
+from stackgan.tfrecords import batch_keys as keys
 from stackgan.tfrecords.pixels import to_unit_range
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -189,9 +190,9 @@ def make_train_dataset(
         image = decode_image(example[image_key], stored, data.image_encoding)
         wrong = decode_image(example[_WRONG], stored, data.image_encoding)
         return {
-            "image": to_unit_range(_augment(image, size, seeds[0], seeds[1])),
-            "wrong_image": to_unit_range(_augment(wrong, size, seeds[2], seeds[3])),
-            "embedding": mean_of_random_embeddings(
+            keys.IMAGE: to_unit_range(_augment(image, size, seeds[0], seeds[1])),
+            keys.WRONG_IMAGE: to_unit_range(_augment(wrong, size, seeds[2], seeds[3])),
+            keys.EMBEDDING: mean_of_random_embeddings(
                 example[features.EMBEDDING], data.embeddings_per_sample, seeds[4]
             ),
         }
@@ -235,17 +236,19 @@ def make_eval_dataset(file_pattern: str, config, batch_size: int) -> tf.data.Dat
         low = decode_image(example[features.IMAGE_LOW], data.low_res_stored, data.image_encoding)
         high = decode_image(example[features.IMAGE_HIGH], data.high_res_stored, data.image_encoding)
         return {
-            "image_low": to_unit_range(_centre_crop(low, data.low_res_stored, data.low_res)),
-            "image_high": to_unit_range(_centre_crop(high, data.high_res_stored, data.high_res)),
-            "label": example[features.LABEL],
-            "image_id": example[features.IMAGE_ID],
-            "caption": example[features.CAPTIONS],
-            "embedding": example[features.EMBEDDING],
+            keys.IMAGE_LOW: to_unit_range(_centre_crop(low, data.low_res_stored, data.low_res)),
+            keys.IMAGE_HIGH: to_unit_range(_centre_crop(high, data.high_res_stored, data.high_res)),
+            keys.LABEL: example[features.LABEL],
+            keys.IMAGE_ID: example[features.IMAGE_ID],
+            keys.CAPTION: example[features.CAPTIONS],
+            keys.EMBEDDING: example[features.EMBEDDING],
         }
 
     def one_per_caption(example):
-        per_image = {k: example[k] for k in ("image_low", "image_high", "label", "image_id")}
-        per_caption = {k: example[k] for k in ("caption", "embedding")}
+        per_image = {
+            k: example[k] for k in (keys.IMAGE_LOW, keys.IMAGE_HIGH, keys.LABEL, keys.IMAGE_ID)
+        }
+        per_caption = {k: example[k] for k in (keys.CAPTION, keys.EMBEDDING)}
         return tf.data.Dataset.zip(
             tf.data.Dataset.from_tensors(per_image).repeat(),
             tf.data.Dataset.from_tensor_slices(per_caption),

@@ -51,6 +51,7 @@ from stackgan.evaluation.colour_agreement import ColourAgreement
 from stackgan.evaluation.fid import fid_from_features
 from stackgan.evaluation.inception_score import inception_score
 from stackgan.evaluation.refinement import consistency_mad, sharpness_gain
+from stackgan.tfrecords import batch_keys as keys
 from stackgan.tfrecords import pixels
 from stackgan.tfrecords.pixels import to_uint8
 
@@ -320,8 +321,8 @@ def _read_split(
     seen_ids: set[int] = set()
     embeddings, logit_indexes, captions, image_ids = [], [], [], []
     for batch in batches:
-        labels = to_logit(batch["label"])
-        ids = np.asarray(batch["image_id"]).tolist()
+        labels = to_logit(batch[keys.LABEL])
+        ids = np.asarray(batch[keys.IMAGE_ID]).tolist()
         first = [
             i
             for i, image_id in enumerate(ids)
@@ -329,7 +330,7 @@ def _read_split(
         ]
         seen_ids.update(ids)
         if first:
-            real_images = np.asarray(batch["image_high"], np.float32)
+            real_images = np.asarray(batch[keys.IMAGE_HIGH], np.float32)
             real.add(real_images[first], labels[first])
             shares = colour_agreement.palette_shares(np.asarray(to_uint8(real_images[first])))
             real_shares.update((ids[i], row) for i, row in zip(first, shares, strict=True))
@@ -337,9 +338,9 @@ def _read_split(
                 if len(shown_labels) < shown_classes and int(labels[i]) not in shown_labels:
                     shown_labels.add(int(labels[i]))
                     shown_real[ids[i]] = np.asarray(to_uint8(real_images[i]))
-        embeddings.append(np.asarray(batch["embedding"], np.float32))
+        embeddings.append(np.asarray(batch[keys.EMBEDDING], np.float32))
         logit_indexes.append(labels)
-        captions += [c.decode() if isinstance(c, bytes) else str(c) for c in batch["caption"]]
+        captions += [c.decode() if isinstance(c, bytes) else str(c) for c in batch[keys.CAPTION]]
         image_ids += ids
     if not captions:
         return _Pairs(np.zeros([0, 0], np.float32), np.zeros([0], np.int64), [], [])

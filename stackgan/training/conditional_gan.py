@@ -17,6 +17,7 @@ import keras
 import tensorflow as tf
 
 from stackgan.config import Config
+from stackgan.tfrecords import batch_keys as keys
 from stackgan.training import augment, losses
 from stackgan.training.precision import for_precision
 
@@ -131,8 +132,8 @@ class ConditionalGAN(keras.Model):
         return 0.5 * (loss + losses.sigmoid_cross_entropy(uncond, label))
 
     def train_step(self, batch):
-        image, wrong_image = batch["image"], batch["wrong_image"]
-        embedding = batch["embedding"]
+        image, wrong_image = batch[keys.IMAGE], batch[keys.WRONG_IMAGE]
+        embedding = batch[keys.EMBEDDING]
         kl_weight = self.config.train.kl_weight
 
         g_vars = self.generator.trainable_variables

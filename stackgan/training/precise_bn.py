@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from stackgan.config import Config
 from stackgan.models.batch_norm import recalibrate_batch_norm
+from stackgan.tfrecords import batch_keys as keys
 
 
 class BatchNormRecalibration:
@@ -61,4 +62,4 @@ class BatchNormRecalibration:
 
 def embedding_batches(batches, count: int) -> list[np.ndarray]:
     """The "embedding" of the first `count` batches of a dataset, as NumPy arrays."""
-    return [np.asarray(batch["embedding"], np.float32) for batch in batches.take(count)]
+    return [np.asarray(batch[keys.EMBEDDING], np.float32) for batch in batches.take(count)]

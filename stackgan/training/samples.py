@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from stackgan.config import Config
 from stackgan.evaluation import refinement
+from stackgan.tfrecords import batch_keys as keys
 from stackgan.tfrecords.pixels import to_uint8  # the served conversion, so sheets match it
 from stackgan.training import summaries
 from stackgan.visualize.sample_sheet import render_sheet
@@ -45,10 +46,10 @@ def fixed_samples(batches: Iterable[dict], config: Config) -> FixedSamples:
     labels: set[int] = set()
     for batch in batches:
         rows = zip(
-            np.asarray(batch["image_id"]),
-            np.asarray(batch["label"]),
-            np.asarray(batch["caption"]),
-            np.asarray(batch["embedding"], np.float32),
+            np.asarray(batch[keys.IMAGE_ID]),
+            np.asarray(batch[keys.LABEL]),
+            np.asarray(batch[keys.CAPTION]),
+            np.asarray(batch[keys.EMBEDDING], np.float32),
         )
         for image_id, label, text, vector in rows:
             if int(image_id) not in first_of_image:
