@@ -35,6 +35,7 @@ import keras
 import tensorflow as tf
 
 from stackgan.config import ModelConfig
+from stackgan.models.chain import generate_chain
 from stackgan.serving import signatures, warmup
 from stackgan.tfrecords.pixels import to_uint8
 
@@ -188,11 +189,10 @@ class _TextToImage:
         ]
         with tf.control_dependencies(checks):
             embedding = tf.identity(embedding)
-        image_low = self.stage1([embedding, noise, ca_noise], training=False)[0]
-        outputs = {"image_64": to_uint8(image_low)}
-        if self.stage2 is not None:
-            image_high = self.stage2([image_low, embedding, ca_noise_2], training=False)[0]
-            outputs["image_256"] = to_uint8(image_high)
+        low, high = generate_chain(self.stage1, self.stage2, embedding, noise, ca_noise, ca_noise_2)
+        outputs = {"image_64": to_uint8(low[0])}
+        if high is not None:
+            outputs["image_256"] = to_uint8(high[0])
         return outputs
 
 

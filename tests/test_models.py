@@ -343,3 +343,31 @@ def test_recalibrated_batch_norm_holds_the_mean_of_the_batches_statistics(models
     np.testing.assert_allclose(np.asarray(bn.moving_mean), expected_mean, rtol=1e-5)
     np.testing.assert_allclose(np.asarray(bn.moving_variance), expected_var, rtol=1e-4)
     assert bn.momentum == 0.9  # restored
+
+
+def test_generate_chain_feeds_stage1_image_to_stage2_without_gradient(models, tiny_config):
+    import tensorflow as tf
+
+    from stackgan.models.chain import generate_chain
+
+    m, low_res = tiny_config.model, tiny_config.data.low_res
+    stage1 = models.build_stage1_generator(m, low_res)
+    stage2 = models.build_stage2_generator(m, low_res)
+    embedding, noise, ca_noise = (tf.constant(x) for x in _tiny_inputs(m))
+    ca_noise_2 = tf.constant(np.random.default_rng(1).normal(size=ca_noise.shape), tf.float32)
+    with tf.GradientTape(persistent=True) as tape:
+        low, high = generate_chain(stage1, stage2, embedding, noise, ca_noise, ca_noise_2)
+        total = tf.reduce_sum(high[0])
+    # the same images as calling the stages one after the other
+    manual_low = stage1([embedding, noise, ca_noise], training=False)[0]
+    manual_high = stage2([manual_low, embedding, ca_noise_2], training=False)[0]
+    np.testing.assert_array_equal(low[0].numpy(), manual_low.numpy())
+    np.testing.assert_array_equal(high[0].numpy(), manual_high.numpy())
+    assert high[0].shape[1] == 4 * low[0].shape[1]
+    # Stage-II's loss reaches Stage-II's weights, never Stage-I's (frozen while Stage-II trains)
+    assert all(g is None for g in tape.gradient(total, stage1.trainable_variables))
+    assert all(g is not None for g in tape.gradient(total, stage2.trainable_variables))
+    # without a Stage-II, the chain is Stage-I alone
+    only, none = generate_chain(stage1, None, embedding, noise, ca_noise)
+    assert none is None
+    np.testing.assert_array_equal(only[0].numpy(), manual_low.numpy())

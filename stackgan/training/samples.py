@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from stackgan.config import Config
 from stackgan.evaluation import refinement
+from stackgan.models.chain import generate_chain
 from stackgan.tfrecords import batch_keys as keys
 from stackgan.tfrecords.pixels import to_uint8  # the served conversion, so sheets match it
 from stackgan.training import summaries
@@ -100,16 +101,14 @@ def generate_pair(
     samples: FixedSamples, generator: keras.Model, stage1_generator: keras.Model | None = None
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """(images of the trained stage, the Stage-I images Stage-II refined or None), uint8."""
-    # Keras refuses a call that mixes numpy arrays with the tensors Stage-I returns
-    embedding, noise, ca_noise, ca_noise_2 = (
-        keras.ops.convert_to_tensor(x)
-        for x in (samples.embedding, samples.noise, samples.ca_noise, samples.ca_noise_2)
-    )
+    embedding, noise = samples.embedding, samples.noise
+    ca_noise, ca_noise_2 = samples.ca_noise, samples.ca_noise_2
     if stage1_generator is None:
-        image = generator([embedding, noise, ca_noise], training=False)[0]
+        (image, _, _), _ = generate_chain(generator, None, embedding, noise, ca_noise)
         return np.asarray(to_uint8(image)), None
-    low = stage1_generator([embedding, noise, ca_noise], training=False)[0]
-    image = generator([low, embedding, ca_noise_2], training=False)[0]
+    (low, _, _), (image, _, _) = generate_chain(
+        stage1_generator, generator, embedding, noise, ca_noise, ca_noise_2
+    )
     return np.asarray(to_uint8(image)), np.asarray(to_uint8(low))
 
 

@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from stackgan.config import Config
 from stackgan.models.batch_norm import set_batch_statistics_when_frozen
+from stackgan.models.chain import generate_chain
 from stackgan.training import losses
 from stackgan.training.conditional_gan import ConditionalGAN
 
@@ -48,11 +49,17 @@ class StageIIGAN(ConditionalGAN):
         model_cfg = self.config.model
         noise = self.per_sample_normal(batch, model_cfg.z_dim)
         stage1_eps = self.per_sample_normal(batch, model_cfg.ca_dim)
-        low_res, _, _ = self.stage1_generator([embedding, noise, stage1_eps], training=training)
         # Stage-II has its own CA, hence its own eps (and its own KL term, returned here).
         ca_noise = self.per_sample_normal(batch, model_cfg.ca_dim)
-        low_res = tf.stop_gradient(low_res)
-        fake, mu, log_sigma = self.generator([low_res, embedding, ca_noise], training=training)
+        (low_res, _, _), (fake, mu, log_sigma) = generate_chain(
+            self.stage1_generator,
+            self.generator,
+            embedding,
+            noise,
+            stage1_eps,
+            ca_noise,
+            training=training,
+        )
         train_cfg = self.config.train
         if train_cfg.stage2_consistency_weight:
             consistency = losses.CONSISTENCY_LOSSES[train_cfg.stage2_consistency]
