@@ -36,6 +36,7 @@ import tensorflow as tf
 
 from stackgan.config import ModelConfig
 from stackgan.models.chain import generate_chain
+from stackgan.saved_models import load_saved_model
 from stackgan.serving import signatures, warmup
 from stackgan.tfrecords.pixels import to_uint8
 
@@ -53,11 +54,9 @@ class SavedTextEncoder(tf.Module):
 
     def __init__(self, path: str):
         super().__init__(name="text_encoder")
-        if not tf.saved_model.contains_saved_model(path):
-            raise FileNotFoundError(f"{path}: no text-encoder SavedModel")
-        self.loaded = tf.saved_model.load(path)
-        signature = self.loaded.signatures.get("serving_default")
-        if signature is None or "embedding" not in signature.structured_outputs:
+        _, self.loaded = load_saved_model(path, "text encoder", ["serving_default"])
+        signature = self.loaded.signatures["serving_default"]
+        if "embedding" not in signature.structured_outputs:
             raise ValueError(f"{path}: expected serving_default: caption -> embedding")
         self._embed = signature
         self.embedding_dim = int(signature.structured_outputs["embedding"].shape[-1])

@@ -7,38 +7,13 @@ TensorFlow: no project code runs inside the SavedModel.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
 
+from stackgan.saved_models import load_saved_model
 from stackgan.serving import signatures
-
-
-def resolve_saved_model_dir(path: str) -> str:
-    """`path` itself, its `Format-Serving`, or its newest numbered version holding a SavedModel."""
-    if tf.saved_model.contains_saved_model(path):
-        return path
-    serving = os.path.join(path, "Format-Serving")
-    if tf.saved_model.contains_saved_model(serving):
-        return serving
-    if tf.io.gfile.isdir(path):
-        versions = sorted(
-            (
-                int(name.rstrip("/"))
-                for name in tf.io.gfile.listdir(path)
-                if name.rstrip("/").isdigit()
-            ),
-            reverse=True,
-        )
-        for version in versions:
-            candidate = os.path.join(path, str(version))
-            if tf.saved_model.contains_saved_model(candidate):
-                return candidate
-    raise FileNotFoundError(
-        f"{path}: no SavedModel there, in its Format-Serving, or in a numbered version"
-    )
 
 
 class Generator:
@@ -55,13 +30,10 @@ class Generator:
     """
 
     def __init__(self, path: str):
-        self.path = resolve_saved_model_dir(path)
-        self._loaded = tf.saved_model.load(self.path)
+        self.path, self._loaded = load_saved_model(
+            path, "StackGAN generator", (signatures.DEFAULT, signatures.NOISE)
+        )
         found = self._loaded.signatures
-        if signatures.DEFAULT not in found or signatures.NOISE not in found:
-            raise ValueError(
-                f"{self.path}: not a StackGAN generator export (signatures: {sorted(found)})"
-            )
         self._fresh, self._seeded = _fresh_and_seeded(found, signatures.DEFAULT, signatures.SEEDED)
         if self._seeded is None:
             raise ValueError(
@@ -168,5 +140,5 @@ def _seed(seed) -> tf.Tensor:
 
 
 def load_generator(path: str) -> Generator:
-    """The generator exported at `path` (see `resolve_saved_model_dir` for accepted layouts)."""
+    """The generator exported at `path` (layouts: `stackgan.saved_models.resolve_saved_model_dir`)."""
     return Generator(path)

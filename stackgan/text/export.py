@@ -16,6 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from stackgan.saved_models import load_saved_model
 from stackgan.text import tokenizer
 from stackgan.text.training import JointEmbedding
 
@@ -57,13 +58,9 @@ class TextEncoder:
     """A loaded text-encoder SavedModel: `embed(captions)` and `embed_image_features(features)`."""
 
     def __init__(self, path: str | os.PathLike):
-        self.path = os.fspath(path)
-        if not tf.saved_model.contains_saved_model(self.path):
-            raise FileNotFoundError(f"{self.path}: no SavedModel (expected a text encoder export)")
-        self._loaded = tf.saved_model.load(self.path)
-        missing = {CAPTION_SIGNATURE, IMAGE_SIGNATURE} - set(self._loaded.signatures)
-        if missing:
-            raise ValueError(f"{self.path}: SavedModel lacks the signatures {sorted(missing)}")
+        self.path, self._loaded = load_saved_model(
+            path, "text encoder", (CAPTION_SIGNATURE, IMAGE_SIGNATURE)
+        )
         self._captions = self._loaded.signatures[CAPTION_SIGNATURE]
         self._images = self._loaded.signatures[IMAGE_SIGNATURE]
         self.embedding_dim = int(self._captions.structured_outputs["embedding"].shape[-1])

@@ -1,0 +1,55 @@
+"""Loading the project's SavedModels, written once: the generator export (serving/generator.py
+and the text encoder composed into it, serving/export.py), the CUB classifier
+(evaluation/classifier.py) and the text encoder (text/export.py).
+
+A path may be the SavedModel itself, a TFX Model artifact (its `Format-Serving` folder) or a
+Pusher's serving folder (its newest numbered version). The loaded model must carry the
+signatures its reader calls; every failure names the path and what was expected there.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+
+import tensorflow as tf
+
+
+def resolve_saved_model_dir(path: str | os.PathLike) -> str:
+    """`path` itself, its `Format-Serving`, or its newest numbered version holding a SavedModel."""
+    path = os.fspath(path)
+    if tf.saved_model.contains_saved_model(path):
+        return path
+    serving = os.path.join(path, "Format-Serving")
+    if tf.saved_model.contains_saved_model(serving):
+        return serving
+    if tf.io.gfile.isdir(path):
+        versions = sorted(
+            (
+                int(name.rstrip("/"))
+                for name in tf.io.gfile.listdir(path)
+                if name.rstrip("/").isdigit()
+            ),
+            reverse=True,
+        )
+        for version in versions:
+            candidate = os.path.join(path, str(version))
+            if tf.saved_model.contains_saved_model(candidate):
+                return candidate
+    raise FileNotFoundError(
+        f"{path}: no SavedModel there, in its Format-Serving, or in a numbered version"
+    )
+
+
+def load_saved_model(path: str | os.PathLike, what: str, signatures: Iterable[str] = ()):
+    """-> (the SavedModel's folder, the loaded object) for a `what` ("text encoder", ...) that
+    must carry `signatures`."""
+    folder = resolve_saved_model_dir(path)
+    loaded = tf.saved_model.load(folder)
+    missing = sorted(set(signatures) - set(loaded.signatures))
+    if missing:
+        raise ValueError(
+            f"{folder}: not a {what} SavedModel: it lacks the signatures {missing}"
+            f" (it has {sorted(loaded.signatures)})"
+        )
+    return folder, loaded
