@@ -125,10 +125,6 @@ class TrainConfig:
     xla: bool = False
     seed: int = 0
 
-    def batch_size_of(self, stage: int) -> int:
-        """The batch size `stage` (1 or 2) trains with."""
-        return self.stage2_batch_size if stage == 2 and self.stage2_batch_size else self.batch_size
-
 
 @dataclasses.dataclass(frozen=True)
 class ClassifierConfig:

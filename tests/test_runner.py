@@ -139,7 +139,7 @@ def test_killed_run_resumes_with_step_optimizer_lr_and_noise_state(
         got, want = getattr(resumed.gan, network), getattr(replay.gan, network)
         for w, a, b in zip(got.weights, got.get_weights(), want.get_weights(), strict=True):
             np.testing.assert_array_equal(a, b, err_msg=w.path)
-    assert stream.getvalue().splitlines()[0].startswith("Stage-1 step 3/4")
+    assert stream.getvalue().splitlines()[0].startswith("Stage-I step 3/4")
     assert tf.train.latest_checkpoint(checkpoints).endswith("ckpt-4")
     for name in ("d_optimizer", "g_optimizer"):
         got, want = getattr(resumed.gan, name), getattr(reference.gan, name)
@@ -216,7 +216,7 @@ def test_tensorboard_scalars_images_and_sample_sheets(uninterrupted, examples):
     assert len({tile.tobytes() for tile in tiles}) == 4  # 4 noise draws, 4 different images
 
     lines = progress.splitlines()
-    assert [line.split("  ")[0] for line in lines] == [f"Stage-1 step {s}/4" for s in (1, 2, 3, 4)]
+    assert [line.split("  ")[0] for line in lines] == [f"Stage-I step {s}/4" for s in (1, 2, 3, 4)]
     assert all(" img/s" in line and "d_loss " in line and "ETA " in line for line in lines)
 
 
@@ -270,3 +270,17 @@ def test_sample_captions_cover_different_classes_first(tiny_run_config):
     np.testing.assert_array_equal(chosen.noise, again.noise)  # fixed for the run and on resume
     with pytest.raises(ValueError, match="sample split is empty"):
         samples.fixed_samples([], tiny_run_config)
+
+
+def test_each_stage_is_described_once(tiny_run_config):
+    from stackgan.stages import get_stage
+
+    data = tiny_run_config.data
+    stage1, stage2 = get_stage(1), get_stage(2)
+    assert (stage1.image_feature, stage1.image_sizes(data)) == ("image_low", (19, 16))
+    assert (stage2.image_feature, stage2.image_sizes(data)) == ("image_high", (76, 64))
+    assert (stage1.refines_stage1, stage2.refines_stage1) == (False, True)
+    with pytest.raises(ValueError, match="stage must be 1 or 2, got 3"):
+        get_stage(3)
+    with pytest.raises(ValueError, match="stage must be 1 or 2, got 3"):
+        runner.plan_steps(tiny_run_config, 3, num_examples=14)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from stackgan.schemas import features
+from stackgan.stages import get_stage
 from stackgan.tfrecords import batch_keys as keys
 from stackgan.tfrecords.pixels import to_unit_range
 
@@ -57,12 +58,8 @@ def _require_embeddings(files: list[str]) -> None:
 
 def _stage_image(config, stage: int) -> tuple[str, int, int]:
     """(feature, stored size, training size) of a stage."""
-    data = config.data
-    if stage == 1:
-        return features.IMAGE_LOW, data.low_res_stored, data.low_res
-    if stage == 2:
-        return features.IMAGE_HIGH, data.high_res_stored, data.high_res
-    raise ValueError(f"stage must be 1 or 2, got {stage!r}")
+    spec = get_stage(stage)
+    return (spec.image_feature, *spec.image_sizes(config.data))
 
 
 def decode_image(encoded: tf.Tensor, size: int, encoding: str) -> tf.Tensor:

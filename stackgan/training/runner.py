@@ -36,6 +36,7 @@ import tensorflow as tf
 
 from stackgan import models
 from stackgan.config import Config
+from stackgan.stages import get_stage
 from stackgan.tfrecords import input_pipeline
 from stackgan.training import distribute, precise_bn, samples, summaries
 from stackgan.training import precision as precision_lib
@@ -77,18 +78,15 @@ def count_examples(file_pattern: str) -> int:
 
 def plan_steps(config: Config, stage: int, num_examples: int) -> tuple[int, int]:
     """(steps_per_epoch, total_steps) for `stage` over `num_examples` images."""
-    batch_size = config.train.batch_size_of(stage)
+    spec = get_stage(stage)
+    batch_size = spec.batch_size(config.train)
     if num_examples < batch_size:
         raise ValueError(
             f"{num_examples} training images are fewer than one batch "
-            f"(Stage-{stage}'s batch size {batch_size})"
+            f"({spec.name}'s batch size {batch_size})"
         )
     steps_per_epoch = num_examples // batch_size
-    epochs = config.train.stage1_epochs if stage == 1 else config.train.stage2_epochs
-    cap = config.train.max_steps
-    if stage == 2 and config.train.stage2_max_steps:
-        cap = config.train.stage2_max_steps
-    total = cap or epochs * steps_per_epoch
+    total = spec.step_cap(config.train) or spec.epochs(config.train) * steps_per_epoch
     return steps_per_epoch, total
 
 
@@ -102,13 +100,13 @@ def build_gan(
     """The compiled StageIGAN / StageIIGAN (call inside the strategy's scope); its networks
     compute in the Keras dtype `policy` (`precision.Precision.policy`)."""
     model_cfg, data_cfg = config.model, config.data
-    if stage == 1:
+    if not get_stage(stage).refines_stage1:
         gan = StageIGAN(
             models.build_stage1_generator(model_cfg, data_cfg.low_res, dtype_policy=policy),
             models.build_stage1_discriminator(model_cfg, data_cfg.low_res, dtype_policy=policy),
             config,
         )
-    elif stage == 2:
+    else:
         if not stage1_model_path:
             raise ValueError("Stage-II training needs the trained Stage-I generator (.keras)")
         stage1 = keras.saving.load_model(stage1_model_path, compile=False)
@@ -118,8 +116,6 @@ def build_gan(
             models.build_stage2_discriminator(model_cfg, data_cfg.high_res, dtype_policy=policy),
             config,
         )
-    else:
-        raise ValueError(f"stage must be 1 or 2, got {stage!r}")
     gan.compile(*make_optimizers(config.train, steps_per_epoch))
     return gan
 
@@ -157,7 +153,7 @@ def train_stage(
     if num_examples is None:
         num_examples = count_examples(train_pattern)
     steps_per_epoch, total_steps = plan_steps(config, stage, num_examples)
-    batch_size = train.batch_size_of(stage)
+    batch_size = get_stage(stage).batch_size(train)
 
     with strategy.scope():
         gan = build_gan(config, stage, steps_per_epoch, stage1_model_path, chosen.policy)
@@ -191,7 +187,9 @@ def train_stage(
         sample_writer = samples.SampleWriter(
             run_dir, samples.fixed_samples(sample_batches, config), summary_writer
         )
-    progress = ProgressLine(total_steps, batch_size, start, prefix=f"Stage-{stage} ", stream=stream)
+    progress = ProgressLine(
+        total_steps, batch_size, start, prefix=f"{get_stage(stage).name} ", stream=stream
+    )
     stage1 = getattr(gan, "stage1_generator", None)
 
     def write_samples(name: str | None = None) -> str | None:

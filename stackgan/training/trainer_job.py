@@ -30,6 +30,7 @@ from stackgan import config_view
 from stackgan.config import Config
 from stackgan.data.fingerprint import content_fingerprint
 from stackgan.serving.export import SavedTextEncoder, export_generator
+from stackgan.stages import get_stage
 from stackgan.training.runner import StageRun, train_stage
 
 GENERATOR_FILE = "generator.keras"
@@ -90,7 +91,7 @@ def checkpoint_key(args: StageJobArgs) -> dict:
         "train_data": content_fingerprint(tf.io.gfile.glob(args.train_pattern)),
         "config": config,
     }
-    if args.stage == 2:
+    if get_stage(args.stage).refines_stage1:
         import keras
 
         stage1 = keras.saving.load_model(stage1_generator_path(args), compile=False)
@@ -109,7 +110,7 @@ def checkpoint_dir(args: StageJobArgs) -> str:
 def run_stage_job(args: StageJobArgs) -> dict:
     """Trains (or resumes) the stage and writes the outputs; returns the summary it also writes
     to `<run_dir>/training_summary.json`."""
-    stage1_path = stage1_generator_path(args) if args.stage == 2 else None
+    stage1_path = stage1_generator_path(args) if get_stage(args.stage).refines_stage1 else None
     ckpt_dir = checkpoint_dir(args)
     run = train_stage(
         args.config,
@@ -146,7 +147,7 @@ def write_model(run: StageRun, config: Config, model_dir: str, text_encoder_dir:
     `<model_dir>/Format-Serving` (Stage-I alone, or Stage-I + Stage-II)."""
     tf.io.gfile.makedirs(model_dir)
     run.gan.generator.save(os.path.join(model_dir, GENERATOR_FILE))
-    if run.stage == 1:
+    if not get_stage(run.stage).refines_stage1:
         generators = (run.gan.generator,)
     else:
         run.gan.stage1_generator.save(os.path.join(model_dir, STAGE1_GENERATOR_FILE))
