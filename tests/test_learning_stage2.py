@@ -173,7 +173,8 @@ def test_stage2_refines_its_stage1_input(tiny_config, precision):
     print(
         f"refining Stage-II: consistency {mad:.2f}, error {stage2_error:.2f} vs bicubic {bicubic_error:.2f}"
     )
-    # measured (seed 0): consistency 0.95 levels, error 3.32 against bicubic's 3.73
+    # measured (seed 0): consistency 1.01 levels, error 3.39 against bicubic's 3.73 (bfloat16:
+    # 0.95, 3.31)
     assert mad < 3.0, mad
     assert stage2_error < 0.97 * bicubic_error, (stage2_error, bicubic_error)
 
@@ -186,6 +187,6 @@ def test_stage2_that_ignores_its_input_fails(tiny_config):
     print(
         f"blind Stage-II: consistency {mad:.2f}, error {stage2_error:.2f} vs bicubic {bicubic_error:.2f}"
     )
-    # measured (seed 0): consistency 21.9 levels, error 22.7 against bicubic's 3.73
+    # measured (seed 0): consistency 25.8 levels, error 26.4 against bicubic's 3.73
     assert mad > 10.0, mad
     assert stage2_error > 2 * bicubic_error, (stage2_error, bicubic_error)

@@ -39,6 +39,7 @@ import tensorflow as tf
 
 from stackgan.config import ClassifierConfig
 from stackgan.models.batch_norm import recalibrate_batch_norm
+from stackgan.training.fused_adam import FusedAdam
 
 SIGNATURE = "serving_default"
 INFO_FILE = os.path.join("assets.extra", "classifier.json")
@@ -119,43 +120,6 @@ def choose_weights(cfg: ClassifierConfig) -> WeightsChoice:
         " inception scores and FIDs are much weaker than those of a fine-tuned classifier."
         f" Copy {cached.name} into {cached.parent} (or set weights_path) and retrain.",
     )
-
-
-def _tf_handle(variable) -> tf.Tensor:
-    return (variable.value if isinstance(variable, keras.Variable) else variable).handle
-
-
-class FusedAdam(keras.optimizers.Adam):
-    """`keras.optimizers.Adam` whose per-variable update is TF's one `ResourceApplyAdam` op.
-
-    The arithmetic is Keras' (lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)), but
-    Keras builds it from ~15 ops per variable, and tracing and optimising that graph for
-    MobileNetV2's 158 variables made the first training step take 10.7 s instead of 5.8 s on
-    2 CPU cores: a seventh of the demo classifier's ~35 s budget.
-    """
-
-    def update_step(self, gradient, variable, learning_rate):
-        if self.amsgrad or isinstance(gradient, tf.IndexedSlices):
-            return super().update_step(gradient, variable, learning_rate)
-        index = self._get_variable_index(variable)
-        dtype = variable.dtype
-        step = tf.cast(self.iterations + 1, dtype)
-
-        def cast(value):
-            return tf.cast(value, dtype)
-
-        tf.raw_ops.ResourceApplyAdam(
-            var=_tf_handle(variable),
-            m=_tf_handle(self._momentums[index]),
-            v=_tf_handle(self._velocities[index]),
-            beta1_power=tf.pow(cast(self.beta_1), step),
-            beta2_power=tf.pow(cast(self.beta_2), step),
-            lr=cast(learning_rate),
-            beta1=cast(self.beta_1),
-            beta2=cast(self.beta_2),
-            epsilon=cast(self.epsilon),
-            grad=cast(gradient),
-        )
 
 
 class FusedBatchNormalization(keras.layers.BatchNormalization):

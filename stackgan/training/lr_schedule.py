@@ -10,6 +10,7 @@ from __future__ import annotations
 import keras
 
 from stackgan.config import TrainConfig
+from stackgan.training.fused_adam import FusedAdam
 
 
 def step_decay(
@@ -33,9 +34,10 @@ def step_decay(
 def make_optimizers(
     train_cfg: TrainConfig, steps_per_epoch: int
 ) -> tuple[keras.optimizers.Adam, keras.optimizers.Adam]:
-    """(d_optimizer, g_optimizer): Adam(lr schedule, beta_1), one each, as both codes."""
+    """(d_optimizer, g_optimizer): Adam(lr schedule, beta_1), one each, as both codes; each
+    variable's update in one op (fused_adam.py)."""
     return tuple(
-        keras.optimizers.Adam(
+        FusedAdam(
             learning_rate=step_decay(train_cfg, steps_per_epoch),
             beta_1=train_cfg.beta_1,
             name=f"{who}_adam",
