@@ -353,6 +353,8 @@ def test_export_and_load_follow_the_classifier_contract(tiny_cfg, tmp_path):
 
     loaded = clf.load_classifier(export_dir)
     assert loaded.info == info and loaded.num_classes == 4
+    # the Model artifact's folder resolves to its Format-Serving (stackgan.saved_models)
+    assert clf.load_classifier(tmp_path).path == str(export_dir)
     signature = tf.saved_model.load(str(export_dir)).signatures["serving_default"]
     assert set(signature.structured_input_signature[1]) == {"image"}
     assert set(signature.structured_outputs) == {"logits", "features"}
@@ -369,8 +371,13 @@ def test_export_and_load_follow_the_classifier_contract(tiny_cfg, tmp_path):
 
 
 def test_loading_something_else_names_the_missing_file(tmp_path):
-    with pytest.raises(FileNotFoundError, match="classifier.json"):
+    with pytest.raises(FileNotFoundError, match="no SavedModel there, in its Format-Serving"):
         clf.load_classifier(tmp_path)
+    module = tf.Module()
+    module.f = tf.function(lambda: tf.constant(1.0), input_signature=[])
+    tf.saved_model.save(module, str(tmp_path / "other"))  # a SavedModel, not a classifier
+    with pytest.raises(FileNotFoundError, match="classifier.json: missing"):
+        clf.load_classifier(tmp_path / "other")
 
 
 # -- which images the classifier sees (stackgan.evaluation.classifier_data) ----------------------

@@ -39,6 +39,7 @@ import tensorflow as tf
 
 from stackgan.config import ClassifierConfig
 from stackgan.models.batch_norm import recalibrate_batch_norm
+from stackgan.saved_models import load_saved_model, resolve_saved_model_dir
 from stackgan.training.fused_adam import FusedAdam
 
 SIGNATURE = "serving_default"
@@ -399,7 +400,7 @@ class LoadedClassifier:
     """A loaded classifier SavedModel: call it on images in [-1, 1]."""
 
     def __init__(self, path: str | os.PathLike):
-        self.path = str(path)
+        self.path = resolve_saved_model_dir(path)
         info_path = os.path.join(self.path, INFO_FILE)
         if not tf.io.gfile.exists(info_path):
             raise FileNotFoundError(
@@ -408,9 +409,8 @@ class LoadedClassifier:
             )
         with tf.io.gfile.GFile(info_path) as f:
             self.info: dict[str, Any] = json.loads(f.read())
-        self._saved_model = tf.saved_model.load(self.path)  # keeps the variables alive
-        if SIGNATURE not in self._saved_model.signatures:
-            raise ValueError(f"{self.path}: no {SIGNATURE!r} signature")
+        # the loaded object is kept: it keeps the variables alive
+        _, self._saved_model = load_saved_model(self.path, "CUB classifier", [SIGNATURE])
         self._signature = self._saved_model.signatures[SIGNATURE]
 
     @property
