@@ -124,17 +124,9 @@ def main():
     parser.add_argument("--out", default="stage1_variants", help="sample sheets go here")
     args = parser.parse_args()
 
-    from bench_train_step import _hardware  # this folder is on sys.path when run as a script
-    from work_dir_inputs import work_dir_inputs
+    from work_dir_inputs import variant_bench_setup  # this folder is on sys.path as a script
 
-    from stackgan.config import get_profile
-    from stackgan.evaluation.classifier import load_classifier
-
-    inputs = work_dir_inputs(args.work_dir)
-    base = get_profile(args.profile).with_overrides(args.set)
-    classifier = load_classifier(inputs["classifier"])
-    os.makedirs(args.out, exist_ok=True)
-    print(f"hardware: {_hardware()}")
+    inputs, base, classifier = variant_bench_setup(args)
     print(f"examples: {inputs['examples']}; profile {args.profile}, {args.steps} Stage-I steps")
     print(
         "| variant | seed | s/step | train captions: top-1 (chance, real) | colour gain | FID"
@@ -154,8 +146,8 @@ def main():
                 classifier,
             )
             cells = [
-                f"{t:.3f} ({c:.3f}, {r:.3f}) | {f:.1f}"
-                for t, c, r, f in (row["train"], row["test"])
+                f"{t:.3f} ({c:.3f}, {r:.3f}) | {g:+.3f} | {f:.1f}"
+                for t, c, r, f, g in (row["train"], row["test"])
             ]
             print(
                 f"| {name} | {seed} | {row['s/step']:.3f} | {cells[0]} | {cells[1]} |", flush=True

@@ -137,18 +137,9 @@ def main():
     parser.add_argument("--out", default="stage2_variants", help="comparison sheets go here")
     args = parser.parse_args()
 
-    from work_dir_inputs import work_dir_inputs  # this folder is on sys.path as a script
+    from work_dir_inputs import variant_bench_setup  # this folder is on sys.path as a script
 
-    from stackgan.config import get_profile
-    from stackgan.evaluation.classifier import load_classifier
-
-    inputs = work_dir_inputs(args.work_dir)
-    base = get_profile(args.profile).with_overrides(args.set)
-    classifier = load_classifier(inputs["classifier"])
-    os.makedirs(args.out, exist_ok=True)
-    from bench_train_step import _hardware  # this folder is on sys.path when run as a script
-
-    print(f"hardware: {_hardware()}")
+    inputs, base, classifier = variant_bench_setup(args)
     print(f"inputs: {inputs}; profile {args.profile}, {args.steps} Stage-II steps per variant")
     header = (
         "| variant | s/step | consistency (levels) | sharpness gain | top-1 (chance, real) | FID |"

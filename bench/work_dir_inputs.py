@@ -29,3 +29,20 @@ def work_dir_inputs(work_dir: str) -> dict[str, str]:
             latest(os.path.join(root, "ClassifierTrainer", "model", "*", "")), "Format-Serving"
         ),
     }
+
+
+def variant_bench_setup(args):
+    """What both variant benches do first: the work dir's artifacts, the profile with `--set`,
+    the loaded classifier and the `--out` folder; prints the hardware.
+    -> (inputs, base config, classifier)."""
+    from bench_train_step import _hardware  # this folder is on sys.path when run as a script
+
+    from stackgan.config import get_profile
+    from stackgan.evaluation.classifier import load_classifier
+
+    inputs = work_dir_inputs(args.work_dir)
+    base = get_profile(args.profile).with_overrides(args.set)
+    classifier = load_classifier(inputs["classifier"])
+    os.makedirs(args.out, exist_ok=True)
+    print(f"hardware: {_hardware()}")
+    return inputs, base, classifier
