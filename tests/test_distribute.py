@@ -116,8 +116,11 @@ def test_two_replicas_match_one_device(comparison, stage):
     assert result["replicas"] == 2
     # the step really changed the weights (Adam's first step moves each by ~lr = 2e-4) ...
     assert result["max_weight_change"] > 1e-4
-    # ... and 2 replicas changed them as 1 device did (float32 summation order differs)
-    assert result["max_weight_diff"] < 1e-5, result
+    # ... and 2 replicas changed them as 1 device did. Adam's first step moves a weight by up to
+    # lr (2e-4) whatever its gradient's size, so where a gradient is near 0 the float32
+    # summation order of the two replicas shows (2.2e-5 measured once, < 1e-5 usually); replicas
+    # that did not share their gradients would differ by up to 2 x lr.
+    assert result["max_weight_diff"] < 0.25 * 2e-4, result
     for name, value in result["single_logs"].items():
         assert result["multi_logs"][name] == pytest.approx(value, rel=1e-4, abs=1e-5), name
 
