@@ -63,15 +63,16 @@ def _parse_args():
     return p.parse_args()
 
 
-def _settings(args) -> list[tuple[int, int]]:
-    if not args.stage and not args.batch:
+def settings(stages: list[int] | None, batches: list[int] | None) -> list[tuple[int, int]]:
+    """(stage, batch) pairs to run: every stage with every batch; by default Stage-I at 64 and
+    Stage-II at 16."""
+    if not stages and not batches:
         return [(1, 64), (2, 16)]
-    return [(s, b) for s in (args.stage or [1, 2]) for b in (args.batch or [64])]
+    return [(s, b) for s in (stages or [1, 2]) for b in (batches or [64])]
 
 
-def _hardware() -> str:
-    import tensorflow as tf
-
+def cpu_model() -> str:
+    """The CPU's model name and its logical core count, from /proc/cpuinfo."""
     cpu = platform.processor() or "unknown CPU"
     try:
         with open("/proc/cpuinfo") as f:
@@ -79,37 +80,51 @@ def _hardware() -> str:
         cpu = f"{names[0]} x {len(names)} logical cores" if names else cpu
     except OSError:
         pass
+    return cpu
+
+
+def _hardware() -> str:
+    import tensorflow as tf
+
     gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
-    return f"{cpu}; GPUs: {gpus or 'none'}; TensorFlow {tf.__version__}"
+    return f"{cpu_model()}; GPUs: {gpus or 'none'}; TensorFlow {tf.__version__}"
+
+
+def best_rate(run, flop: float, seconds: float = 2.0) -> tuple[float, float]:
+    """(best GFLOP/s, best GFLOP per CPU-second of this process) of `run()`, which does `flop`
+    float operations and returns when they are done, over ~`seconds` of repeats after one
+    warm-up call."""
+    run()
+    best, best_cpu, spent = 0.0, 0.0, 0.0
+    while spent < seconds:
+        start, cpu = time.perf_counter(), time.process_time()
+        run()
+        elapsed, cpu_elapsed = time.perf_counter() - start, time.process_time() - cpu
+        spent += elapsed
+        best = max(best, flop / elapsed / 1e9)
+        best_cpu = max(best_cpu, flop / max(cpu_elapsed, 1e-9) / 1e9)
+    return best, best_cpu
+
+
+MATMUL_CHAIN = 8  # chained products per timed call, so Python's overhead is negligible
 
 
 def matmul_gflops(dtype: str, n: int, seconds: float = 2.0) -> tuple[float, float]:
     """(best GFLOP/s, best GFLOP per CPU-second of this process) of an n x n x n matmul in
-    `dtype` over ~`seconds` of repeats (2 n^3 flops each), after a warm-up; 8 chained products
-    per call, so Python's overhead is negligible."""
+    `dtype` over ~`seconds` of repeats (2 n^3 flops each), after a warm-up."""
     import tensorflow as tf
 
     a = tf.random.normal((n, n), dtype=tf.float32)
     b = tf.random.normal((n, n), dtype=tf.float32) / n**0.5
     a, b = tf.cast(a, dtype), tf.cast(b, dtype)
-    chain = 8
 
     @tf.function
     def products(x, y):
-        for _ in range(chain):
+        for _ in range(MATMUL_CHAIN):
             x = tf.matmul(x, y)
         return x
 
-    products(a, b).numpy()
-    best, best_cpu, spent = 0.0, 0.0, 0.0
-    while spent < seconds:
-        start, cpu = time.perf_counter(), time.process_time()
-        products(a, b).numpy()
-        elapsed, cpu_elapsed = time.perf_counter() - start, time.process_time() - cpu
-        spent += elapsed
-        best = max(best, chain * 2 * n**3 / elapsed / 1e9)
-        best_cpu = max(best_cpu, chain * 2 * n**3 / max(cpu_elapsed, 1e-9) / 1e9)
-    return best, best_cpu
+    return best_rate(lambda: products(a, b).numpy(), MATMUL_CHAIN * 2 * n**3, seconds)
 
 
 def _build(cfg, stage: int, policy: str = "float32"):
@@ -135,7 +150,8 @@ def _build(cfg, stage: int, policy: str = "float32"):
     return gan, size
 
 
-def _batch(cfg, size: int, batch_size: int):
+def make_batch(cfg, size: int, batch_size: int):
+    """A fixed batch as the input pipeline gives it: NHWC images in [-1, 1], embeddings."""
     import numpy as np
     import tensorflow as tf
 
@@ -149,36 +165,58 @@ def _batch(cfg, size: int, batch_size: int):
     }
 
 
-def count_flops(cfg, stage: int, batch_size: int) -> float:
-    """Float operations of one float32 iteration, from TF's graph profiler (static shapes)."""
+def train_step_graph(cfg, stage: int, batch_size: int):
+    """The traced float32 train_step of (stage, batch_size), static shapes."""
     import tensorflow as tf
 
     gan, size = _build(cfg, stage)
     step_fn = tf.function(gan.train_step)
-    graph = step_fn.get_concrete_function(_batch(cfg, size, batch_size)).graph
+    return step_fn.get_concrete_function(make_batch(cfg, size, batch_size)).graph
+
+
+def graph_flops(graph, op_types: tuple[str, ...] = (".*",)) -> float:
+    """Float operations of the ops in `graph` whose type matches one of the `op_types`
+    regexes, from TF's graph profiler."""
+    import tensorflow as tf
+
     options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+    options["account_type_regexes"] = list(op_types)
     options["output"] = "none"
     return float(tf.compat.v1.profiler.profile(graph=graph, options=options).total_float_ops)
+
+
+def count_flops(cfg, stage: int, batch_size: int) -> float:
+    """Float operations of one float32 iteration, from TF's graph profiler (static shapes)."""
+    return graph_flops(train_step_graph(cfg, stage, batch_size))
 
 
 def run_setting(cfg, policy: str, stage: int, batch_size: int, steps: int, warmup: int) -> dict:
     import tensorflow as tf
 
     gan, size = _build(cfg, stage, policy)
-    batch = _batch(cfg, size, batch_size)
+    batch = make_batch(cfg, size, batch_size)
     step_fn = tf.function(gan.train_step, jit_compile=cfg.train.xla)
     for _ in range(warmup):
         logs = step_fn(batch)
     float(logs["d_loss"])  # wait for the device
+
+    def one_step():
+        float(step_fn(batch)["d_loss"])  # one step at a time: its own time
+
+    return {"resolution": size, **time_steps(one_step, steps, batch_size)}
+
+
+def time_steps(step, steps: int, batch_size: int) -> dict:
+    """Times `steps` calls of `step()` (each returns when its iteration is done): the best and
+    mean wall-clock seconds per iteration, the best CPU seconds, images/s of both."""
     times, cpu_times = [], []
     for _ in range(steps):
         start, cpu = time.perf_counter(), time.process_time()
-        float(step_fn(batch)["d_loss"])  # one step at a time: its own time
+        step()
         times.append(time.perf_counter() - start)
         cpu_times.append(time.process_time() - cpu)
     best, mean = min(times), sum(times) / len(times)
     return {
-        "resolution": size,
         "s_per_iter": best,
         "cpu_s_per_iter": min(cpu_times),
         "images_per_s": batch_size / best,
@@ -208,8 +246,8 @@ def main():
         f"warmup={args.warmup} timed_steps={args.steps} overrides={args.set} "
         f"load average {os.getloadavg()[0]:.1f}"
     )
-    settings = _settings(args)
-    flops = {(s, b): count_flops(cfg, s, b) for s, b in settings}
+    todo = settings(args.stage, args.batch)
+    flops = {(s, b): count_flops(cfg, s, b) for s, b in todo}
     print(
         "precision  peak(matmul GFLOP/s) stage batch  res  s/iter  images/s (mean)"
         "  GFLOP/s  % of peak  per CPU-s"
@@ -226,7 +264,7 @@ def main():
         rows = [
             (stage, batch_size, run_setting(cfg, chosen.policy, stage, batch_size, args.steps,
                                             args.warmup))
-            for stage, batch_size in settings
+            for stage, batch_size in todo
         ]  # fmt: skip
         again, again_cpu = matmul_gflops(MATMUL_DTYPES[name], args.matmul_size)
         peak, peak_cpu = max(peak, again), max(peak_cpu, again_cpu)
