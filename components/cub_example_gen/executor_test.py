@@ -106,21 +106,27 @@ def test_ptransform_writes_one_shard_per_task(synth_data, tiny, tmp_path):
     dataset = cub.CubDataset(synth_data)
     tasks = transforms.plan_shards(dataset, num_shards=3)
     out = str(tmp_path / "out")
+    results_dir = str(tmp_path / "results")
+    train, test = len(dataset.split("train")), len(dataset.split("test"))
+    expected = [("train", i, len(range(i, train, 3)), 0) for i in range(3)] + [
+        ("test", i, len(range(i, test, 3)), 0) for i in range(3)
+    ]
     with test_pipeline.TestPipeline(runner=IN_PROCESS) as pipeline:
         results = (
             pipeline
             | beam.Create(tasks)
-            | transforms.CubToTFRecordShards(tiny.data, out, generate.embedding_files(dataset))
+            | transforms.CubToTFRecordShards(
+                tiny.data, out, generate.embedding_files(dataset), results_dir
+            )
             | beam.Map(lambda r: (r.split, r.index, r.written, len(r.skipped)))
         )
-        train, test = len(dataset.split("train")), len(dataset.split("test"))
-        assert_that(
-            results,
-            equal_to(
-                [("train", i, len(range(i, train, 3)), 0) for i in range(3)]
-                + [("test", i, len(range(i, test, 3)), 0) for i in range(3)]
-            ),
-        )
+        assert_that(results, equal_to(expected))
+    # the results each task wrote as JSON are the ones it output
+    read = transforms.read_shard_results(results_dir)
+    assert sorted((r.split, r.index, r.written, len(r.skipped)) for r in read) == sorted(expected)
+    assert {r.path for r in read} == {
+        f"{out}/Split-{split}/{shard_name(i, 3)}" for split in ("train", "test") for i in range(3)
+    }
     shard = tmp_path / "out" / "Split-train" / shard_name(1, 3)
     ids = [r["image_id"] for r in example_codec.decode(_read(shard))]
     assert ids == [e.image_id for e in dataset.split("train")[1::3]]

@@ -99,31 +99,18 @@ def _run_pipeline(
     staging: str,
     embeddings: tuple[Path, ...],
 ) -> list[transforms.ShardResult]:
-    results_prefix = f"{staging}/results/shard_results"
+    results_dir = f"{staging}/results"
     with make_pipeline() as pipeline:
         _ = (
             pipeline
             | "PlanShards" >> beam.Create(tasks)
             | "CubToTFRecordShards"
-            >> transforms.CubToTFRecordShards(data_config, staging, embeddings)
-            | "ToJson" >> beam.Map(lambda r: json.dumps(dataclasses.asdict(r)))
-            | "WriteShardResults" >> beam.io.WriteToText(results_prefix, file_name_suffix=".jsonl")
+            >> transforms.CubToTFRecordShards(data_config, staging, embeddings, results_dir)
         )
-    results = []
-    for match in FileSystems.match([f"{results_prefix}*"])[0].metadata_list:
-        with FileSystems.open(match.path) as f:
-            results.extend(
-                _shard_result(json.loads(line)) for line in f.read().decode().splitlines()
-            )
+    results = transforms.read_shard_results(results_dir)
     if sorted((r.split, r.index) for r in results) != sorted((t.split, t.index) for t in tasks):
-        raise RuntimeError(f"{results_prefix}*: shard results do not match the planned shards")
+        raise RuntimeError(f"{results_dir}: shard results do not match the planned shards")
     return results
-
-
-def _shard_result(values: dict) -> transforms.ShardResult:
-    values["skipped"] = tuple(transforms.Incident(**i) for i in values["skipped"])
-    values["converted"] = tuple(transforms.Incident(**i) for i in values["converted"])
-    return transforms.ShardResult(**values)
 
 
 def _report(dataset, results, output_dir, has_embeddings) -> Report:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
-import gzip
+import json
 import math
 import os
 import socket
@@ -20,7 +20,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import apache_beam as beam
-from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
@@ -32,10 +31,14 @@ from stackgan.tfrecords import shard_writer
 # CUB training images make 18 shards, enough to spread over workers and interleave in tf.data.
 RECORDS_PER_SHARD = 500
 METRICS_NAMESPACE = "cub_example_gen"
-# The shards' gzip level by data.image_encoding. JPEG and PNG crops are compressed already:
-# deflate saved 0.1-2.5 % of a shard for ~1.1 ms an image (a fifth of the conversion), so their
-# records are stored (level 0: still gzip, read with compression_type="GZIP", and faster to
-# read); raw pixels halve at level 1, which writes 3x faster than the default 6 (within 5 %).
+# The shards' gzip level by data.image_encoding (tfrecords/shard_writer.py). Writing the real
+# CUB sample's paper-size records (`bench/bench_preprocess.py --gzip-levels`, 2-core Xeon):
+#   jpeg, 52 KB a record: level 0 0.05 ms a record; level 1 0.92 ms, -2.5 %; level 6 1.0 ms, -2.6 %
+#   png, 167 KB:          level 0 0.14 ms;          level 1 2.7 ms,  -0.2 %; level 6 2.9 ms, -0.2 %
+#   raw, 296 KB:          level 0 0.23 ms;          level 1 4.7 ms,  -28 %;  level 6 7.5 ms, -29 %
+# Deflating JPEG/PNG crops (compressed already) would add a quarter to an image's ~4 ms of
+# conversion to save 0-3 %, so they are stored (level 0: still gzip, read with
+# compression_type="GZIP"); raw pixels shrink by 28 % at level 1, 1.6x faster than at 6.
 GZIP_LEVELS = {"jpeg": 0, "png": 0, "raw": 1}
 # Images converted at once in one worker. PIL decodes, resizes and encodes without holding
 # Python's GIL, so threads use the cores a single Beam worker would leave idle; a shard's
@@ -107,11 +110,35 @@ def split_dir(output_dir: str, split: str) -> str:
     return f"{output_dir.rstrip('/')}/Split-{split}"
 
 
+def result_path(results_dir: str, split: str, index: int) -> str:
+    return f"{results_dir.rstrip('/')}/{split}-{index:05d}.json"
+
+
+def read_shard_results(results_dir: str) -> list[ShardResult]:
+    """The ShardResults that `CubToTFRecordShards(..., results_dir=...)` wrote."""
+    results = []
+    pattern = f"{results_dir.rstrip('/')}/*.json"
+    for match in FileSystems.match([pattern])[0].metadata_list:
+        with FileSystems.open(match.path) as f:
+            values = json.loads(f.read().decode())
+        values["skipped"] = tuple(Incident(**i) for i in values["skipped"])
+        values["converted"] = tuple(Incident(**i) for i in values["converted"])
+        results.append(ShardResult(**values))
+    return results
+
+
 class _WriteShardFn(beam.DoFn):
-    def __init__(self, data_config, output_dir: str, embedding_files: tuple[Path, ...]):
+    def __init__(
+        self,
+        data_config,
+        output_dir: str,
+        embedding_files: tuple[Path, ...],
+        results_dir: str | None,
+    ):
         self._data_config = data_config
         self._output_dir = output_dir
         self._embedding_files = embedding_files
+        self._results_dir = results_dir
         self._embeddings: cub.EmbeddingStore | None = None
 
     def setup(self):
@@ -148,7 +175,7 @@ class _WriteShardFn(beam.DoFn):
         )
         for incident in skipped:
             Metrics.counter(METRICS_NAMESPACE, f"skipped_{incident.reason}").inc()
-        yield ShardResult(
+        result = ShardResult(
             split=task.split,
             index=task.index,
             path=path,
@@ -157,6 +184,11 @@ class _WriteShardFn(beam.DoFn):
             converted=tuple(converted),
             worker=f"{socket.gethostname()}:{os.getpid()}",
         )
+        if self._results_dir is not None:
+            result_file = result_path(self._results_dir, task.split, task.index)
+            with _naming(result_file), FileSystems.create(result_file) as f:
+                f.write(json.dumps(dataclasses.asdict(result)).encode())
+        yield result
 
 
 def ordered_map(function: Callable, items: Iterable, threads: int) -> Iterator:
@@ -176,43 +208,31 @@ def ordered_map(function: Callable, items: Iterable, threads: int) -> Iterator:
 
 
 class _ShardFile(shard_writer.TFRecordShardWriter):
-    """The shard writer at gzip level `compresslevel` (`GZIP_LEVELS`), naming its file in I/O
-    errors (a full disk, a read-only bucket): the runner re-raises a worker's error as text,
-    and "No space left on device" alone does not say where."""
-
-    def __init__(self, path: str, compresslevel: int):
-        super().__init__(path)
-        self.compresslevel = compresslevel
-        self._raw = None
+    """The shard writer naming its file in I/O errors (a full disk, a read-only bucket): the
+    runner re-raises a worker's error as text, and "No space left on device" alone does not
+    say where."""
 
     def __enter__(self) -> _ShardFile:
-        with self._naming():
-            # Beam's own GZIP writer has no level; the gzip stream is the same format
-            self._raw = FileSystems.create(
-                self.path, compression_type=CompressionTypes.UNCOMPRESSED
-            )
-            self._file = gzip.GzipFile(
-                fileobj=self._raw, mode="wb", compresslevel=self.compresslevel, mtime=0
-            )
+        with _naming(self.path):
+            super().__enter__()
             return self
 
     def write(self, record: bytes) -> None:
-        with self._naming():
+        with _naming(self.path):
             super().write(record)
 
     def __exit__(self, *exc_info) -> None:
-        with self._naming():
-            try:
-                self._file.close()
-            finally:
-                self._raw.close()
+        with _naming(self.path):
+            super().__exit__(*exc_info)
 
-    @contextlib.contextmanager
-    def _naming(self):
-        try:
-            yield
-        except OSError as e:
-            raise OSError(e.errno, f"writing {self.path}: {e.strerror or e}") from e
+
+@contextlib.contextmanager
+def _naming(path: str):
+    """Re-raises an OSError naming `path`."""
+    try:
+        yield
+    except OSError as e:
+        raise OSError(e.errno, f"writing {path}: {e.strerror or e}") from e
 
 
 def _incident(split: str, outcome: convert.Outcome, reason: str) -> Incident:
@@ -225,11 +245,20 @@ class CubToTFRecordShards(beam.PTransform):
 
     `embedding_files`: the dataset's embeddings pickles (empty when it has none; then the
     Examples lack the `embedding` feature and no image is skipped for lacking one).
+    `results_dir`: where each task also writes its ShardResult as JSON when its shard is done
+    (`read_shard_results` reads them back): a driver gets the results of any runner without a
+    WriteToText after this step, whose extra stages cost ~0.25 s of a DirectRunner run.
     """
 
-    def __init__(self, data_config, output_dir: str, embedding_files: tuple[Path, ...] = ()):
+    def __init__(
+        self,
+        data_config,
+        output_dir: str,
+        embedding_files: tuple[Path, ...] = (),
+        results_dir: str | None = None,
+    ):
         super().__init__()
-        self._fn = _WriteShardFn(data_config, output_dir, tuple(embedding_files))
+        self._fn = _WriteShardFn(data_config, output_dir, tuple(embedding_files), results_dir)
 
     def expand(self, tasks):
         return tasks | "ConvertAndWriteShard" >> beam.ParDo(self._fn)
