@@ -38,7 +38,7 @@ import numpy as np
 import tensorflow as tf
 
 from stackgan.config import ClassifierConfig
-from stackgan.models.batch_norm import recalibrate_batch_norm
+from stackgan.models.batch_norm import fused_batch_statistics, recalibrate_batch_norm
 from stackgan.saved_models import load_saved_model, resolve_saved_model_dir
 from stackgan.training.fused_adam import FusedAdam
 
@@ -147,26 +147,7 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
         )
         if not fusable:
             return super().call(inputs, training=training, mask=mask)
-        empty = tf.zeros([0], tf.float32)
-        outputs, mean, variance, _, _, _ = tf.raw_ops.FusedBatchNormV3(
-            x=inputs,
-            scale=self.gamma.value,
-            offset=self.beta.value,
-            mean=empty,
-            variance=empty,
-            epsilon=self.epsilon,
-            exponential_avg_factor=1.0,
-            data_format="NHWC",
-            is_training=True,
-        )
-        # the op returns the unbiased (n - 1) batch variance; Keras averages the biased one
-        count = tf.cast(tf.reduce_prod(tf.shape(inputs)[:-1]), variance.dtype)
-        variance = variance * (count - 1.0) / count
-        self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
-        self.moving_variance.assign(
-            self.moving_variance * self.momentum + variance * (1.0 - self.momentum)
-        )
-        return outputs
+        return fused_batch_statistics(self, inputs, update=True)
 
 
 def _prepare_for_scratch(backbone: keras.Model) -> keras.Model:

@@ -71,34 +71,39 @@ class FreezableBatchNorm(keras.layers.BatchNormalization):
         )
 
     def _fused(self, inputs, update: bool):
-        """Batch-statistics normalisation in one op; `update`: also move the moving averages
-        (with `momentum`, as Keras does, so precise BatchNorm's momentum schedule holds)."""
-        x = ops.cast(inputs, self.compute_dtype)
-        flat = len(x.shape) == 2  # [B, C] -> [B, 1, 1, C]: statistics over B, as Keras
-        if flat:
-            x = tf.reshape(x, [-1, 1, 1, x.shape[-1]])
-        empty = tf.zeros([0], tf.float32)
-        outputs, mean, variance, _, _, _ = tf.raw_ops.FusedBatchNormV3(
-            x=x,
-            scale=tf.cast(self.gamma.value, tf.float32),
-            offset=tf.cast(self.beta.value, tf.float32),
-            mean=empty,
-            variance=empty,
-            epsilon=self.epsilon,
-            exponential_avg_factor=1.0,
-            data_format="NHWC",
-            is_training=True,
-        )
-        if update:
-            # the op returns the unbiased (n - 1) batch variance; Keras averages the biased one
-            count = tf.cast(tf.reduce_prod(tf.shape(x)[:-1]), tf.float32)
-            variance = variance * (count - 1.0) / count
-            momentum = self.momentum
-            self.moving_mean.assign(self.moving_mean * momentum + mean * (1.0 - momentum))
-            self.moving_variance.assign(
-                self.moving_variance * momentum + variance * (1.0 - momentum)
-            )
-        return tf.reshape(outputs, tf.shape(inputs)) if flat else outputs
+        return fused_batch_statistics(self, ops.cast(inputs, self.compute_dtype), update)
+
+
+def fused_batch_statistics(layer: keras.layers.BatchNormalization, x, update: bool):
+    """`layer`'s training-mode normalisation of `x` ([B, C] or NHWC) in TF's one
+    `FusedBatchNormV3` op, in x's dtype with statistics, scale and offset in float32; `update`:
+    also move the layer's moving averages (with its `momentum`, as Keras does, so precise
+    BatchNorm's momentum schedule holds). Keras composes the same from ~10 elementwise ops
+    and reductions, forward and backward."""
+    flat = len(x.shape) == 2  # [B, C] -> [B, 1, 1, C]: statistics over B, as Keras
+    shape = tf.shape(x)
+    if flat:
+        x = tf.reshape(x, [-1, 1, 1, x.shape[-1]])
+    empty = tf.zeros([0], tf.float32)
+    outputs, mean, variance, _, _, _ = tf.raw_ops.FusedBatchNormV3(
+        x=x,
+        scale=tf.cast(layer.gamma.value, tf.float32),
+        offset=tf.cast(layer.beta.value, tf.float32),
+        mean=empty,
+        variance=empty,
+        epsilon=layer.epsilon,
+        exponential_avg_factor=1.0,
+        data_format="NHWC",
+        is_training=True,
+    )
+    if update:
+        # the op returns the unbiased (n - 1) batch variance; Keras averages the biased one
+        count = tf.cast(tf.reduce_prod(tf.shape(x)[:-1]), tf.float32)
+        variance = variance * (count - 1.0) / count
+        momentum = layer.momentum
+        layer.moving_mean.assign(layer.moving_mean * momentum + mean * (1.0 - momentum))
+        layer.moving_variance.assign(layer.moving_variance * momentum + variance * (1.0 - momentum))
+    return tf.reshape(outputs, shape) if flat else outputs
 
 
 def backend_float(dtype) -> str:
