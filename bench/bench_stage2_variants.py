@@ -56,6 +56,20 @@ VARIANTS = {
         "train.r1_every=4",
         "train.d_augment=translation_cutout",
     ],
+    "demo + reconstruction x1": [
+        "model.stage2_output=residual",
+        "train.stage2_consistency_weight=30",
+        "train.r1_gamma=1",
+        "train.r1_every=4",
+        "train.stage2_reconstruction_weight=1",
+    ],
+    "demo + reconstruction x10": [
+        "model.stage2_output=residual",
+        "train.stage2_consistency_weight=30",
+        "train.r1_gamma=1",
+        "train.r1_every=4",
+        "train.stage2_reconstruction_weight=10",
+    ],
     "demo without precise BN": [
         "model.stage2_output=residual",
         "train.stage2_consistency_weight=30",
@@ -67,6 +81,7 @@ VARIANTS = {
 PAPER_STAGE2 = [
     "model.stage2_output=image",
     "train.stage2_consistency_weight=0",
+    "train.stage2_reconstruction_weight=0",
     "train.r1_gamma=0",
     "train.r1_every=1",
 ]

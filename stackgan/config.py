@@ -106,12 +106,21 @@ class TrainConfig:
     # regulariser; "downscaled_l1" compares the box-downscaled Stage-II image with Stage-I's.
     stage2_consistency: Literal["downscaled_l1", "color_moments"] = "downscaled_l1"
     stage2_consistency_weight: float = 0.0
+    # Later work, not the paper (0 = off): super-resolution on real pairs (SRGAN / pix2pix
+    # style). Each step Stage-II also refines the box-downscaled REAL image and the generator
+    # adds this weight x its mean L1 distance to that real image (stage2_gan.py).
+    stage2_reconstruction_weight: float = 0.0
     # Later work, not the paper (0 = off): R1 gradient penalty on D's real/right pairs.
     r1_gamma: float = 0.0
     r1_every: int = 1  # lazy R1 (StyleGAN2): every N D steps, weighted N times
     # Later work, not the paper: DiffAugment (Zhao et al. 2020) on every image D sees, in D's
     # and G's updates alike; geometric only, colour is the condition (training/augment.py).
     d_augment: Literal["none", "translation_cutout"] = "none"
+    # Later work, not the paper (0 = off): the generator that is sampled, exported and served
+    # is an exponential moving average of the trained one's weights with this momentum (Karras
+    # et al. 2018; Yazici et al. 2019), kept by Keras' Adam (`use_ema`); its BatchNorm
+    # statistics are re-estimated under the averaged weights (precise_bn_batches).
+    generator_ema: float = 0.0
     # Batches over which the trained generator's BatchNorm statistics are re-estimated before
     # each sample sheet and the export (0 = keep the moving averages); see precise_bn.py.
     precise_bn_batches: int = 20

@@ -39,7 +39,7 @@ POSITIVE = {
 AT_MOST_ONE = {
     "synth": ("test_class_fraction",),
     "data": ("max_skipped_fraction",),
-    "train": ("beta_1", "lr_decay_factor"),
+    "train": ("beta_1", "lr_decay_factor", "generator_ema"),
     "classifier": ("holdout_fraction",),
 }
 
@@ -131,6 +131,11 @@ def _relation_problems(config) -> list[str]:
                 f"{other}.embedding_dim={dim} differs from data.embedding_dim="
                 f"{data.embedding_dim}; the text embeddings must have one size"
             )
+    if config.train.generator_ema == 1:
+        problems.append(
+            "train.generator_ema=1 never moves the average off the first step's weights;"
+            " use a momentum below 1 (0.995-0.999), or 0 for no average"
+        )
     if synth.min_side > synth.max_side:
         problems.append(f"synth.min_side={synth.min_side} is above synth.max_side={synth.max_side}")
     return problems

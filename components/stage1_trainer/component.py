@@ -28,7 +28,7 @@ STAGE2_ONLY_MODEL_FIELDS = (
 )  # fmt: skip
 STAGE2_ONLY_TRAIN_FIELDS = (
     "stage2_epochs", "stage2_max_steps", "stage2_batch_size", "stage2_consistency",
-    "stage2_consistency_weight",
+    "stage2_consistency_weight", "stage2_reconstruction_weight",
 )  # fmt: skip
 READS = config_view.Reads(
     "Stage1Trainer",

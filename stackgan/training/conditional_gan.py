@@ -72,9 +72,10 @@ class ConditionalGAN(keras.Model):
         """-> (fake image f32[B,S,S,3], mu, log_sigma) of the TRAINED generator's CA."""
         return self.generate_with_penalty(embedding, training)[:3]
 
-    def generate_with_penalty(self, embedding: tf.Tensor, training: bool):
+    def generate_with_penalty(self, embedding: tf.Tensor, training: bool, real_image=None):
         """-> (fake, mu, log_sigma, penalty f32[B]): `penalty` is a per-example term the
-        generator's loss adds (0 unless the stage defines one)."""
+        generator's loss adds (0 unless the stage defines one); `real_image`, the batch's real
+        images, is given while training, for a stage whose penalty needs them."""
         raise NotImplementedError
 
     # --- shared machinery ------------------------------------------------------------------
@@ -141,7 +142,9 @@ class ConditionalGAN(keras.Model):
             g_tape.watch([v.value for v in g_vars])  # Keras Variable -> its tf.Variable
             # Generate once: D's update sees the images without gradient, G's through the
             # freshly updated D (as the PyTorch code does).
-            fake, mu, log_sigma, penalty = self.generate_with_penalty(embedding, training=True)
+            fake, mu, log_sigma, penalty = self.generate_with_penalty(
+                embedding, training=True, real_image=image
+            )
 
             # 1. Discriminator update: real/right -> 1, wrong (other class) and fake -> 0.
             d_vars = self.discriminator.trainable_variables

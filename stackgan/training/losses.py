@@ -42,14 +42,22 @@ def average(per_example: tf.Tensor) -> tf.Tensor:
     return tf.nn.compute_average_loss(per_example)
 
 
+def box_downscale(high: tf.Tensor, size: int) -> tf.Tensor:
+    """[B,S,S,C] -> [B,size,size,C] float32: each output pixel the mean of its S/size square."""
+    factor = high.shape[1] // size
+    return tf.nn.avg_pool2d(tf.cast(high, tf.float32), factor, factor, "VALID")
+
+
+def mean_l1(image: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
+    """[B]: mean |image - target| per example."""
+    difference = tf.cast(image, tf.float32) - tf.cast(target, tf.float32)
+    return tf.reduce_mean(tf.abs(difference), axis=[1, 2, 3])
+
+
 def downscaled_l1(high: tf.Tensor, low: tf.Tensor) -> tf.Tensor:
     """[B]: mean |box-downscale(high) - low|, pixels in [-1, 1]. A Stage-II image whose
     low-frequency content (colours, layout) is that of its Stage-I input scores 0."""
-    high = tf.cast(high, tf.float32)
-    low = tf.cast(low, tf.float32)
-    factor = high.shape[1] // low.shape[1]
-    down = tf.nn.avg_pool2d(high, factor, factor, "VALID")
-    return tf.reduce_mean(tf.abs(down - low), axis=[1, 2, 3])
+    return mean_l1(box_downscale(high, low.shape[1]), low)
 
 
 def color_moments(high: tf.Tensor, low: tf.Tensor) -> tf.Tensor:

@@ -38,7 +38,7 @@ from stackgan import models
 from stackgan.config import Config
 from stackgan.stages import get_stage
 from stackgan.tfrecords import input_pipeline
-from stackgan.training import distribute, precise_bn, samples, summaries
+from stackgan.training import distribute, generator_average, precise_bn, samples, summaries
 from stackgan.training import precision as precision_lib
 from stackgan.training.checkpointing import TrainingCheckpoint
 from stackgan.training.conditional_gan import ConditionalGAN
@@ -54,7 +54,8 @@ StepHook = Callable[[int, Mapping[str, float], ConditionalGAN], None]
 
 @dataclasses.dataclass
 class StageRun:
-    """What `train_stage` did. `gan.generator` is the trained generator."""
+    """What `train_stage` did. `gan.generator` is the trained generator (the averaged one
+    with `train.generator_ema`), its BatchNorm statistics re-estimated."""
 
     stage: int
     gan: ConditionalGAN
@@ -192,12 +193,14 @@ def train_stage(
     )
     stage1 = getattr(gan, "stage1_generator", None)
 
-    def write_samples(name: str | None = None) -> str | None:
-        recalibration(gan.generator, stage1)  # on every task: the statistics are exported
-        if sample_writer is None:
-            return None
-        images, stage1_images = samples.generate_pair(sample_writer.samples, gan.generator, stage1)
-        return sample_writer.write(images, current, name, stage1_images=stage1_images)
+    def write_samples(name: str | None = None, final: bool = False) -> str | None:
+        # the averaged generator, if the config keeps one; the final one stays for the export
+        with generator_average.averaged_weights(gan, keep=final) as generator:
+            recalibration(generator, stage1)  # on every task: the statistics are exported
+            if sample_writer is None:
+                return None
+            images, stage1_images = samples.generate_pair(sample_writer.samples, generator, stage1)
+            return sample_writer.write(images, current, name, stage1_images=stage1_images)
 
     last_logs: dict[str, float] = {}
     saved = state.latest if start else None
@@ -225,7 +228,7 @@ def train_stage(
 
     if saved is None or current % train.checkpoint_every_steps:
         saved = state.save()
-    final_sheet = write_samples("final.png")
+    final_sheet = write_samples("final.png", final=True)
     if summary_writer is not None:
         summary_writer.flush()
     return StageRun(

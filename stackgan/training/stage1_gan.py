@@ -19,7 +19,7 @@ class StageIGAN(ConditionalGAN):
         kwargs.setdefault("name", "stage1_gan")
         super().__init__(generator, discriminator, config, **kwargs)
 
-    def generate_with_penalty(self, embedding, training: bool):
+    def generate_with_penalty(self, embedding, training: bool, real_image=None):
         embedding = tf.convert_to_tensor(embedding, tf.float32)
         batch = tf.shape(embedding)[0]
         noise = self.per_sample_normal(batch, self.config.model.z_dim)

@@ -43,7 +43,7 @@ class StageIIGAN(ConditionalGAN):
         set_batch_statistics_when_frozen(stage1_generator, mode == "batch")
         self.stage1_generator = stage1_generator
 
-    def generate_with_penalty(self, embedding, training: bool):
+    def generate_with_penalty(self, embedding, training: bool, real_image=None):
         embedding = tf.convert_to_tensor(embedding, tf.float32)
         batch = tf.shape(embedding)[0]
         model_cfg = self.config.model
@@ -61,9 +61,22 @@ class StageIIGAN(ConditionalGAN):
             training=training,
         )
         train_cfg = self.config.train
+        penalty = tf.zeros([batch], tf.float32)
         if train_cfg.stage2_consistency_weight:
             consistency = losses.CONSISTENCY_LOSSES[train_cfg.stage2_consistency]
-            penalty = train_cfg.stage2_consistency_weight * consistency(fake, low_res)
-        else:
-            penalty = tf.zeros([batch], tf.float32)
+            penalty += train_cfg.stage2_consistency_weight * consistency(fake, low_res)
+        if train_cfg.stage2_reconstruction_weight and real_image is not None:
+            penalty += train_cfg.stage2_reconstruction_weight * self.reconstruction_error(
+                real_image, embedding, ca_noise, training
+            )
         return fake, mu, log_sigma, penalty
+
+    def reconstruction_error(self, real_image, embedding, ca_noise, training: bool):
+        """[B]: mean |G(box-downscaled real image, text) - real image|, the super-resolution
+        loss (`train.stage2_reconstruction_weight`). The adversarial loss alone must discover
+        what a sharp 256 px bird looks like from D's gradients; on the real pairs G is told, and
+        it learns the sharpening it then applies to Stage-I's images."""
+        real_low = losses.box_downscale(real_image, self.config.data.low_res)
+        embedding, ca_noise = (tf.convert_to_tensor(x, tf.float32) for x in (embedding, ca_noise))
+        rebuilt, _, _ = self.generator([real_low, embedding, ca_noise], training=training)
+        return losses.mean_l1(rebuilt, real_image)
