@@ -13,6 +13,10 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check "uv==0.13.9"
-.venv/bin/uv pip install --quiet --python .venv/bin/python --no-deps -r requirements/lock.txt
+# --compile-bytecode: uv installs sources only; with PYTHONDONTWRITEBYTECODE set (as on our
+# development machines) every process would compile TF, TFX and Beam again. Measured: the install
+# takes ~10 s longer, `import tensorflow, tfx, apache_beam, keras` 5.8-6.2 -> 4.3 s (AMX Xeon).
+.venv/bin/uv pip install --quiet --python .venv/bin/python --no-deps --compile-bytecode \
+  -r requirements/lock.txt
 .venv/bin/uv pip install --quiet --python .venv/bin/python --no-deps --no-build-isolation -e .
 echo "set-up done: $(.venv/bin/python -c 'import tensorflow as tf, tfx, apache_beam as b, ml_metadata as m; print(f"tensorflow {tf.__version__}, tfx {tfx.__version__}, apache-beam {b.__version__}, ml-metadata {m.__version__}")' 2>/dev/null)"
