@@ -132,21 +132,30 @@ def recalibrate_batch_norm(model: keras.Model, forward, batches: int) -> int:
     mean of `batches` training-mode batches under the current weights ("precise BN", Wu &
     Johnson 2021); returns how many layers it set.
 
-    `forward()` runs one batch through `model` with `training=True`. Why: a GAN's weights move
-    fast, so moving averages with momentum 0.9 mix statistics of older weights. Inference with
-    them drifts from what training saw; in Stage-II's generator that drift paints stripes.
+    `forward()` runs one batch through `model` with `training=True`; it may be a tf.function
+    (traced here, where every layer's momentum is 0, so each batch writes its own statistics,
+    which are read back and averaged). Why: a GAN's weights move fast, so moving averages with
+    momentum 0.9 mix statistics of older weights. Inference with them drifts from what training
+    saw; in Stage-II's generator that drift paints stripes.
     """
     layers = [
         layer for layer in _all_layers(model) if isinstance(layer, keras.layers.BatchNormalization)
     ]
     momenta = [layer.momentum for layer in layers]
+    sums = [[0.0, 0.0] for _ in layers]
     try:
-        for k in range(batches):
-            # momentum k / (k + 1) makes the moving value the running mean of the batches'
-            for layer in layers:
-                layer.momentum = k / (k + 1)
+        for layer in layers:
+            layer.momentum = 0.0
+        for _ in range(batches):
             forward()
+            for total, layer in zip(sums, layers, strict=True):
+                total[0] += keras.ops.convert_to_numpy(layer.moving_mean)
+                total[1] += keras.ops.convert_to_numpy(layer.moving_variance)
     finally:
         for layer, momentum in zip(layers, momenta, strict=True):
             layer.momentum = momentum
+    if batches:
+        for (mean, variance), layer in zip(sums, layers, strict=True):
+            layer.moving_mean.assign(mean / batches)
+            layer.moving_variance.assign(variance / batches)
     return len(layers)
