@@ -321,10 +321,12 @@ def demo() -> Config:
         train=TrainConfig(
             batch_size=16,
             # Stage-I draws the bird; Stage-II only refines it, so Stage-I gets most steps.
-            # Measured class top-1 of Stage-I's images (train captions, chance 0.085): 0.09 at
-            # 600 steps, 0.37 at 1200, 0.58 at 2400 (one run; GAN runs vary by +-0.1).
-            max_steps=1500,
-            stage2_max_steps=200,
+            # Measured class top-1 of the whole DAG's 256 px images (train captions, chance
+            # 0.085; AMX Xeon, one run each): 0.24-0.25 (FID 57-66) with 1,500 + 200 steps,
+            # 0.405 (FID 29) with 2,400 + 100 in about the same AMD-estimated time: Stage-II
+            # steps cost ~7x Stage-I's and in 100-200 of them it adds little (README).
+            max_steps=2400,
+            stage2_max_steps=100,
             lr_decay_epochs=100,
             stage2_consistency="downscaled_l1",
             stage2_consistency_weight=30.0,
