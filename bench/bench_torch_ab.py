@@ -49,16 +49,10 @@ CONV_MATMUL_OPS = ("Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter", "Mat
 
 
 def _parse_args():
+    from bench_train_step import add_setting_arguments
+
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--profile", default="paper", help="config profile (tiny, demo, paper)")
-    p.add_argument(
-        "--stage",
-        type=int,
-        choices=(1, 2),
-        action="append",
-        help="stage(s) to run; default: Stage-I at batch 64 and Stage-II at batch 16",
-    )
-    p.add_argument("--batch", type=int, action="append", help="batch size(s)")
+    add_setting_arguments(p)
     p.add_argument("--precision", choices=PRECISIONS, action="append", help="default: both")
     p.add_argument("--steps", type=int, default=5, help="timed iterations per setting")
     p.add_argument("--warmup", type=int, default=1, help="untimed iterations per setting")

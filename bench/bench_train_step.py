@@ -33,8 +33,8 @@ PRECISIONS = ("float32", "bfloat16", "float16")
 MATMUL_DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
 
 
-def _parse_args():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_setting_arguments(p: argparse.ArgumentParser) -> None:
+    """--profile, --stage and --batch, as the benches that time training steps take them."""
     p.add_argument("--profile", default="paper", help="config profile (tiny, demo, paper)")
     p.add_argument(
         "--stage",
@@ -44,6 +44,11 @@ def _parse_args():
         help="stage(s) to run; default: Stage-I at batch 64 and Stage-II at batch 16",
     )
     p.add_argument("--batch", type=int, action="append", help="batch size(s)")
+
+
+def _parse_args():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_setting_arguments(p)
     p.add_argument(
         "--precision",
         choices=PRECISIONS,
