@@ -133,7 +133,8 @@ def _relation_problems(config) -> list[str]:
             )
     if config.train.generator_ema == 1:
         problems.append(
-            "train.generator_ema=1 never moves the average off the first step's weights;"
+            f"train.generator_ema={config.train.generator_ema} never moves the average off the"
+            " first step's weights;"
             " use a momentum below 1 (0.995-0.999), or 0 for no average"
         )
     if synth.min_side > synth.max_side:
