@@ -17,17 +17,13 @@ import contextlib
 import keras
 
 
-def averages(optimizer: keras.optimizers.Optimizer) -> bool:
-    """Whether `optimizer` (or the optimizer a LossScaleOptimizer wraps) keeps the average."""
-    return bool(getattr(getattr(optimizer, "inner_optimizer", optimizer), "use_ema", False))
-
-
 @contextlib.contextmanager
 def averaged_weights(gan, keep: bool = False):
     """Inside the block `gan.generator` holds the averaged weights (when its optimizer keeps
     them); afterwards its trained weights again, unless `keep`."""
+    # a LossScaleOptimizer (float16) keeps the average in the optimizer it wraps
     optimizer = getattr(gan.g_optimizer, "inner_optimizer", gan.g_optimizer)
-    if not averages(optimizer):
+    if not optimizer.use_ema:
         yield gan.generator
         return
     variables = gan.generator.trainable_variables

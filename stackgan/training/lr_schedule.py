@@ -37,13 +37,13 @@ def make_optimizers(
     """(d_optimizer, g_optimizer): Adam(lr schedule, beta_1), one each, as both codes; each
     variable's update in one op (fused_adam.py). With `train.generator_ema` the generator's
     Adam also keeps the moving average of its weights (generator_average.py)."""
-    average = train_cfg.generator_ema > 0
+    average = {"use_ema": True, "ema_momentum": train_cfg.generator_ema}
     return tuple(
         FusedAdam(
             learning_rate=step_decay(train_cfg, steps_per_epoch),
             beta_1=train_cfg.beta_1,
             name=f"{who}_adam",
-            **({"use_ema": True, "ema_momentum": train_cfg.generator_ema} if average else {}),
+            **(average if who == "g" and train_cfg.generator_ema > 0 else {}),
         )
-        for who, average in (("d", False), ("g", average))
+        for who in ("d", "g")
     )

@@ -58,6 +58,8 @@ class BatchNormRecalibration:
         Stage-I, a fifth of its training time)."""
         key = (id(generator), id(stage1_generator))
         if key not in self._compiled:
+            # the entry keeps both models alive, so their ids cannot be reused by new ones
+            models = (generator, stage1_generator)
 
             @tf.function
             def forward(embedding, noise, ca_noise, ca_noise_2):
@@ -67,8 +69,8 @@ class BatchNormRecalibration:
                     low = stage1_generator([embedding, noise, ca_noise], training=True)[0]
                     generator([low, embedding, ca_noise_2], training=True)
 
-            self._compiled[key] = forward
-        return self._compiled[key]
+            self._compiled[key] = (forward, models)
+        return self._compiled[key][0]
 
 
 def embedding_batches(batches, count: int) -> list[np.ndarray]:
