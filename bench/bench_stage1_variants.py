@@ -15,7 +15,11 @@ Evaluator's own code, on the captions of both splits:
     .venv/bin/python bench/bench_stage1_variants.py --work-dir stackgan-work
 
 GAN runs vary from seed to seed (--seeds 0 1 2 averages over them). A sample sheet per
-variant and seed (Stage-I's images of the test captions) goes to --out.
+variant and seed (Stage-I's images of the test captions) goes to --out. Any other variant is one
+`--variant` away; its overrides come after `--steps`, so it may set its own length or batch:
+
+    .venv/bin/python bench/bench_stage1_variants.py --work-dir stackgan-work --variants \
+        --variant "batch 8, 1.5x steps=train.batch_size=8,train.max_steps=3600"
 """
 
 from __future__ import annotations
@@ -80,8 +84,9 @@ def run_variant(name, overrides, base, examples, steps, seed, out_dir, classifie
     from stackgan.training.runner import train_stage
     from stackgan.visualize.sample_sheet import render_sheet
 
+    # the variant's own overrides last: it may set its own length (train.max_steps)
     cfg = base.with_overrides(
-        [*PAPER_STAGE1, *overrides, f"train.max_steps={steps}", f"train.seed={seed}"]
+        [*PAPER_STAGE1, f"train.max_steps={steps}", f"train.seed={seed}", *overrides]
     )
     keras.utils.set_random_seed(seed)
     with tempfile.TemporaryDirectory() as tmp:
@@ -113,6 +118,16 @@ def run_variant(name, overrides, base, examples, steps, seed, out_dir, classifie
     return row
 
 
+def custom_variant(text: str) -> tuple[str, list[str]]:
+    """ "name=a.b=1,c.d=2" -> ("name", ["a.b=1", "c.d=2"]); argparse reports a ValueError in one
+    line. The overrides themselves are checked against the config before anything trains."""
+    name, _, joined = text.partition("=")
+    overrides = [o.strip() for o in joined.split(",") if o.strip()]
+    if not name.strip() or not overrides:
+        raise argparse.ArgumentTypeError(f"expected NAME=section.field=value,..., got {text!r}")
+    return name.strip(), overrides
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work-dir", required=True, help="a finished `stackgan run` work dir")
@@ -121,10 +136,20 @@ def main():
     parser.add_argument("--steps", type=int, default=1500, help="Stage-I steps per variant")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        type=custom_variant,
+        metavar="NAME=OVERRIDE,...",
+        help="one more variant: its name, '=', and config overrides separated by commas",
+    )
     parser.add_argument("--out", default="stage1_variants", help="sample sheets go here")
     args = parser.parse_args()
 
     from work_dir_inputs import variant_bench_setup  # this folder is on sys.path as a script
+
+    from stackgan.config_checks import ConfigError
 
     inputs, base, classifier = variant_bench_setup(args)
     print(f"examples: {inputs['examples']}; profile {args.profile}, {args.steps} Stage-I steps")
@@ -133,11 +158,17 @@ def main():
         " | unseen species: top-1 (chance, real) | colour gain | FID |"
     )
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for name in args.variants:
+    variants = [(name, VARIANTS[name]) for name in args.variants] + args.variant
+    for name, overrides in args.variant:  # a typo fails now, not after an hour of training
+        try:
+            base.with_overrides([*PAPER_STAGE1, *overrides])
+        except ConfigError as error:
+            parser.error(f"--variant {name}: {error}")
+    for name, overrides in variants:
         for seed in args.seeds:
             row = run_variant(
                 name,
-                VARIANTS[name],
+                overrides,
                 base,
                 inputs["examples"],
                 args.steps,
