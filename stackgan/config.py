@@ -97,6 +97,9 @@ class TrainConfig:
     # Stage-II's own batch size when >0 (a 256 px step costs ~7x a 64 px one); 0 = batch_size
     stage2_batch_size: int = 0
     learning_rate: float = 2e-4
+    # Later work, not the paper (0 = learning_rate): the discriminator's own learning rate, the
+    # two time-scale update rule (TTUR, Heusel et al. 2017); it decays on the same schedule.
+    d_learning_rate: float = 0.0
     beta_1: float = 0.5
     lr_decay_epochs: int = 50  # TF halves every 50 epochs; the paper says 100
     lr_decay_factor: float = 0.5

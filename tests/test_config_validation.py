@@ -48,6 +48,7 @@ BAD = [
     ("data.max_skipped_fraction=1.5", "data.max_skipped_fraction=1.5 must be a fraction"),
     ("train.learning_rate=0", "train.learning_rate=0.0 must be > 0"),
     ("train.r1_gamma=-1", "train.r1_gamma=-1.0 must be >= 0"),
+    ("train.d_learning_rate=-1", "train.d_learning_rate=-1.0 must be >= 0"),
     ("train.stage2_reconstruction_weight=-1", "train.stage2_reconstruction_weight=-1.0 must be"),
     ("train.generator_ema=1.5", "train.generator_ema=1.5 must be a fraction, at most 1"),
     ("train.generator_ema=1", "train.generator_ema=1.0 never moves the average"),

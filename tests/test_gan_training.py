@@ -112,6 +112,19 @@ def test_learning_rate_halves_every_lr_decay_epochs(tiny_config):
     assert values == pytest.approx([lr0, lr0, lr0 / 2, lr0 / 2, lr0 / 4, lr0 / 32])
 
 
+def test_d_learning_rate_gives_d_its_own_rate_on_the_same_schedule(tiny_config):
+    """TTUR: D starts from train.d_learning_rate, G from learning_rate; both halve together."""
+    cfg = tiny_config.replace(train={"lr_decay_epochs": 1, "d_learning_rate": 8e-4})
+    gan = _stage1(cfg, 2)
+    lr_g = cfg.train.learning_rate
+    assert lr_g != pytest.approx(8e-4)
+    assert float(gan.d_optimizer.learning_rate) == pytest.approx(8e-4)
+    assert float(gan.g_optimizer.learning_rate) == pytest.approx(lr_g)
+    gan.fit(_batches(16, 3, 4), epochs=1, verbose=0)  # past the first halving (2 steps)
+    assert float(gan.d_optimizer.learning_rate) == pytest.approx(4e-4)
+    assert float(gan.g_optimizer.learning_rate) == pytest.approx(lr_g / 2)
+
+
 def test_schedule_rejects_bad_steps_per_epoch(tiny_config):
     from stackgan.training import make_optimizers
 
