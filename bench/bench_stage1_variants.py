@@ -119,8 +119,9 @@ def run_variant(name, overrides, base, examples, steps, seed, out_dir, classifie
 
 
 def custom_variant(text: str) -> tuple[str, list[str]]:
-    """ "name=a.b=1,c.d=2" -> ("name", ["a.b=1", "c.d=2"]); argparse reports a ValueError in one
-    line. The overrides themselves are checked against the config before anything trains."""
+    """ "name=a.b=1,c.d=2" -> ("name", ["a.b=1", "c.d=2"]); argparse reports the
+    ArgumentTypeError in one line. `main` checks the overrides against the config before
+    anything trains."""
     name, _, joined = text.partition("=")
     overrides = [o.strip() for o in joined.split(",") if o.strip()]
     if not name.strip() or not overrides:

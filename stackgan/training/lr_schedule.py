@@ -40,7 +40,10 @@ def make_optimizers(
     Adam also keeps the moving average of its weights (generator_average.py); with
     `train.d_learning_rate` D starts from its own rate (TTUR)."""
     average = {"use_ema": True, "ema_momentum": train_cfg.generator_ema}
-    initial = {"d": train_cfg.d_learning_rate or train_cfg.learning_rate, "g": None}
+    initial = {
+        "d": train_cfg.d_learning_rate or train_cfg.learning_rate,
+        "g": train_cfg.learning_rate,
+    }
     return tuple(
         FusedAdam(
             learning_rate=step_decay(train_cfg, steps_per_epoch, initial[who]),
