@@ -30,6 +30,9 @@ import os
 import tempfile
 import time
 
+# this folder is on sys.path when a bench runs as a script
+from work_dir_inputs import add_variant_arguments, checked_variants, variant_bench_setup
+
 # name -> config overrides on top of the profile with the paper's Stage-I objective
 VARIANTS = {
     "paper objective": [],
@@ -118,17 +121,6 @@ def run_variant(name, overrides, base, examples, steps, seed, out_dir, classifie
     return row
 
 
-def custom_variant(text: str) -> tuple[str, list[str]]:
-    """ "name=a.b=1,c.d=2" -> ("name", ["a.b=1", "c.d=2"]); argparse reports the
-    ArgumentTypeError in one line. `main` checks the overrides against the config before
-    anything trains."""
-    name, _, joined = text.partition("=")
-    overrides = [o.strip() for o in joined.split(",") if o.strip()]
-    if not name.strip() or not overrides:
-        raise argparse.ArgumentTypeError(f"expected NAME=section.field=value,..., got {text!r}")
-    return name.strip(), overrides
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work-dir", required=True, help="a finished `stackgan run` work dir")
@@ -136,22 +128,9 @@ def main():
     parser.add_argument("--set", action="append", default=[], help="config override")
     parser.add_argument("--steps", type=int, default=1500, help="Stage-I steps per variant")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
-    parser.add_argument(
-        "--variant",
-        action="append",
-        default=[],
-        type=custom_variant,
-        metavar="NAME=OVERRIDE,...",
-        help="one more variant: its name, '=', and config overrides separated by commas",
-    )
+    add_variant_arguments(parser, VARIANTS)
     parser.add_argument("--out", default="stage1_variants", help="sample sheets go here")
     args = parser.parse_args()
-
-    from work_dir_inputs import variant_bench_setup  # this folder is on sys.path as a script
-
-    from stackgan.config_checks import ConfigError
-
     inputs, base, classifier = variant_bench_setup(args)
     print(f"examples: {inputs['examples']}; profile {args.profile}, {args.steps} Stage-I steps")
     print(
@@ -159,12 +138,7 @@ def main():
         " | unseen species: top-1 (chance, real) | colour gain | FID |"
     )
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    variants = [(name, VARIANTS[name]) for name in args.variants] + args.variant
-    for name, overrides in args.variant:  # a typo fails now, not after an hour of training
-        try:
-            base.with_overrides([*PAPER_STAGE1, *overrides])
-        except ConfigError as error:
-            parser.error(f"--variant {name}: {error}")
+    variants = checked_variants(parser, args, VARIANTS, base, PAPER_STAGE1)
     for name, overrides in variants:
         for seed in args.seeds:
             row = run_variant(

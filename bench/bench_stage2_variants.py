@@ -23,6 +23,9 @@ import os
 import tempfile
 import time
 
+# this folder is on sys.path when a bench runs as a script
+from work_dir_inputs import add_variant_arguments, checked_variants, variant_bench_setup
+
 # name -> config overrides on top of the paper's Stage-II (stage2_output=image, no extra terms)
 VARIANTS = {
     "paper": [],
@@ -148,21 +151,19 @@ def main():
     parser.add_argument("--profile", default="demo")
     parser.add_argument("--set", action="append", default=[], help="config override")
     parser.add_argument("--steps", type=int, default=200, help="Stage-II steps per variant")
-    parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
+    add_variant_arguments(parser, VARIANTS)
     parser.add_argument("--out", default="stage2_variants", help="comparison sheets go here")
     args = parser.parse_args()
-
-    from work_dir_inputs import variant_bench_setup  # this folder is on sys.path as a script
-
     inputs, base, classifier = variant_bench_setup(args)
+    variants = checked_variants(parser, args, VARIANTS, base, PAPER_STAGE2)
     print(f"inputs: {inputs}; profile {args.profile}, {args.steps} Stage-II steps per variant")
     header = (
         "| variant | s/step | consistency (levels) | sharpness gain | top-1 (chance, real) | FID |"
     )
     print(header)
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
-    for name in args.variants:
-        row = run_variant(name, VARIANTS[name], base, inputs, args.steps, args.out, classifier)
+    for name, overrides in variants:
+        row = run_variant(name, overrides, base, inputs, args.steps, args.out, classifier)
         print(
             f"| {row['variant']} | {row['s/step']:.3f} | {row['consistency']:.1f} |"
             f" {row['sharpness']:.2f} | {row['top1']:.3f} ({row['chance']:.3f},"

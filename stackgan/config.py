@@ -109,10 +109,18 @@ class TrainConfig:
     # regulariser; "downscaled_l1" compares the box-downscaled Stage-II image with Stage-I's.
     stage2_consistency: Literal["downscaled_l1", "color_moments"] = "downscaled_l1"
     stage2_consistency_weight: float = 0.0
+    # Gaussian blur (sigma, in low_res pixels) on both images before they are compared (0 =
+    # none). Unblurred, the term holds Stage-II to Stage-I's blur; blurred, it still holds the
+    # colours and layout but lets Stage-II sharpen edges that Stage-I smeared over a few pixels.
+    stage2_consistency_blur: float = 0.0
     # Later work, not the paper (0 = off): super-resolution on real pairs (SRGAN / pix2pix
     # style). Each step Stage-II also refines the box-downscaled REAL image and the generator
     # adds this weight x its mean L1 distance to that real image (stage2_gan.py).
     stage2_reconstruction_weight: float = 0.0
+    # Gaussian blur (sigma, in low_res pixels) on that downscaled real image first (0 = none;
+    # degradation-aware super-resolution, as in BSRGAN / Real-ESRGAN): Stage-I's images are
+    # blurred birds, so what Stage-II must learn on real pairs is to sharpen a blur.
+    stage2_reconstruction_blur: float = 0.0
     # Later work, not the paper (0 = off): R1 gradient penalty on D's real/right pairs.
     r1_gamma: float = 0.0
     r1_every: int = 1  # lazy R1 (StyleGAN2): every N D steps, weighted N times

@@ -1,4 +1,4 @@
-"""The Stage-I variant bench's `--variant NAME=overrides` parsing (bench/ is not a package)."""
+"""The variant benches' `--variant NAME=overrides` parsing (bench/ is not a package)."""
 
 import argparse
 import os
@@ -7,7 +7,7 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir, "bench"))
-import bench_stage1_variants as bench
+import work_dir_inputs as bench
 
 
 def test_a_variant_is_a_name_and_its_overrides_in_order():

@@ -50,6 +50,8 @@ BAD = [
     ("train.r1_gamma=-1", "train.r1_gamma=-1.0 must be >= 0"),
     ("train.d_learning_rate=-1", "train.d_learning_rate=-1.0 must be >= 0"),
     ("train.stage2_reconstruction_weight=-1", "train.stage2_reconstruction_weight=-1.0 must be"),
+    ("train.stage2_reconstruction_blur=-0.5", "train.stage2_reconstruction_blur=-0.5 must be"),
+    ("train.stage2_consistency_blur=-1", "train.stage2_consistency_blur=-1.0 must be >= 0"),
     ("train.generator_ema=1.5", "train.generator_ema=1.5 must be a fraction, at most 1"),
     ("train.generator_ema=1", "train.generator_ema=1.0 never moves the average"),
 ]

@@ -380,6 +380,87 @@ def test_stage2_consistency_penalty_is_zero_for_an_exact_refinement(tiny_config)
     np.testing.assert_allclose(losses.color_moments(shifted, low), 0.75, rtol=1e-5)
 
 
+def test_gaussian_blur_matches_the_2d_gaussian_and_keeps_flat_images_flat():
+    from stackgan.training import losses
+
+    impulse = np.zeros((1, 15, 15, 3), np.float32)
+    impulse[0, 7, 7] = [1.0, 2.0, -1.0]
+    blurred = np.asarray(losses.gaussian_blur(impulse, 1.5))
+    offsets = np.arange(-7, 8)
+    weights = np.exp(-(offsets[:, None] ** 2 + offsets[None, :] ** 2) / (2 * 1.5**2))
+    weights[np.maximum(abs(offsets[:, None]), abs(offsets[None, :])) > 5] = 0  # radius 5
+    np.testing.assert_allclose(blurred[0, ..., 0], weights / weights.sum(), atol=1e-6)
+    np.testing.assert_allclose(blurred[0, ..., 1], 2 * blurred[0, ..., 0], atol=1e-6)
+    # a flat image stays flat up to the border (mirrored edges); sigma 0 is the identity
+    flat = np.full((2, 9, 9, 3), 0.3, np.float32)
+    np.testing.assert_allclose(losses.gaussian_blur(flat, 2.0), flat, atol=1e-6)
+    rng = np.random.default_rng(0)
+    noisy = rng.uniform(-1, 1, (2, 9, 9, 3)).astype(np.float32)
+    np.testing.assert_array_equal(losses.gaussian_blur(noisy, 0.0), noisy)
+    assert np.std(losses.gaussian_blur(noisy, 1.0)) < 0.5 * np.std(noisy)
+
+
+def _nearest_stage2(cfg):
+    """A Stage-II GAN whose generator upsamples its Stage-I input by nearest neighbour."""
+    import keras
+    from keras import layers
+
+    from stackgan import models, training
+
+    low, high = cfg.data.low_res, cfg.data.high_res
+    image = keras.Input((low, low, 3))
+    embedding = keras.Input((cfg.model.embedding_dim,))
+    ca_noise = keras.Input((cfg.model.ca_dim,))
+    upsample = layers.UpSampling2D(high // low, interpolation="nearest")(image)
+    nearest = keras.Model([image, embedding, ca_noise], [upsample, ca_noise, ca_noise])
+    return training.StageIIGAN(
+        models.build_stage1_generator(cfg.model, low),
+        nearest,
+        models.build_stage2_discriminator(cfg.model, high),
+        cfg,
+    )
+
+
+def test_stage2_consistency_blur_lets_stage2_sharpen_what_stage1_blurred(tiny_config):
+    """`train.stage2_consistency_blur`: a Stage-II image with a sharp edge where Stage-I's
+    image has it blurred is over 2x closer to it when both are blurred by 2 px first, wherever the
+    edge falls; a Stage-II image with other colours stays as far."""
+    from stackgan.training import losses
+
+    cfg = tiny_config.replace(
+        train={"stage2_consistency": "downscaled_l1", "stage2_consistency_weight": 1.0}
+    )
+    low, high = cfg.data.low_res, cfg.data.high_res
+    plain = _nearest_stage2(cfg)
+    blurred = _nearest_stage2(cfg.replace(train={"stage2_consistency_blur": 2.0}))
+    for edge in range(high // 2 - 2, high // 2 + 3):  # across one Stage-I pixel
+        sharp = np.where(np.arange(high) < edge, -1.0, 1.0).astype(np.float32)
+        sharp = np.broadcast_to(sharp[None, None, :, None], (1, high, high, 3)).copy()
+        stage1 = np.asarray(losses.gaussian_blur(losses.box_downscale(sharp, low), 1.0))
+        strict = float(plain.consistency_error(sharp, stage1)[0])
+        lenient = float(blurred.consistency_error(sharp, stage1)[0])
+        assert strict > 0.03 and lenient < strict / 2, (edge, strict, lenient)
+        inverted = float(blurred.consistency_error(-sharp, stage1)[0])
+        assert inverted > 0.5  # the colours swapped: no blur hides that
+
+
+def test_stage2_reconstruction_blur_makes_g_sharpen_a_blurred_real_image(tiny_config):
+    """With `train.stage2_reconstruction_blur`, G is given the blurred downscale: a G that only
+    upsamples then misses by the blur, and scores as without blur when sigma is 0."""
+    cfg = tiny_config
+    high = cfg.data.high_res
+    rng = np.random.default_rng(0)
+    # 4x4 blocks (rebuilt exactly from the plain box-downscale), with sharp edges between them
+    blocks = rng.uniform(-1, 1, (2, cfg.data.low_res, cfg.data.low_res, 3)).astype("float32")
+    coarse = blocks.repeat(high // cfg.data.low_res, 1).repeat(high // cfg.data.low_res, 2)
+    text = rng.normal(size=(2, cfg.model.embedding_dim)).astype("float32")
+    eps = rng.normal(size=(2, cfg.model.ca_dim)).astype("float32")
+    plain = _nearest_stage2(cfg).reconstruction_error(coarse, text, eps, True)
+    blurred = _nearest_stage2(cfg.replace(train={"stage2_reconstruction_blur": 1.0}))
+    np.testing.assert_allclose(plain, 0.0, atol=1e-6)
+    assert float(np.min(blurred.reconstruction_error(coarse, text, eps, True))) > 0.1
+
+
 def test_lazy_r1_applies_every_nth_d_step_with_n_times_the_weight(tiny_config):
     cfg = tiny_config.replace(train={"r1_gamma": 3.0, "r1_every": 4})
     gan = _stage1(cfg)
@@ -397,24 +478,9 @@ def test_stage2_reconstruction_error_is_l1_of_g_on_the_box_downscaled_real_image
     """`train.stage2_reconstruction_weight`'s term: G refines the real image's box-downscale and
     is scored by mean |G(...) - real|. With a G that upsamples by nearest neighbour, an image
     that is constant on each 4x4 block is rebuilt exactly; a finer one loses its detail."""
-    import keras
-    from keras import layers
-
-    from stackgan import models, training
-
     cfg = tiny_config
     low, high = cfg.data.low_res, cfg.data.high_res
-    image = keras.Input((low, low, 3))
-    embedding = keras.Input((cfg.model.embedding_dim,))
-    ca_noise = keras.Input((cfg.model.ca_dim,))
-    upsample = layers.UpSampling2D(high // low, interpolation="nearest")(image)
-    nearest = keras.Model([image, embedding, ca_noise], [upsample, ca_noise, ca_noise])
-    gan = training.StageIIGAN(
-        models.build_stage1_generator(cfg.model, low),
-        nearest,
-        models.build_stage2_discriminator(cfg.model, high),
-        cfg,
-    )
+    gan = _nearest_stage2(cfg)
     rng = np.random.default_rng(0)
     blocks = rng.uniform(-1, 1, (2, low, low, 3)).astype("float32")
     coarse = blocks.repeat(high // low, axis=1).repeat(high // low, axis=2)

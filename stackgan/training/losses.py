@@ -7,6 +7,9 @@ gradients (Keras' optimizer all-reduces with SUM). On one device that is the pla
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import tensorflow as tf
 
 
@@ -46,6 +49,23 @@ def box_downscale(high: tf.Tensor, size: int) -> tf.Tensor:
     """[B,S,S,C] -> [B,size,size,C] float32: each output pixel the mean of its S/size square."""
     factor = high.shape[1] // size
     return tf.nn.avg_pool2d(tf.cast(high, tf.float32), factor, factor, "VALID")
+
+
+def gaussian_blur(images: tf.Tensor, sigma: float) -> tf.Tensor:
+    """[B,H,W,C] float32 blurred by a separable Gaussian of `sigma` pixels (kernel radius
+    ceil(3 sigma), edges mirrored, so a flat image stays flat); sigma 0 returns the images."""
+    images = tf.cast(images, tf.float32)
+    if sigma <= 0:
+        return images
+    radius = math.ceil(3 * sigma)
+    taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+    taps = tf.constant(taps / taps.sum(), tf.float32)
+    channels = images.shape[-1]
+    across = tf.tile(tf.reshape(taps, [1, -1, 1, 1]), [1, 1, channels, 1])
+    down = tf.reshape(across, [-1, 1, channels, 1])
+    padded = tf.pad(images, [[0, 0], [radius, radius], [radius, radius], [0, 0]], "SYMMETRIC")
+    rows = tf.nn.depthwise_conv2d(padded, across, [1, 1, 1, 1], "VALID")
+    return tf.nn.depthwise_conv2d(rows, down, [1, 1, 1, 1], "VALID")
 
 
 def mean_l1(image: tf.Tensor, target: tf.Tensor) -> tf.Tensor:

@@ -63,20 +63,35 @@ class StageIIGAN(ConditionalGAN):
         train_cfg = self.config.train
         penalty = tf.zeros([batch], tf.float32)
         if train_cfg.stage2_consistency_weight:
-            consistency = losses.CONSISTENCY_LOSSES[train_cfg.stage2_consistency]
-            penalty += train_cfg.stage2_consistency_weight * consistency(fake, low_res)
+            penalty += train_cfg.stage2_consistency_weight * self.consistency_error(fake, low_res)
         if train_cfg.stage2_reconstruction_weight and real_image is not None:
             penalty += train_cfg.stage2_reconstruction_weight * self.reconstruction_error(
                 real_image, embedding, ca_noise, training
             )
         return fake, mu, log_sigma, penalty
 
+    def consistency_error(self, image, stage1_image):
+        """[B]: `train.stage2_consistency` between Stage-II's image, box-downscaled to its
+        Stage-I input's size, and that input, both blurred by `train.stage2_consistency_blur`."""
+        train_cfg = self.config.train
+        consistency = losses.CONSISTENCY_LOSSES[train_cfg.stage2_consistency]
+        downscaled = losses.box_downscale(image, stage1_image.shape[1])
+        blur = train_cfg.stage2_consistency_blur
+        return consistency(
+            losses.gaussian_blur(downscaled, blur), losses.gaussian_blur(stage1_image, blur)
+        )
+
     def reconstruction_error(self, real_image, embedding, ca_noise, training: bool):
         """[B]: mean |G(box-downscaled real image, text) - real image|, the super-resolution
         loss (`train.stage2_reconstruction_weight`). The adversarial loss alone must discover
         what a sharp 256 px bird looks like from D's gradients; on the real pairs G is told, and
-        it learns the sharpening it then applies to Stage-I's images."""
-        real_low = losses.box_downscale(real_image, self.config.data.low_res)
+        it learns the sharpening it then applies to Stage-I's images. With
+        `train.stage2_reconstruction_blur` the downscaled image is blurred first, so G learns
+        to sharpen a blur, which is what Stage-I's images are."""
+        real_low = losses.gaussian_blur(
+            losses.box_downscale(real_image, self.config.data.low_res),
+            self.config.train.stage2_reconstruction_blur,
+        )
         embedding, ca_noise = (tf.convert_to_tensor(x, tf.float32) for x in (embedding, ca_noise))
         rebuilt, _, _ = self.generator([real_low, embedding, ca_noise], training=training)
         return losses.mean_l1(rebuilt, real_image)
