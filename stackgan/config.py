@@ -33,6 +33,10 @@ class SynthConfig:
     max_side: int = 500
     # fraction of classes that go to the test split (StackGAN's split is class-disjoint, 50/200)
     test_class_fraction: float = 0.25
+    # "scenes": sky, grass, branches, foliage or water behind the bird, as in CUB's photographs;
+    # "plain": a sky-coloured gradient only, so a short training run spends its steps on the
+    # bird (the demo: README, "What limits Stage-I").
+    backgrounds: Literal["scenes", "plain"] = "scenes"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -310,8 +314,10 @@ def demo() -> Config:
     return Config(
         profile="demo",
         # 12 train / 4 test species: enough images for a from-scratch classifier to judge, and
-        # more than one or two unseen species for the zero-shot pictures
-        synth=SynthConfig(classes=16, images_per_class=24),
+        # more than one or two unseen species for the zero-shot pictures. Plain skies behind
+        # them: in a few CPU minutes a GAN spends its steps on CUB-like scenes and paints
+        # colour blobs where the bird is (README, "What limits Stage-I").
+        synth=SynthConfig(classes=16, images_per_class=24, backgrounds="plain"),
         data=DataConfig(shuffle_buffer=256),
         model=ModelConfig(
             ca_dim=32,

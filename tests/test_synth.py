@@ -120,6 +120,46 @@ def test_draw_bird_returns_the_exact_extent_of_the_painted_pixels(size):
         assert min(x, y) >= 0 and x + w <= size[0] and y + h <= size[1]
 
 
+def test_plain_backgrounds_are_a_sky_gradient_and_scenes_are_not(tmp_path):
+    """`synth.backgrounds="plain"` (the demo): every image's pixels outside the bird's box are
+    one colour per row, blue above and paler below; the default scenes vary along the rows."""
+    cfg = dataclasses.replace(SMALL, classes=4, images_per_class=3)
+    for backgrounds in ("plain", "scenes"):
+        root = tmp_path / backgrounds
+        synth.write_dataset(root, dataclasses.replace(cfg, backgrounds=backgrounds))
+        cub = root / "CUB_200_2011"
+        paths = dict(_rows(cub / "images.txt"))
+        spreads = []
+        for image_id, *box in _rows(cub / "bounding_boxes.txt"):
+            pixels = np.asarray(Image.open(cub / "images" / paths[image_id]), np.float64)
+            x, y, w, h = (round(float(v)) for v in box)
+            outside = np.ones(pixels.shape[:2], bool)
+            # JPEG rings within its 8x8 blocks around the bird's edges
+            outside[max(y - 16, 0) : y + h + 16, max(x - 16, 0) : x + w + 16] = False
+            rows = [pixels[r][outside[r]] for r in range(len(pixels)) if outside[r].sum() > 8]
+            # JPEG (quality 92) moves a smooth gradient by a few levels at most
+            spreads.append(max(float(np.abs(row - np.median(row, 0)).max()) for row in rows))
+            if backgrounds == "plain":
+                top, bottom = pixels[0].mean(0), pixels[-1].mean(0)
+                assert top[2] > top[0] and bottom.sum() > top.sum()  # blue overhead, paler low
+        if backgrounds == "plain":
+            assert max(spreads) <= 6, spreads
+        else:
+            assert np.median(spreads) > 10, spreads  # noise, clouds, branches, water, ...
+
+
+def test_the_synth_command_draws_plain_backgrounds_when_asked(tmp_path):
+    args = ["synth", "--profile", "tiny", "--classes", "2", "--images-per-class", "2"]
+    assert cli.main([*args, str(tmp_path / "plain"), "--backgrounds", "plain"]) == 0
+    assert cli.main([*args, str(tmp_path / "scenes"), "--backgrounds", "scenes"]) == 0
+    plain, scenes = _all_files(tmp_path / "plain"), _all_files(tmp_path / "scenes")
+    jpgs = [k for k in plain if k.endswith(".jpg")]
+    assert len(jpgs) == 4 and all(plain[k] != scenes[k] for k in jpgs)
+    # the same species and captions in front of either background
+    texts = [k for k in plain if k.endswith(".txt") and "text_c10" in k]
+    assert len(texts) == 4 and all(plain[k] == scenes[k] for k in texts)
+
+
 def test_draw_bird_paints_every_part_in_its_species_colour():
     species = synth_birds.make_species(12, np.random.default_rng(11))
     for i, sp in enumerate(species):

@@ -31,6 +31,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--images-per-class", type=int, help="images of each class")
     parser.add_argument("--seed", type=int, help="random seed (same seed, same bytes)")
     parser.add_argument(
+        "--backgrounds",
+        choices=("scenes", "plain"),
+        help="scenes (sky, grass, branches, foliage, water) or a plain sky gradient",
+    )
+    parser.add_argument(
         "--overwrite",
         action="store_true",
         help="replace OUT_DIR if it is not empty (only once the new dataset is complete)",
@@ -46,13 +51,15 @@ def run(args: argparse.Namespace) -> int:
         "classes": args.classes,
         "images_per_class": args.images_per_class,
         "seed": args.seed,
+        "backgrounds": args.backgrounds,
     }
     cfg = dataclasses.replace(
         config.get_profile(args.profile).synth,
         **{k: v for k, v in overrides.items() if v is not None},
     )
     print(
-        f"writing {cfg.classes} classes x {cfg.images_per_class} images (seed {cfg.seed})"
+        f"writing {cfg.classes} classes x {cfg.images_per_class} images (seed {cfg.seed},"
+        f" {cfg.backgrounds} backgrounds)"
         f" to {args.out_dir}",
         flush=True,
     )

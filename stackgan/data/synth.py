@@ -183,7 +183,7 @@ def _write_layout(root: Path, cfg: SynthConfig, progress: Callable[[str], None])
             stem = f"{sp.name}_{k + 1:04d}_{image_id}"
             rng = np.random.default_rng([cfg.seed, _IMAGE, image_id])
             canvas = synth_birds.draw_background(
-                synth_birds.image_size(cfg.min_side, cfg.max_side, rng), rng
+                synth_birds.image_size(cfg.min_side, cfg.max_side, rng), rng, cfg.backgrounds
             )
             bbox, _ = synth_birds.draw_bird(canvas, sp, rng)
             canvas.save(class_images / f"{stem}.jpg", quality=JPEG_QUALITY, subsampling=0)

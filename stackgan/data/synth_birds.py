@@ -4,7 +4,7 @@ A `Species` fixes the colour of each body part (`synth_text.PARTS`) and the prop
 body shape, beak and tail length); `draw_bird` paints one individual of it with PIL shapes onto
 a canvas, facing left or right, at a random place and scale, and returns its exact bounding box;
 `draw_background` paints a muted scene (sky, grass, branches, foliage, water) so the bird is
-the most saturated thing in the picture, as in most CUB photographs.
+the most saturated thing in the picture, as in most CUB photographs, or a plain sky gradient.
 """
 
 from __future__ import annotations
@@ -259,15 +259,23 @@ def draw_bird(
     return (x1, y1, x2 - x1, y2 - y1), colours
 
 
-def draw_background(size: tuple[int, int], rng: np.random.Generator) -> Image.Image:
-    """A muted outdoor scene of `size` (width, height): one of sky, grass, branches, foliage,
-    water, with sensor-like noise."""
+def draw_background(
+    size: tuple[int, int], rng: np.random.Generator, backgrounds: str = "scenes"
+) -> Image.Image:
+    """A muted outdoor scene of `size` (width, height): with `backgrounds="scenes"` one of sky,
+    grass, branches, foliage, water, with sensor-like noise; with "plain" the sky's colour
+    gradient alone, top to bottom."""
     width, height = size
-    kind = ("sky", "grass", "branches", "foliage", "water")[int(rng.integers(5))]
     ys = np.linspace(0.0, 1.0, height)[:, None, None]
+    if backgrounds == "plain":
+        top, bottom = _sky_colours(rng)
+        pixels = np.broadcast_to(top + (bottom - top) * ys, (height, width, 3))
+        return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+    if backgrounds != "scenes":
+        raise ValueError(f"backgrounds must be 'scenes' or 'plain', got {backgrounds!r}")
+    kind = ("sky", "grass", "branches", "foliage", "water")[int(rng.integers(5))]
     if kind in ("sky", "grass", "branches"):
-        top = np.array([150, 185, 225]) + rng.uniform(-20, 20, 3)
-        bottom = np.array([215, 225, 235]) + rng.uniform(-15, 15, 3)
+        top, bottom = _sky_colours(rng)
     elif kind == "foliage":
         top = np.array([70, 100, 60]) + rng.uniform(-20, 20, 3)
         bottom = np.array([110, 130, 80]) + rng.uniform(-20, 20, 3)
@@ -307,6 +315,13 @@ def draw_background(size: tuple[int, int], rng: np.random.Generator) -> Image.Im
     noise = rng.normal(0.0, rng.uniform(2.0, 7.0), (height, width, 3))
     pixels = np.asarray(image, dtype=np.float64) + noise
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+
+
+def _sky_colours(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(top, bottom) RGB of a sky gradient: blue overhead, paler at the horizon."""
+    top = np.array([150, 185, 225]) + rng.uniform(-20, 20, 3)
+    bottom = np.array([215, 225, 235]) + rng.uniform(-15, 15, 3)
+    return top, bottom
 
 
 def image_size(min_side: int, max_side: int, rng: np.random.Generator) -> tuple[int, int]:
