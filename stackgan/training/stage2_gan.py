@@ -71,15 +71,14 @@ class StageIIGAN(ConditionalGAN):
         return fake, mu, log_sigma, penalty
 
     def consistency_error(self, image, stage1_image):
-        """[B]: `train.stage2_consistency` between Stage-II's image, box-downscaled to its
-        Stage-I input's size, and that input, both blurred by `train.stage2_consistency_blur`."""
+        """[B]: `train.stage2_consistency` between Stage-II's image and its Stage-I input; with
+        `train.stage2_consistency_blur`, between the two blurred at Stage-I's size."""
         train_cfg = self.config.train
-        consistency = losses.CONSISTENCY_LOSSES[train_cfg.stage2_consistency]
-        downscaled = losses.box_downscale(image, stage1_image.shape[1])
         blur = train_cfg.stage2_consistency_blur
-        return consistency(
-            losses.gaussian_blur(downscaled, blur), losses.gaussian_blur(stage1_image, blur)
-        )
+        if blur:
+            image = losses.gaussian_blur(losses.box_downscale(image, stage1_image.shape[1]), blur)
+            stage1_image = losses.gaussian_blur(stage1_image, blur)
+        return losses.CONSISTENCY_LOSSES[train_cfg.stage2_consistency](image, stage1_image)
 
     def reconstruction_error(self, real_image, embedding, ca_noise, training: bool):
         """[B]: mean |G(box-downscaled real image, text) - real image|, the super-resolution
