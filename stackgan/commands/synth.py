@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import time
+import typing
 
 from stackgan import config
 from stackgan.errors import UserError
@@ -32,7 +33,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, help="random seed (same seed, same bytes)")
     parser.add_argument(
         "--backgrounds",
-        choices=("scenes", "plain"),
+        choices=typing.get_args(typing.get_type_hints(config.SynthConfig)["backgrounds"]),
         help="scenes (sky, grass, branches, foliage, water) or a plain sky gradient",
     )
     parser.add_argument(
