@@ -145,7 +145,7 @@ class ConditionalLogit(nn.Module):
         text = F.leaky_relu(self.text_fc(embedding), LEAKY_SLOPE)
         x = torch.cat([code, tile(text, self.md).to(code.dtype)], 1)
         x = self.joint(x.contiguous(memory_format=_format(code)))
-        with torch.autocast("cpu", enabled=False):  # Keras' logit layer is float32
+        with torch.autocast(x.device.type, enabled=False):  # Keras' logit layer is float32
             return self.logit(x.float()).flatten(1)
 
 
@@ -322,7 +322,8 @@ class TrainStep:
     wrong and fake (without gradient to G) pairs; G update through the freshly updated D with
     the KL term. Adam(lr, beta_1) per network, one fused kernel per step as FusedAdam.
     `autocast`: None (float32) or a dtype for torch.autocast (bf16 autocast: weights and
-    optimizer stay float32, as Keras' mixed_bfloat16)."""
+    optimizer stay float32, as Keras' mixed_bfloat16; float16 adds dynamic loss scaling, as
+    Keras' mixed_float16). Runs on the device of the networks' weights."""
 
     def __init__(
         self,
@@ -356,23 +357,42 @@ class TrainStep:
             )
 
         self.d_optimizer, self.g_optimizer = adam(discriminator), adam(generator)
+        self.device = next(generator.parameters()).device
+        # float16's range needs loss scaling (a no-op scaler otherwise); one per optimizer, as
+        # each network's update is its own LossScaleOptimizer in Keras
+        scaled = autocast == torch.float16
+        self.d_scaler = torch.amp.GradScaler(self.device.type, enabled=scaled)
+        self.g_scaler = torch.amp.GradScaler(self.device.type, enabled=scaled)
 
     def _autocast(self):
-        return torch.autocast("cpu", dtype=self.autocast or torch.bfloat16,
+        return torch.autocast(self.device.type, dtype=self.autocast or torch.bfloat16,
                               enabled=self.autocast is not None)  # fmt: skip
 
     def generate(self, embedding):
-        batch = embedding.shape[0]
-        noise = torch.randn(batch, self.z_dim)
-        eps = torch.randn(batch, self.ca_dim)
+        batch, device = embedding.shape[0], embedding.device
+        noise = torch.randn(batch, self.z_dim, device=device)
+        eps = torch.randn(batch, self.ca_dim, device=device)
         if self.stage1 is None:
             return self.generator(embedding, noise, eps)
         with torch.no_grad():  # Stage-II sees Stage-I's image without gradient
             low = self.stage1(embedding, noise, eps)[0]
-        return self.generator(low, embedding, torch.randn(batch, self.ca_dim))
+        return self.generator(low, embedding, torch.randn(batch, self.ca_dim, device=device))
+
+    @staticmethod
+    def _update(loss, optimizer, scaler) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
 
     def __call__(self, image, wrong_image, embedding) -> tuple[float, float]:
-        """-> (d_loss, g_loss) of this iteration."""
+        """-> (d_loss, g_loss) of this iteration, once it is done."""
+        d_loss, g_loss = self.step(image, wrong_image, embedding)
+        return d_loss.item(), g_loss.item()
+
+    def step(self, image, wrong_image, embedding):
+        """-> (d_loss, g_loss) tensors of this iteration, without waiting for a GPU to finish
+        it (a trainer reads its losses every few steps, not after each)."""
         d = self.discriminator
         with self._autocast():
             fake, mu, log_sigma = self.generate(embedding)
@@ -386,9 +406,7 @@ class TrainStep:
             sigmoid_cross_entropy(real, 1.0)
             + 0.5 * (sigmoid_cross_entropy(wrong, 0.0) + sigmoid_cross_entropy(fake_d, 0.0))
         ).mean()
-        self.d_optimizer.zero_grad(set_to_none=True)
-        d_loss.backward()
-        self.d_optimizer.step()
+        self._update(d_loss, self.d_optimizer, self.d_scaler)
 
         # 2. Generator update through the updated D, plus the KL term. D's weights take no
         # gradient here (TF's tape watches G's variables only).
@@ -399,9 +417,7 @@ class TrainStep:
             g_loss = (
                 sigmoid_cross_entropy(fake_g, 1.0) + self.kl_weight * kl_divergence(mu, log_sigma)
             ).mean()
-            self.g_optimizer.zero_grad(set_to_none=True)
-            g_loss.backward()
-            self.g_optimizer.step()
+            self._update(g_loss, self.g_optimizer, self.g_scaler)
         finally:
             d.requires_grad_(True)
-        return d_loss.item(), g_loss.item()
+        return d_loss.detach(), g_loss.detach()
