@@ -84,10 +84,8 @@ class ModelConfig:
     frozen_stage1_batchnorm: Literal["batch", "moving"] = "batch"
     # Later work, not the paper: "image" (paper) paints the Stage-II image from its 16x16 code;
     # "residual" adds a learned correction to the upsampled Stage-I image
-    # (stackgan/models/refinement.py), so Stage-II starts from Stage-I's picture;
-    # "subpixel_residual" computes that correction at Stage-I's resolution and rearranges it
-    # to 4x the size (sub-pixel convolution, ESPCN): wider layers for the same time.
-    stage2_output: Literal["image", "residual", "subpixel_residual"] = "image"
+    # (stackgan/models/refinement.py), so Stage-II starts from Stage-I's picture.
+    stage2_output: Literal["image", "residual"] = "image"
 
 
 @dataclasses.dataclass(frozen=True)

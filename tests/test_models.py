@@ -294,13 +294,9 @@ def test_mixed_precision_policy_keeps_outputs_float32(models, tiny_config):
     assert logit.dtype == "float32"
 
 
-@pytest.mark.parametrize("output", ["residual", "subpixel_residual"])
-def test_residual_stage2_starts_from_the_upsampled_stage1_image(
-    models, tiny_config, tmp_path, output
-):
-    """`stage2_output="residual"` and `"subpixel_residual"`: a zero correction reproduces the
-    bilinear-upsampled Stage-I image; the model (with its custom layers) round-trips through a
-    .keras file."""
+def test_residual_stage2_starts_from_the_upsampled_stage1_image(models, tiny_config, tmp_path):
+    """`stage2_output="residual"`: a zero correction reproduces the bilinear-upsampled Stage-I
+    image; the model (with its custom layer) round-trips through a .keras file."""
     import keras
     import tensorflow as tf
 
@@ -315,7 +311,7 @@ def test_residual_stage2_starts_from_the_upsampled_stage1_image(
     assert (brighter > base).all() and (np.abs(brighter) < 1.0).all()
 
     m = tiny_config.model
-    cfg = tiny_config.replace(model={"stage2_output": output})
+    cfg = tiny_config.replace(model={"stage2_output": "residual"})
     g = models.build_stage2_generator(cfg.model, tiny_config.data.low_res)
     low = rng.uniform(-0.9, 0.9, (2, 16, 16, 3)).astype("float32")
     inputs = [low, np.zeros((2, m.embedding_dim), "float32"), np.zeros((2, m.ca_dim), "float32")]
@@ -328,21 +324,6 @@ def test_residual_stage2_starts_from_the_upsampled_stage1_image(
     g.save(path)
     loaded = keras.models.load_model(path)
     np.testing.assert_allclose(np.asarray(loaded(inputs, training=False)[0]), image, atol=1e-6)
-
-
-def test_depth_to_space_puts_each_pixels_channels_into_its_block_as_tensorflow_does():
-    """DepthToSpace (sub-pixel Stage-II) is tf.nn.depth_to_space: channel (i*r + j)*C + c of
-    pixel (y, x) lands at (r*y + i, r*x + j), channel c."""
-    import tensorflow as tf
-
-    from stackgan.models.refinement import DepthToSpace
-
-    x = np.random.default_rng(0).normal(size=(2, 3, 5, 4 * 4 * 3)).astype("float32")
-    out = np.asarray(DepthToSpace(4)(x))
-    assert out.shape == (2, 12, 20, 3)
-    np.testing.assert_array_equal(out, tf.nn.depth_to_space(x, 4).numpy())
-    # one value by hand: pixel (1, 2), block offset (i, j) = (3, 1), channel 2
-    assert out[0, 4 * 1 + 3, 4 * 2 + 1, 2] == x[0, 1, 2, (3 * 4 + 1) * 3 + 2]
 
 
 def test_recalibrated_batch_norm_holds_the_mean_of_the_batches_statistics(models):

@@ -45,7 +45,6 @@ def conv(
     bias: bool,
     dtype=None,
     padding: str = "same",
-    kernel_initializer=None,
 ):
     return layers.Conv2D(
         filters,
@@ -53,7 +52,7 @@ def conv(
         strides=stride,
         padding=padding,
         use_bias=bias,
-        kernel_initializer=kernel_initializer or weight_init(),
+        kernel_initializer=weight_init(),
         name=name,
         dtype=dtype,
     )(x)

@@ -25,7 +25,7 @@ from stackgan.models.blocks import (
 )
 from stackgan.models.conditioning import conditioning_augmentation
 from stackgan.models.discriminator_head import conditional_logit, unconditional_logit
-from stackgan.models.refinement import BlockPeriodFilter, DepthToSpace, IcnrInit, TanhResidual
+from stackgan.models.refinement import TanhResidual
 
 ENCODER_DOWNSAMPLING = 4  # two stride-2 convs: 64x64 -> Mg = 16x16
 
@@ -58,10 +58,6 @@ def build_stage2_generator(
     for i in range(model_cfg.stage2_residual_blocks):
         x = residual_block(x, 4 * gf, f"res{i + 1}", dtype=d)
 
-    if model_cfg.stage2_output == "subpixel_residual":
-        image = _subpixel_residual(x, stage1_image, gf, joint_size, low_res, d)
-        return _generator_model(stage1_image, embedding, ca_noise, image, mu, log_sigma)
-
     # 4 up-blocks (16 -> 256 in the paper): 2 gf, gf, gf/2, gf/4 channels, then RGB
     channels = 4 * gf
     for i in range(resampling_steps(joint_size, 4 * low_res, "Stage-II high_res")):
@@ -81,36 +77,6 @@ def build_stage2_generator(
     else:
         x = conv(x, 3, 3, 1, "to_rgb_conv", bias=True, dtype=d)
         image = layers.Activation("tanh", name="image", dtype="float32")(x)
-    return _generator_model(stage1_image, embedding, ca_noise, image, mu, log_sigma)
-
-
-def _subpixel_residual(x, stage1_image, gf: int, joint_size: int, low_res: int, d):
-    """The joint code -> tanh(atanh(bilinear x4 Stage-I image) + correction), the correction
-    computed at low_res: 2 up-blocks (2 gf, gf) to Stage-I's size, joined to the Stage-I image
-    itself (the pixels whose edges it sharpens), two 3x3 convs of 4 gf + ReLU, a 3x3 conv to
-    3 * 4 * 4 channels, DepthToSpace(4)."""
-    channels = 4 * gf
-    for i in range(resampling_steps(joint_size, low_res, "Stage-II low_res")):
-        channels = max(1, channels // 2)
-        x = up_block(x, channels, f"up{joint_size * 2 ** (i + 1)}", dtype=d)
-    x = layers.Concatenate(name="skip_concat", dtype=d)([x, stage1_image])
-    for i in (1, 2):
-        x = relu(conv(x, 4 * gf, 3, 1, f"skip_conv{i}", bias=True, dtype=d), f"skip_relu{i}", d)
-    factor = 4  # high_res / low_res
-    import os
-    mode = os.environ.get("SUBPIXEL_INIT", "normal")
-    init = {"normal": None, "zeros": "zeros", "icnr": IcnrInit(factor)}[mode]
-    x = conv(x, 3 * factor**2, 3, 1, "to_rgb_conv", bias=True, dtype=d, kernel_initializer=init)
-    correction = DepthToSpace(factor, name="to_rgb_depth_to_space", dtype=d)(x)
-    if os.environ.get("SUBPIXEL_FILTER"):
-        correction = BlockPeriodFilter(name="to_rgb_filter", dtype=d)(correction)
-    upsampled = layers.UpSampling2D(
-        factor, interpolation="bilinear", name="stage1_upsample", dtype=d
-    )(stage1_image)
-    return TanhResidual(name="image", dtype="float32")([upsampled, correction])
-
-
-def _generator_model(stage1_image, embedding, ca_noise, image, mu, log_sigma) -> keras.Model:
     mu = layers.Identity(name="mu", dtype="float32")(mu)
     log_sigma = layers.Identity(name="log_sigma", dtype="float32")(log_sigma)
     return keras.Model(
