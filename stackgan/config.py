@@ -37,11 +37,6 @@ class SynthConfig:
     # "plain": a sky-coloured gradient only, so a short training run spends its steps on the
     # bird (the demo: README, "What limits Stage-I").
     backgrounds: Literal["scenes", "plain"] = "scenes"
-    # Fraction of birds that differ from their species in one part's colour, which their
-    # captions then name (an individual, as CUB's captions describe the photographed bird, not
-    # the field guide). 0 = every bird of a species is painted alike. More colour combinations
-    # per part are what a generator needs to draw an unseen species' combination.
-    part_variation: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)

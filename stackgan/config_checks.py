@@ -37,7 +37,7 @@ POSITIVE = {
              "learning_rate"),
 }  # fmt: skip
 AT_MOST_ONE = {
-    "synth": ("test_class_fraction", "part_variation"),
+    "synth": ("test_class_fraction",),
     "data": ("max_skipped_fraction",),
     "train": ("beta_1", "lr_decay_factor", "generator_ema"),
     "classifier": ("holdout_fraction",),

@@ -175,10 +175,6 @@ def test_draw_bird_paints_every_part_in_its_species_colour():
 
 
 def test_every_caption_colour_is_painted_inside_the_recorded_box(synth_root):
-    _assert_caption_colours_are_painted(synth_root)
-
-
-def _assert_caption_colours_are_painted(synth_root: Path) -> None:
     cub = synth_root / "CUB_200_2011"
     boxes = {i: [int(float(v)) for v in box] for i, *box in _rows(cub / "bounding_boxes.txt")}
     for image_id, path in _rows(cub / "images.txt"):
@@ -196,45 +192,6 @@ def _assert_caption_colours_are_painted(synth_root: Path) -> None:
             # jitter (<= 12 per channel) + JPEG error; palette colours are >= 90 apart
             distance = np.abs(inside - rgb).max(axis=1)
             assert (distance <= 40).sum() >= 3, (path, part, rgb)
-
-
-def test_an_individual_differs_from_its_species_in_one_named_part_when_asked():
-    species = synth_birds.make_species(6, np.random.default_rng(2))
-    rng = np.random.default_rng(0)
-    state = rng.bit_generator.state
-    # no variation draws nothing, so the dataset of part_variation=0 is the one of before
-    assert all(synth_birds.individual(sp, rng, 0.0) is sp for sp in species)
-    assert rng.bit_generator.state == state
-    varied_parts = set()
-    for i in range(300):
-        sp = species[i % len(species)]
-        bird = synth_birds.individual(sp, rng, 1.0)
-        changed = [p for (p, c), (_, c0) in zip(bird.colours, sp.colours) if c != c0]
-        assert len(changed) == 1 and changed[0] != "body", changed
-        assert (bird.class_id, bird.name, bird.size) == (sp.class_id, sp.name, sp.size)
-        varied_parts.update(changed)
-    assert varied_parts == {"crown", "head", "breast", "belly", "wings", "tail", "beak"}
-
-
-def test_captions_of_varied_birds_name_the_colours_painted(tmp_path):
-    """synth.part_variation: the captions describe the individual (one part in another colour
-    than its species), and what they name is painted inside the box."""
-    cfg = dataclasses.replace(SMALL, images_per_class=4, part_variation=1.0)
-    root = tmp_path / "varied"
-    summary = synth.write_dataset(root, cfg)
-    _assert_caption_colours_are_painted(root)
-    species = {sp.folder: sp.traits for sp in summary.species}
-    differing = 0
-    for file in (root / "birds" / "text_c10").rglob("*.txt"):
-        stated: dict[str, str] = {}
-        for caption in file.read_text().splitlines():
-            for key, value in caption_attributes(caption).items():
-                assert stated.setdefault(key, value) == value, (file, caption, key)
-        off = {k for k, v in stated.items() if species[file.parent.name][k] != v}
-        assert len(off) <= 1 and "body" not in off, (file, off)
-        differing += len(off)
-    # 12 birds, each with one part changed; 10 captions name that part for most of them
-    assert differing >= 6
 
 
 # -- captions --------------------------------------------------------------------------------
@@ -407,13 +364,7 @@ def test_refuses_a_non_empty_folder_and_replaces_it_only_when_asked(tmp_path):
 
 @pytest.mark.parametrize(
     "field, value",
-    [
-        ("classes", 1),
-        ("images_per_class", 1),
-        ("test_class_fraction", 1.0),
-        ("min_side", 32),
-        ("part_variation", 1.5),
-    ],
+    [("classes", 1), ("images_per_class", 1), ("test_class_fraction", 1.0), ("min_side", 32)],
 )
 def test_unusable_config_is_rejected_by_field_name(tmp_path, field, value):
     with pytest.raises(ValueError, match=field):

@@ -97,8 +97,6 @@ def validate(cfg: SynthConfig) -> None:
         raise ValueError(
             f"SynthConfig.test_class_fraction must be in (0, 1), got {cfg.test_class_fraction}"
         )
-    if not 0.0 <= cfg.part_variation <= 1.0:
-        raise ValueError(f"SynthConfig.part_variation must be in [0, 1], got {cfg.part_variation}")
     if not 64 <= cfg.min_side <= cfg.max_side:
         raise ValueError(
             f"SynthConfig needs 64 <= min_side <= max_side, got {cfg.min_side}, {cfg.max_side}"
@@ -187,11 +185,10 @@ def _write_layout(root: Path, cfg: SynthConfig, progress: Callable[[str], None])
             canvas = synth_birds.draw_background(
                 synth_birds.image_size(cfg.min_side, cfg.max_side, rng), rng, cfg.backgrounds
             )
-            bird = synth_birds.individual(sp, rng, cfg.part_variation)
-            bbox, _ = synth_birds.draw_bird(canvas, bird, rng)
+            bbox, _ = synth_birds.draw_bird(canvas, sp, rng)
             canvas.save(class_images / f"{stem}.jpg", quality=JPEG_QUALITY, subsampling=0)
             captions = synth_text.write_captions(
-                bird.traits,
+                sp.traits,
                 np.random.default_rng([cfg.seed, _CAPTIONS, image_id]),
                 CAPTIONS_PER_IMAGE,
             )

@@ -66,19 +66,6 @@ class Species:
         }
 
 
-def individual(species: Species, rng: np.random.Generator, variation: float) -> Species:
-    """One bird of `species`: with probability `variation` one of its named parts (not the
-    body, so the species stays recognisable) in another palette colour, else the species."""
-    if variation <= 0 or rng.random() >= variation:  # 0 draws nothing: the same images
-        return species
-    colours = dict(species.colours)
-    part = list(_NAMED_PARTS)[int(rng.integers(len(_NAMED_PARTS)))]
-    choices = _BEAK_COLOURS if part == "beak" else tuple(PALETTE)
-    others = [c for c in choices if c != colours[part]]
-    colours[part] = others[int(rng.integers(len(others)))]
-    return dataclasses.replace(species, colours=tuple((p, colours[p]) for p in PARTS))
-
-
 def make_species(count: int, rng: np.random.Generator) -> list[Species]:
     """`count` species with different colour patterns and names, class ids 1..count."""
     colour_names = list(PALETTE)
