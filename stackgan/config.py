@@ -128,6 +128,9 @@ class TrainConfig:
     # Later work, not the paper (0 = off): R1 gradient penalty on D's real/right pairs.
     r1_gamma: float = 0.0
     r1_every: int = 1  # lazy R1 (StyleGAN2): every N D steps, weighted N times
+    # Later work, not the paper: "hinge" (SAGAN, BigGAN) instead of the paper's sigmoid
+    # cross-entropy for the matching-aware D (real/right, wrong, fake) and -logit for G.
+    gan_loss: Literal["cross_entropy", "hinge"] = "cross_entropy"
     # Later work, not the paper: DiffAugment (Zhao et al. 2020) on every image D sees, in D's
     # and G's updates alike; geometric only, colour is the condition (training/augment.py).
     d_augment: Literal["none", "translation_cutout"] = "none"

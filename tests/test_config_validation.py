@@ -24,6 +24,7 @@ BAD = [
     ("model.frozen_stage1_batchnorm=frozen", "model.frozen_stage1_batchnorm='frozen'"),
     ("model.stage2_output=residuals", "model.stage2_output='residuals' is not one of"),
     ("train.stage2_consistency=l2", "train.stage2_consistency='l2' is not one of"),
+    ("train.gan_loss=wgan", "train.gan_loss='wgan' is not one of 'cross_entropy', 'hinge'"),
     ("classifier.classes=some", "classifier.classes='some' is not one of 'test', 'all'"),
     ("classifier.weights=imgnet", "classifier.weights='imgnet' is not one of 'imagenet', 'none'"),
     ("eval.captions_split=val", "eval.captions_split='val' is not one of 'test', 'train'"),

@@ -173,6 +173,18 @@ def test_losses_on_known_logits():
     np.testing.assert_allclose(losses.correct_fraction(logits, 1.0), [0, 1, 0])
     np.testing.assert_allclose(losses.correct_fraction(logits, 0.0), [1, 0, 1])
     assert float(losses.average(np.array([1.0, 3.0], "float32"))) == pytest.approx(2.0)
+    # train.gan_loss: the paper's cross-entropy (G: non-saturating), or hinge (G: -logit)
+    for label in (1.0, 0.0):
+        np.testing.assert_array_equal(
+            losses.d_term(logits, label, "cross_entropy"),
+            losses.sigmoid_cross_entropy(logits, label),
+        )
+    np.testing.assert_allclose(losses.d_term(logits, 1.0, "hinge"), [1.0, 0.0, 4.0])
+    np.testing.assert_allclose(losses.d_term(logits, 0.0, "hinge"), [1.0, 3.0, 0.0])
+    np.testing.assert_allclose(losses.g_term(logits, "hinge"), [0.0, -2.0, 3.0])
+    np.testing.assert_array_equal(
+        losses.g_term(logits, "cross_entropy"), losses.sigmoid_cross_entropy(logits, 1.0)
+    )
 
 
 @pytest.mark.parametrize("mode", ["batch", "moving"])

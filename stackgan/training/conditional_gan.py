@@ -125,12 +125,21 @@ class ConditionalGAN(keras.Model):
         return real, real_u, tf.cond(due, penalty, lambda: none)
 
     def d_pair_loss(self, logits, uncond, label: float) -> tf.Tensor:
-        """[B] loss of one pair type; with an unconditional logit (PT) the mean of both."""
-        loss = losses.sigmoid_cross_entropy(logits, label)
+        """[B] D's loss of one pair type; with an unconditional logit (PT) the mean of both."""
+        kind = self.config.train.gan_loss
+        loss = losses.d_term(logits, label, kind)
         if uncond is None:
             return loss
         # PT: the wrong pair has no unconditional term (its image is real)
-        return 0.5 * (loss + losses.sigmoid_cross_entropy(uncond, label))
+        return 0.5 * (loss + losses.d_term(uncond, label, kind))
+
+    def g_adversarial_loss(self, logits, uncond) -> tf.Tensor:
+        """[B] G's loss on its fakes as D scores them (and the unconditional logit's, PT)."""
+        kind = self.config.train.gan_loss
+        loss = losses.g_term(logits, kind)
+        if uncond is None:
+            return loss
+        return 0.5 * (loss + losses.g_term(uncond, kind))
 
     def train_step(self, batch):
         image, wrong_image = batch[keys.IMAGE], batch[keys.WRONG_IMAGE]
@@ -153,7 +162,7 @@ class ConditionalGAN(keras.Model):
                 wrong, _ = self.d_logits(wrong_image, embedding)
                 fake_d, fake_u = self.d_logits(tf.stop_gradient(fake), embedding)
                 d_per_example = self.d_pair_loss(real, real_u, 1.0) + 0.5 * (
-                    losses.sigmoid_cross_entropy(wrong, 0.0) + self.d_pair_loss(fake_d, fake_u, 0.0)
+                    self.d_pair_loss(wrong, None, 0.0) + self.d_pair_loss(fake_d, fake_u, 0.0)
                 )
                 d_loss = losses.average(d_per_example + r1)
                 d_scaled = self._scale(self.d_optimizer, d_loss)
@@ -163,7 +172,7 @@ class ConditionalGAN(keras.Model):
             # 2. Generator update: fake -> real, plus the CA KL term of this batch's samples.
             fake_g, fake_g_u = self.d_logits(fake, embedding)
             kl = losses.kl_divergence(mu, log_sigma)
-            g_per_example = self.d_pair_loss(fake_g, fake_g_u, 1.0) + kl_weight * kl + penalty
+            g_per_example = self.g_adversarial_loss(fake_g, fake_g_u) + kl_weight * kl + penalty
             g_loss = losses.average(g_per_example)
             g_scaled = self._scale(self.g_optimizer, g_loss)
         g_grads = g_tape.gradient(g_scaled, g_vars)

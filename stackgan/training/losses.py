@@ -21,6 +21,25 @@ def sigmoid_cross_entropy(logits: tf.Tensor, label: float) -> tf.Tensor:
     )
 
 
+def hinge(logits: tf.Tensor, label: float) -> tf.Tensor:
+    """[B,1] logits -> [B] D's hinge loss (Lim & Ye 2017; SAGAN, BigGAN): max(0, 1 - l) for
+    label 1, max(0, 1 + l) for label 0, so D stops pushing a pair once it is past the margin."""
+    logits = tf.reshape(tf.cast(logits, tf.float32), [-1])
+    return tf.nn.relu(1.0 - logits if label == 1.0 else 1.0 + logits)
+
+
+def d_term(logits: tf.Tensor, label: float, kind: str) -> tf.Tensor:
+    """[B] discriminator loss of one pair type under `TrainConfig.gan_loss`."""
+    return hinge(logits, label) if kind == "hinge" else sigmoid_cross_entropy(logits, label)
+
+
+def g_term(logits: tf.Tensor, kind: str) -> tf.Tensor:
+    """[B] generator loss on its fakes: non-saturating cross-entropy, or hinge's -logit."""
+    if kind == "hinge":
+        return -tf.reshape(tf.cast(logits, tf.float32), [-1])
+    return sigmoid_cross_entropy(logits, 1.0)
+
+
 def kl_divergence(mu: tf.Tensor, log_sigma: tf.Tensor) -> tf.Tensor:
     """[B]: KL(N(mu, sigma^2) || N(0, I)) of each sample's CA distribution, averaged over the
     Ng dimensions as both official codes do (so their weight 2.0 keeps its meaning).
