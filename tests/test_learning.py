@@ -84,14 +84,20 @@ def _gan(cfg, d_lr: float, g_lr: float):
     return gan
 
 
-# bfloat16 too: train.precision=auto may pick it only while it learns as float32 does
+# bfloat16 too: train.precision=auto may pick it only while it learns as float32 does; and
+# the hinge loss (train.gan_loss), an option a user may turn on
 @pytest.mark.slow
-@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
-def test_generated_colour_follows_the_caption(tiny_config, precision):
+@pytest.mark.parametrize(
+    "precision, gan_loss",
+    [("float32", "cross_entropy"), ("bfloat16", "cross_entropy"), ("float32", "hinge")],
+)
+def test_generated_colour_follows_the_caption(tiny_config, precision, gan_loss):
     import tensorflow as tf
 
     assert tiny_config.data.low_res == SIZE
-    cfg = tiny_config.replace(train={"batch_size": 16, "precision": precision})
+    cfg = tiny_config.replace(
+        train={"batch_size": 16, "precision": precision, "gan_loss": gan_loss}
+    )
     data = _colour_dataset(512, np.random.default_rng(0))
     held_out = _captions(64, np.random.default_rng(1))
     gan = _gan(cfg, 1e-3, 1e-3)
