@@ -86,9 +86,6 @@ class ModelConfig:
     # "residual" adds a learned correction to the upsampled Stage-I image
     # (stackgan/models/refinement.py), so Stage-II starts from Stage-I's picture.
     stage2_output: Literal["image", "residual"] = "image"
-    # Later work, not the paper: spectral normalisation (Miyato et al. 2018) of every conv and
-    # dense kernel of both discriminators, one power iteration per training step.
-    d_spectral_norm: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

@@ -45,9 +45,8 @@ def conv(
     bias: bool,
     dtype=None,
     padding: str = "same",
-    spectral: bool = False,
 ):
-    layer = layers.Conv2D(
+    return layers.Conv2D(
         filters,
         kernel,
         strides=stride,
@@ -56,23 +55,13 @@ def conv(
         kernel_initializer=weight_init(),
         name=name,
         dtype=dtype,
-    )
-    return _spectral(layer, spectral, name, dtype)(x)
+    )(x)
 
 
-def _spectral(layer, spectral: bool, name: str, dtype):
-    """`layer`, or `layer` with its kernel divided by its largest singular value (one power
-    iteration per training step; Miyato et al. 2018) when `spectral` (model.d_spectral_norm)."""
-    if not spectral:
-        return layer
-    return layers.SpectralNormalization(layer, power_iterations=1, name=f"{name}_sn", dtype=dtype)
-
-
-def dense(x, units: int, name: str, *, bias: bool, dtype=None, spectral: bool = False):
-    layer = layers.Dense(
+def dense(x, units: int, name: str, *, bias: bool, dtype=None):
+    return layers.Dense(
         units, use_bias=bias, kernel_initializer=weight_init(), name=name, dtype=dtype
-    )
-    return _spectral(layer, spectral, name, dtype)(x)
+    )(x)
 
 
 def relu(x, name: str, dtype=None):
@@ -94,11 +83,9 @@ def up_block(x, filters: int, name: str, *, activate: bool = True, dtype=None):
     return relu(x, f"{name}_relu", dtype=dtype) if activate else x
 
 
-def down_block(
-    x, filters: int, name: str, *, normalize: bool = True, dtype=None, spectral: bool = False
-):
+def down_block(x, filters: int, name: str, *, normalize: bool = True, dtype=None):
     """4x4 stride-2 conv, BatchNorm (not on the first block), LeakyReLU(0.2)."""
-    x = conv(x, filters, 4, 2, f"{name}_conv", bias=not normalize, dtype=dtype, spectral=spectral)
+    x = conv(x, filters, 4, 2, f"{name}_conv", bias=not normalize, dtype=dtype)
     if normalize:
         x = batch_norm(x, f"{name}_bn", dtype=dtype)
     return leaky_relu(x, f"{name}_lrelu", dtype=dtype)

@@ -88,9 +88,6 @@ def build_stage1_discriminator(
     x = image
     for i in range(steps):
         size = image_size // 2 ** (i + 1)
-        x = down_block(
-            x, model_cfg.df_dim * 2**i, f"down{size}", normalize=i > 0, dtype=d,
-            spectral=model_cfg.d_spectral_norm,
-        )  # fmt: skip
+        x = down_block(x, model_cfg.df_dim * 2**i, f"down{size}", normalize=i > 0, dtype=d)
     logit = conditional_logit(x, embedding, model_cfg, x.shape[-1], dtype=d)
     return keras.Model([image, embedding], logit, name="stage1_discriminator")

@@ -100,15 +100,9 @@ def build_stage2_discriminator(
     x = image
     for i in range(steps):
         size = high_res // 2 ** (i + 1)
-        x = down_block(
-            x, model_cfg.stage2_df_dim * 2**i, f"down{size}", normalize=i > 0, dtype=d,
-            spectral=model_cfg.d_spectral_norm,
-        )  # fmt: skip
+        x = down_block(x, model_cfg.stage2_df_dim * 2**i, f"down{size}", normalize=i > 0, dtype=d)
     for i in (1, 2):
-        x = conv(
-            x, max(1, x.shape[-1] // 2), 1, 1, f"squeeze{i}_conv", bias=False, dtype=d,
-            spectral=model_cfg.d_spectral_norm,
-        )  # fmt: skip
+        x = conv(x, max(1, x.shape[-1] // 2), 1, 1, f"squeeze{i}_conv", bias=False, dtype=d)
         x = leaky_relu(batch_norm(x, f"squeeze{i}_bn", dtype=d), f"squeeze{i}_lrelu", d)
     logit = conditional_logit(x, embedding, model_cfg, x.shape[-1], dtype=d)
     outputs = (
