@@ -126,11 +126,25 @@ def _torch_batch(cfg, stage: int, batch_size: int, memory_format):
     return image("image"), image("wrong_image"), embedding
 
 
-def _torch_step(cfg, stage: int, memory_format, autocast):
+def require_torch(bench: str):
+    """-> the torch module, or exit in one line saying how to install it."""
+    try:
+        import torch
+    except ImportError:
+        print(MISSING_TORCH.replace("bench_torch_ab", bench), file=sys.stderr)
+        raise SystemExit(1) from None
+    return torch
+
+
+def torch_step(cfg, stage: int, memory_format, autocast, device="cpu"):
+    """torch_stackgan's TrainStep of `stage` with freshly built networks on `device`."""
     import torch_stackgan
 
-    generator, discriminator, stage1 = torch_stackgan.build(
-        cfg.model, stage, cfg.data.low_res, cfg.data.high_res, memory_format
+    generator, discriminator, stage1 = (
+        None if net is None else net.to(device)
+        for net in torch_stackgan.build(
+            cfg.model, stage, cfg.data.low_res, cfg.data.high_res, memory_format
+        )
     )
     return torch_stackgan.TrainStep(
         generator,
@@ -225,7 +239,7 @@ def torch_flops(cfg, stage: int, batch_size: int, memory_format) -> float:
     """FLOPs of one float32 PyTorch iteration (FlopCounterMode: convolutions and matmuls)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    step = _torch_step(cfg, stage, memory_format, None)
+    step = torch_step(cfg, stage, memory_format, None)
     batch = _torch_batch(cfg, stage, batch_size, memory_format)
     with FlopCounterMode(display=False) as counter:
         step(*batch)
@@ -235,7 +249,7 @@ def torch_flops(cfg, stage: int, batch_size: int, memory_format) -> float:
 def run_torch(cfg, stage, batch_size, steps, warmup, memory_format, autocast) -> dict:
     from bench_train_step import time_steps
 
-    step = _torch_step(cfg, stage, memory_format, autocast)
+    step = torch_step(cfg, stage, memory_format, autocast)
     batch = _torch_batch(cfg, stage, batch_size, memory_format)
     for _ in range(warmup):
         step(*batch)
@@ -258,11 +272,7 @@ def _row(framework, name, peak, peak_cpu, stage, batch_size, r, gflop) -> str:
 
 def main():
     args = _parse_args()
-    try:
-        import torch
-    except ImportError:
-        print(MISSING_TORCH, file=sys.stderr)
-        raise SystemExit(1) from None
+    torch = require_torch("bench_torch_ab")
     if args.threads:
         torch.set_num_threads(args.threads)
         torch.set_num_interop_threads(args.threads)

@@ -39,12 +39,11 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# this folder is on sys.path when a bench runs as a script; no TensorFlow at these imports
+from bench_torch_ab import require_torch, torch_step, unmirrored
 
 PRECISIONS = ("float32", "tf32", "bfloat16", "float16")
 CUB_TRAIN_IMAGES = 8855  # StackGAN's CUB training split (150 classes)
-MISSING_TORCH = (
-    "bench_torch_epoch: PyTorch is not installed; pip install -r requirements/bench-torch.txt"
-)
 
 
 def _parse_args():
@@ -158,26 +157,6 @@ def matmul_tflops(dev: Device, precision: str, n: int, seconds: float = 1.0) -> 
     return best
 
 
-def build_step(cfg, stage: int, dev: Device, autocast):
-    import torch_stackgan
-
-    torch = dev.torch
-    generator, discriminator, stage1 = torch_stackgan.build(
-        cfg.model, stage, cfg.data.low_res, cfg.data.high_res, torch.channels_last
-    )
-    nets = [n.to(dev.device) for n in (generator, discriminator, stage1) if n is not None]
-    return torch_stackgan.TrainStep(
-        nets[0],
-        nets[1],
-        cfg.model,
-        kl_weight=cfg.train.kl_weight,
-        lr=cfg.train.learning_rate,
-        beta_1=cfg.train.beta_1,
-        stage1=nets[2] if stage == 2 else None,
-        autocast=autocast,
-    )
-
-
 def make_batch(cfg, stage: int, batch_size: int, dev: Device):
     """Fixed images in [-1, 1] (channels-last) and embeddings, on the device."""
     torch = dev.torch
@@ -196,7 +175,7 @@ def iteration_flops(cfg, stage: int, batch_size: int, dev: Device) -> float:
     """FLOPs of one float32 iteration as executed (FlopCounterMode: convolutions, matmuls)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    step = build_step(cfg, stage, dev, None)
+    step = torch_step(cfg, stage, dev.torch.channels_last, None, dev.device)
     batch = make_batch(cfg, stage, batch_size, dev)
     with FlopCounterMode(display=False) as counter:
         step(*batch)
@@ -207,7 +186,7 @@ def time_epoch(
     cfg, stage: int, batch_size: int, images: int, warmup: int, dev: Device, autocast
 ) -> dict:
     dev.reset_memory()
-    step = build_step(cfg, stage, dev, autocast)
+    step = torch_step(cfg, stage, dev.torch.channels_last, autocast, dev.device)
     batch = make_batch(cfg, stage, batch_size, dev)
     for _ in range(warmup):
         step(*batch)
@@ -231,12 +210,7 @@ def time_epoch(
 
 def main():
     args = _parse_args()
-    try:
-        import torch
-    except ImportError:
-        print(MISSING_TORCH, file=sys.stderr)
-        raise SystemExit(1) from None
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    torch = require_torch("bench_torch_epoch")
     from stackgan import config as config_lib
     from stackgan.errors import UserError
 
@@ -244,12 +218,9 @@ def main():
         cfg = config_lib.get_profile(args.profile).with_overrides(args.set)
     except UserError as e:
         raise SystemExit(f"bench_torch_epoch: {e}") from None
-    import bench_torch_ab
-
-    if bench_torch_ab.unmirrored(cfg):
+    if unmirrored(cfg):
         raise SystemExit(
-            "bench_torch_epoch: not mirrored in PyTorch, set them off: "
-            + ", ".join(bench_torch_ab.unmirrored(cfg))
+            f"bench_torch_epoch: not mirrored in PyTorch, set them off: {', '.join(unmirrored(cfg))}"
         )
     dev = Device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     torch.backends.cudnn.benchmark = True  # the shapes never change: let cuDNN pick per layer
