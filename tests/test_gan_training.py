@@ -320,14 +320,20 @@ def _stage1_with_table_noise(cfg):
     return gan
 
 
-def test_xla_step_matches_the_plain_step(tiny_config):
-    plain = _stage1_with_table_noise(tiny_config)
-    xla = _stage1_with_table_noise(tiny_config.replace(train={"xla": True}))
+# lazy R1 (the demo's): its every-nth-step cond cannot be differentiated by XLA, so under
+# train.xla the penalty is masked instead; two steps, one with the penalty and one without
+@pytest.mark.parametrize(
+    "train, steps", [({}, 1), ({"r1_gamma": 1.0, "r1_every": 2}, 2)], ids=["paper", "lazy_r1"]
+)
+def test_xla_step_matches_the_plain_step(tiny_config, train, steps):
+    cfg = tiny_config.replace(train=train)
+    plain = _stage1_with_table_noise(cfg)
+    xla = _stage1_with_table_noise(cfg.replace(train={"xla": True}))
     assert xla.jit_compile and not plain.jit_compile
     for network in ("generator", "discriminator"):
         getattr(xla, network).set_weights(getattr(plain, network).get_weights())
     before = [w.copy() for net in (plain.generator, plain.discriminator) for w in net.get_weights()]
-    data = _batches(16, 1, 4)
+    data = _batches(16, steps, 4)
     want = plain.fit(data, epochs=1, verbose=0).history
     got = xla.fit(data, epochs=1, verbose=0).history
     for name in want:  # losses to float32 round-off; the accuracies exactly
@@ -338,6 +344,10 @@ def test_xla_step_matches_the_plain_step(tiny_config):
     trainable = {
         w.path for net in (plain.generator, plain.discriminator) for w in net.trainable_weights
     }
+    # The masked R1 runs D on the real images on every step, so D's BatchNorm moving averages
+    # take an extra update on the steps without the penalty. D always runs in training mode
+    # (batch statistics), so those averages change no loss, no gradient and no image.
+    d_moving = {w.path for w in plain.discriminator.non_trainable_weights} if steps > 1 else set()
     for path, old, a, b in zip(
         paths,
         before,
@@ -347,7 +357,8 @@ def test_xla_step_matches_the_plain_step(tiny_config):
     ):
         if path in trainable:  # (a BatchNorm statistic may move less than 1e-4)
             assert np.abs(a - old).max() > 1e-4, f"{path} did not move: a comparison of nothing"
-        np.testing.assert_allclose(b, a, rtol=0, atol=1e-5, err_msg=path)
+        if path not in d_moving:
+            np.testing.assert_allclose(b, a, rtol=0, atol=1e-5, err_msg=path)
 
 
 def test_paper_config_defaults_are_the_tf_ones():

@@ -122,6 +122,11 @@ class ConditionalGAN(keras.Model):
         if every <= 1:
             return real, real_u, penalty()
         due = tf.equal(self.d_optimizer.iterations % every, 0)
+        if self.jit_compile:
+            # XLA cannot differentiate through a cond that holds a GradientTape (tf2xla fails on
+            # the cond's gradient): under train.xla the penalty is computed every step and kept
+            # on the due ones, the same loss at the cost of the non-lazy R1.
+            return real, real_u, tf.cast(due, tf.float32) * penalty()
         return real, real_u, tf.cond(due, penalty, lambda: none)
 
     def d_pair_loss(self, logits, uncond, label: float) -> tf.Tensor:
