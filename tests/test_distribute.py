@@ -26,16 +26,16 @@ GLOBAL_BATCH = 8
 SGD_LEARNING_RATE = 0.1
 
 
-def _one_step_weights(stage: int, strategy, initial: dict | None, batch: dict):
+def _one_step_weights(stage: int, strategy, initial: dict | None, batch: dict, train: dict):
     """Weights of the stage's networks after one fit step from `initial`; with `initial=None`,
-    the freshly built weights (no step)."""
+    the freshly built weights (no step). `train`: TrainConfig overrides."""
     import keras
     import tensorflow as tf
 
     from stackgan import config as config_lib
     from stackgan import models, training
 
-    cfg = config_lib.tiny().replace(train={"batch_size": GLOBAL_BATCH})
+    cfg = config_lib.tiny().replace(train={"batch_size": GLOBAL_BATCH, **train})
     low, high = cfg.data.low_res, cfg.data.high_res
     with strategy.scope():
         if stage == 1:
@@ -80,7 +80,7 @@ def _configure_two_cpus():
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
 
-def _compare(stage: int, mirrored) -> dict:
+def _compare(stage: int, mirrored, train: dict | None = None) -> dict:
     import numpy as np
     import tensorflow as tf
 
@@ -98,11 +98,11 @@ def _compare(stage: int, mirrored) -> dict:
     def largest(pairs):
         return max(float(np.abs(a - b).max()) for a, b in pairs)
 
-    initial, _, _ = _one_step_weights(stage, tf.distribute.get_strategy(), None, batch)
-    single, single_steps, single_logs = _one_step_weights(
-        stage, tf.distribute.get_strategy(), initial, batch
-    )
-    multi, multi_steps, multi_logs = _one_step_weights(stage, mirrored, initial, batch)
+    train = train or {}
+    default = tf.distribute.get_strategy()
+    initial, _, _ = _one_step_weights(stage, default, None, batch, train)
+    single, single_steps, single_logs = _one_step_weights(stage, default, initial, batch, train)
+    multi, multi_steps, multi_logs = _one_step_weights(stage, mirrored, initial, batch, train)
     return {
         "replicas": mirrored.num_replicas_in_sync,
         # what the optimizer did to the trainable weights, and how 2 replicas differ in it
@@ -133,7 +133,9 @@ def comparison() -> dict:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("stage", ["1", "2"])
+# "1-lazy-r1": the demo's lazy R1, whose every-nth-step cond cannot hold D's cross-replica
+# BatchNorm update, so replicas mask the penalty instead (a step where it is due)
+@pytest.mark.parametrize("stage", ["1", "2", "1-lazy-r1"])
 def test_two_replicas_match_one_device(comparison, stage):
     result = comparison[stage]
     assert result["replicas"] == 2
@@ -152,9 +154,19 @@ def test_two_replicas_match_one_device(comparison, stage):
 
 if __name__ == "__main__":
     _configure_two_cpus()
+    import keras
     import tensorflow as tf
+
+    # Fixed initial weights. With random ones, about one run in five failed on Stage-II: the
+    # bias of its first conv (before a ReLU) moved 0.009 differently in a 0.2 step while every
+    # other weight agreed to 1e-6. The replicas convolve batches of 4, not 8, and round
+    # differently, so ReLU inputs within round-off of 0 switch; with the tiny network's
+    # near-flat Stage-I images many such pixels probably switch at once.
+    keras.utils.set_random_seed(0)
 
     # one strategy for both stages: a second MirroredStrategy in the same process would restart
     # the collective-op instance keys and collide with the first one's (shape-mismatch abort)
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-    print(json.dumps({str(stage): _compare(stage, strategy) for stage in (1, 2)}))
+    results = {str(stage): _compare(stage, strategy) for stage in (1, 2)}
+    results["1-lazy-r1"] = _compare(1, strategy, {"r1_gamma": 1.0, "r1_every": 2})
+    print(json.dumps(results))

@@ -122,10 +122,12 @@ class ConditionalGAN(keras.Model):
         if every <= 1:
             return real, real_u, penalty()
         due = tf.equal(self.d_optimizer.iterations % every, 0)
-        if self.jit_compile:
-            # XLA cannot differentiate through a cond that holds a GradientTape (tf2xla fails on
-            # the cond's gradient): under train.xla the penalty is computed every step and kept
-            # on the due ones, the same loss at the cost of the non-lazy R1.
+        if self.jit_compile or tf.distribute.has_strategy():
+            # A cond cannot hold this penalty under XLA (tf2xla cannot differentiate a cond
+            # that holds a GradientTape) nor under a distribution strategy (D's BatchNorm
+            # updates its moving averages with a cross-replica merge_call, which a cond branch
+            # may not make): there it is computed every step and kept on the due ones, the same
+            # loss at the cost of the non-lazy R1.
             return real, real_u, tf.cast(due, tf.float32) * penalty()
         return real, real_u, tf.cond(due, penalty, lambda: none)
 
