@@ -75,18 +75,21 @@ def _parse_args():
     return p.parse_args()
 
 
-def torch_matmul_gflops(dtype, n: int) -> tuple[float, float]:
-    """bench_train_step.matmul_gflops in PyTorch: (best GFLOP/s, best per CPU-second)."""
+def torch_matmul_gflops(dtype, n: int, device="cpu") -> tuple[float, float]:
+    """bench_train_step.matmul_gflops in PyTorch on `device`: (best GFLOP/s, best per
+    CPU-second)."""
     import torch
     from bench_train_step import MATMUL_CHAIN, best_rate
 
-    a = torch.randn(n, n).to(dtype)
-    b = (torch.randn(n, n) / n**0.5).to(dtype)
+    a = torch.randn(n, n, device=device).to(dtype)
+    b = (torch.randn(n, n, device=device) / n**0.5).to(dtype)
 
     def products():
         x = a
         for _ in range(MATMUL_CHAIN):
             x = torch.mm(x, b)
+        if x.is_cuda:  # a GPU returns before the products are done
+            torch.cuda.synchronize(x.device)
         return x
 
     return best_rate(products, MATMUL_CHAIN * 2 * n**3)

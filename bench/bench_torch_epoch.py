@@ -34,13 +34,14 @@ Peak device memory per setting is torch.cuda.max_memory_allocated (tensors) and 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # this folder is on sys.path when a bench runs as a script; no TensorFlow at these imports
-from bench_torch_ab import require_torch, torch_step, unmirrored
+from bench_torch_ab import require_torch, torch_matmul_gflops, torch_step, unmirrored
 
 PRECISIONS = ("float32", "tf32", "bfloat16", "float16")
 CUB_TRAIN_IMAGES = 8855  # StackGAN's CUB training split (150 classes)
@@ -133,30 +134,6 @@ def set_precision(torch, precision: str):
     return {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(precision)
 
 
-def matmul_tflops(dev: Device, precision: str, n: int, seconds: float = 1.0) -> float:
-    """Best TFLOP/s of n x n x n matmuls in `precision` (8 chained per timed call)."""
-    torch = dev.torch
-    dtype = set_precision(torch, precision) or torch.float32
-    a = torch.randn(n, n, device=dev.device).to(dtype)
-    b = (torch.randn(n, n, device=dev.device) / n**0.5).to(dtype)
-    chain, best, spent = 8, 0.0, 0.0
-
-    def run():
-        x = a
-        for _ in range(chain):
-            x = torch.mm(x, b)
-        dev.sync()
-
-    run()
-    while spent < seconds:
-        start = time.perf_counter()
-        run()
-        elapsed = time.perf_counter() - start
-        spent += elapsed
-        best = max(best, chain * 2 * n**3 / elapsed / 1e12)
-    return best
-
-
 def make_batch(cfg, stage: int, batch_size: int, dev: Device):
     """Fixed images in [-1, 1] (channels-last) and embeddings, on the device."""
     torch = dev.torch
@@ -202,7 +179,7 @@ def time_epoch(
     return {
         "iterations": iterations,
         "seconds": seconds,
-        "losses_finite": all(x == x and abs(x) != float("inf") for x in (d_loss, g_loss)),
+        "losses_finite": math.isfinite(d_loss) and math.isfinite(g_loss),
         "allocated_gib": allocated,
         "reserved_gib": reserved,
     }
@@ -250,8 +227,8 @@ def main():
         if why_not:
             print(f"{precision:<9} skipped: {why_not}", flush=True)
             continue
-        peak = matmul_tflops(dev, precision, n)
         autocast = set_precision(torch, precision)
+        peak = torch_matmul_gflops(autocast or torch.float32, n, dev.device)[0] / 1e3
         for s in stages:
             r = time_epoch(cfg, s, batches[s], args.images, args.warmup, dev, autocast)
             per_iter = r["seconds"] / r["iterations"]
