@@ -131,22 +131,22 @@ class ConditionalGAN(keras.Model):
             return real, real_u, tf.cast(due, tf.float32) * penalty()
         return real, real_u, tf.cond(due, penalty, lambda: none)
 
+    @staticmethod
+    def _with_uncond(term, logits, uncond) -> tf.Tensor:
+        """[B] `term` of the conditional logit; with an unconditional one (PT) the mean of both.
+        (PT: the wrong pair has no unconditional term, its image is real: `uncond` is None.)"""
+        loss = term(logits)
+        return loss if uncond is None else 0.5 * (loss + term(uncond))
+
     def d_pair_loss(self, logits, uncond, label: float) -> tf.Tensor:
-        """[B] D's loss of one pair type; with an unconditional logit (PT) the mean of both."""
+        """[B] D's loss of one pair type under `train.gan_loss`."""
         kind = self.config.train.gan_loss
-        loss = losses.d_term(logits, label, kind)
-        if uncond is None:
-            return loss
-        # PT: the wrong pair has no unconditional term (its image is real)
-        return 0.5 * (loss + losses.d_term(uncond, label, kind))
+        return self._with_uncond(lambda x: losses.d_term(x, label, kind), logits, uncond)
 
     def g_adversarial_loss(self, logits, uncond) -> tf.Tensor:
-        """[B] G's loss on its fakes as D scores them (and the unconditional logit's, PT)."""
+        """[B] G's loss on its fakes as D scores them, under `train.gan_loss`."""
         kind = self.config.train.gan_loss
-        loss = losses.g_term(logits, kind)
-        if uncond is None:
-            return loss
-        return 0.5 * (loss + losses.g_term(uncond, kind))
+        return self._with_uncond(lambda x: losses.g_term(x, kind), logits, uncond)
 
     def train_step(self, batch):
         image, wrong_image = batch[keys.IMAGE], batch[keys.WRONG_IMAGE]
