@@ -78,8 +78,13 @@ class Device:
         import torch
 
         self.torch = torch
-        self.device = torch.device(name)
+        try:
+            self.device = torch.device(name)
+        except RuntimeError:
+            raise SystemExit(f"bench_torch_epoch: --device {name}: not a torch device") from None
         self.cuda = self.device.type == "cuda"
+        if self.cuda and not torch.cuda.is_available():
+            raise SystemExit(f"bench_torch_epoch: --device {name}: this PyTorch sees no CUDA GPU")
 
     def sync(self) -> None:
         if self.cuda:
