@@ -22,6 +22,9 @@ The text path: when the dataset ships `char-CNN-RNN-embeddings.pickle` the train
 1024-d embeddings as the paper did; otherwise (the real CUB sample, a user with only images and
 captions) a char-CNN-RNN text encoder is trained on the captions and every caption is embedded.
 `config.text.source` forces either path ("pickle" / "train"); "auto" decides from the data.
+On the pickle path a TextEncoderTrainer still runs (objective "distill", no classifier): it
+learns to reproduce the pickle's embeddings from the captions, so the pushed generator takes
+sentences too (`config.text.distill_pickle=false` leaves it out: embeddings only).
 """
 
 from __future__ import annotations
@@ -92,6 +95,14 @@ def create_pipeline(
         )
         components += [text_encoder, embedder]
         examples = embedder.outputs["examples"]
+        text_encoder_model = text_encoder.outputs["model"]
+    elif config.text.distill_pickle:
+        # the trainers keep the dataset's embeddings; this encoder learns to reproduce them
+        # from the captions, so the pushed generator also takes sentences
+        text_encoder = TextEncoderTrainer(
+            examples=raw_examples, classifier=None, config=config, objective="distill"
+        )
+        components.append(text_encoder)
         text_encoder_model = text_encoder.outputs["model"]
 
     stage1 = Stage1Trainer(

@@ -26,8 +26,8 @@ BASE_TASKS = {
 TEXT_TASKS = {"TextEncoderTrainer", "CaptionEmbedder"}
 
 
-def _compile(tmp_path, text_source: str) -> pipeline_spec_pb2.PipelineJob:
-    out = tmp_path / f"pipeline-{text_source}.json"
+def _compile(tmp_path, text_source: str, *more_sets: str) -> pipeline_spec_pb2.PipelineJob:
+    out = tmp_path / f"pipeline-{text_source}-{len(more_sets)}.json"
     code = cli_main(
         [
             "compile",
@@ -45,6 +45,7 @@ def _compile(tmp_path, text_source: str) -> pipeline_spec_pb2.PipelineJob:
             "gs://bucket/serving/stackgan",
             "--set",
             f"text.source={text_source}",
+            *(arg for text in more_sets for arg in ("--set", text)),
         ]
     )
     assert code == 0
@@ -60,7 +61,7 @@ def _spec(job) -> pipeline_spec_pb2.PipelineSpec:
 
 
 def test_kubeflow_compile_with_release_embeddings_has_the_paper_dag(tmp_path):
-    spec = _spec(_compile(tmp_path, "pickle"))
+    spec = _spec(_compile(tmp_path, "pickle", "text.distill_pickle=false"))
     tasks = spec.root.dag.tasks
     assert set(tasks) == BASE_TASKS
     deps = {name: set(task.dependent_tasks) for name, task in tasks.items()}
@@ -89,6 +90,21 @@ def test_kubeflow_compile_with_release_embeddings_has_the_paper_dag(tmp_path):
         assert "kubeflow_v2_run_executor" in " ".join(container["command"])
     executor_paths = {container["args"][1] for container in containers.values()}
     assert "stackgan.components.stage2_trainer.executor.Executor" in executor_paths
+
+
+def test_release_embeddings_add_an_encoder_distilled_from_them_for_the_export(tmp_path):
+    """By default the paper's DAG also trains a text encoder to reproduce the pickle's
+    embeddings (no classifier, no CaptionEmbedder): the trainers keep the pickle's embeddings
+    and only the exported generator gets the encoder."""
+    spec = _spec(_compile(tmp_path, "pickle"))
+    tasks = spec.root.dag.tasks
+    assert set(tasks) == BASE_TASKS | {"TextEncoderTrainer"}
+    deps = {name: set(task.dependent_tasks) for name, task in tasks.items()}
+    assert deps["TextEncoderTrainer"] == {"CubExampleGen"}
+    assert deps["Stage1Trainer"] == {"CubExampleGen"}
+    assert deps["Stage2Trainer"] == {"CubExampleGen", "Stage1Trainer", "TextEncoderTrainer"}
+    objective = tasks["TextEncoderTrainer"].inputs.parameters["objective"]
+    assert objective.runtime_value.constant_value.string_value == "distill"
 
 
 def test_kubeflow_compile_with_trained_text_encoder_adds_the_text_path(tmp_path):

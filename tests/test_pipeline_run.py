@@ -33,6 +33,7 @@ PIPELINE = "stackgan"
 TRAINING_NODES = (
     "CubExampleGen",
     "ClassifierTrainer",
+    "TextEncoderTrainer",  # the synthetic set ships embeddings: distilled from them
     "Stage1Trainer",
     "Stage2Trainer",
     "Evaluator",
@@ -111,7 +112,7 @@ def _outputs(work_dir):
     store = results.open_store(str(work_dir))
     return store, {
         node: results.node_outputs(store, PIPELINE, node)
-        for node in (*TRAINING_NODES, "Pusher", "TextEncoderTrainer", "CaptionEmbedder")
+        for node in (*TRAINING_NODES, "Pusher", "CaptionEmbedder")
     }
 
 
@@ -301,8 +302,13 @@ def test_dag_end_to_end_on_synthetic_data_then_cached(tmp_path, first_run):
     metrics, version_dir = _assert_products(work, outputs)
     _assert_evaluator_metrics(metrics, _count_records(outputs["CubExampleGen"]["examples"], "test"))
     assert metrics["baseline"] is None  # nothing was blessed before the first run
-    # the synthetic data ships embedding pickles: the paper's path, no text encoder
-    assert outputs["TextEncoderTrainer"] == {} and outputs["CaptionEmbedder"] == {}
+    # the synthetic data ships embedding pickles: the paper's path (no CaptionEmbedder), and
+    # an encoder distilled from the pickle's embeddings for the export's text signatures
+    assert outputs["CaptionEmbedder"] == {}
+    with open(os.path.join(outputs["TextEncoderTrainer"]["model_run"], "metrics.json")) as f:
+        distilled = json.load(f)
+    assert distilled["objective"] == "distill"
+    assert distilled["test_captions"]["captions"] > 0
     assert f"pushed model:  {version_dir}" in printed and "baseline: none" in printed
     assert "top-1" in printed and "Stage-I -> Stage-II: consistency" in printed
 
@@ -347,6 +353,11 @@ def test_dag_end_to_end_on_synthetic_data_then_cached(tmp_path, first_run):
     _assert_grid_shows(
         grid, load_generator(version_dir).generate(vectors[:, 0], seed=0)["image_256"]
     )
+    # ... and from sentences, through the distilled encoder, as the summary suggests
+    assert "try it:        stackgan generate --model" in printed
+    assert "--caption 'a small red bird with black wings'" in printed
+    argv = ["generate", "--model", serving, "--caption", "a small red bird with black wings"]
+    assert cli_main([*argv, "--n", "2", "--seed", "0", "--out", str(grid)]) == 0
 
     # a second run with nothing changed is served from the MLMD cache, except the Evaluator:
     # its baseline input is new, the first run's blessed generator, which is this same model
@@ -379,8 +390,8 @@ def test_a_classifier_change_reruns_the_classifier_and_its_consumers_only(first_
     work = first_run.restore()
     _, before = _outputs(work)
     _run(work, "classifier.head_epochs=2")
-    # not the preprocessing, not the GANs (the text encoder, its other consumer, is not in the
-    # DAG of a dataset with embedding pickles: tests/test_config_view.py covers its READS)
+    # not the preprocessing, not the GANs, not the text encoder distilled from the embedding
+    # pickles (it reads no classifier; tests/test_config_view.py covers the READS)
     _assert_reran(work, {"ClassifierTrainer", "Evaluator", "Pusher"})
     _, after = _outputs(work)
     assert after["ClassifierTrainer"]["model"] != before["ClassifierTrainer"]["model"]

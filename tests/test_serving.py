@@ -320,7 +320,7 @@ def test_client_refuses_a_wrong_dtype_naming_the_input(embeddings):
         client.rest_body({"caption": ["a"], "noise": np.zeros((1, 8), np.float32)})
 
 
-def test_stage1_only_export_and_existing_directory(tmp_path, tiny_config, generators):
+def test_stage1_only_export_and_existing_directory(tmp_path, tiny_config, generators, capsys):
     # a crashed earlier attempt left a staging directory; the export replaces it and renames
     # its own staging directory into place only when complete
     (tmp_path / "Format-Serving.staging").mkdir()
@@ -348,6 +348,23 @@ def test_stage1_only_export_and_existing_directory(tmp_path, tiny_config, genera
     assert [tf.make_ndarray(r.inputs["embedding"]).shape[0] for r in requests] == [1, 2] * 3
     with pytest.raises(FileExistsError, match="not empty"):
         export_generator(path, tiny_config.model, generators[0])
+
+    # `stackgan generate` on such a model: one line naming what it takes, no traceback
+    for args, expected in (
+        (["--caption", "a red bird"], "takes no sentences: it was trained on the dataset's"),
+        (["--embeddings", _npy(tmp_path, (2, 7))], "input 'embedding' must have shape [N>0, 1024]"),
+        (["--embeddings", _npy(tmp_path, (2, 1024)), "--n", "0"], "--n 0: draw at least one"),
+    ):
+        argv = ["generate", "--model", path, *args, "--out", str(tmp_path / "grid.png")]
+        assert cli_main(argv) == 2
+        assert expected in capsys.readouterr().err
+        assert not (tmp_path / "grid.png").exists()
+
+
+def _npy(folder, shape) -> str:
+    path = folder / f"embeddings_{shape[1]}.npy"
+    np.save(path, np.ones(shape, np.float32))
+    return str(path)
 
 
 def test_export_from_before_the_seedless_signatures_still_loads(

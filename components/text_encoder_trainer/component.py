@@ -1,12 +1,15 @@
-"""TextEncoderTrainer: captions + frozen classifier features -> a char-CNN-RNN text encoder.
+"""TextEncoderTrainer: captions -> a char-CNN-RNN text encoder, by one of two objectives
+(stackgan.text.encoder_job): "ds_sje" against frozen classifier features, or "distill" (the
+dataset's own caption embeddings, regressed from the captions).
 
-Inputs: `examples` (Examples with Split-train, and Split-test for the zero-shot score;
-embeddings not needed) and `classifier` (Model: ClassifierTrainer's SavedModel at
-<uri>/Format-Serving, whose pooled `features` are the image side of the joint embedding).
+Inputs: `examples` (Examples with Split-train, and Split-test for the held-out score; "distill"
+needs their embeddings) and `classifier` ("ds_sje" only: Model, ClassifierTrainer's SavedModel
+at <uri>/Format-Serving, whose pooled `features` are the image side of the joint embedding).
 Outputs: `model` (Model: the text-encoder SavedModel at <uri>/Format-Serving, signature
 `serving_default`: `caption` string[N] -> `embedding` f32[N, E]; see stackgan.text.export) and
-`model_run` (ModelRun: history.csv per epoch, metrics.json with the zero-shot retrieval top-1
-on the test classes beside chance). Parameters: `text_config`, `data_config`,
+`model_run` (ModelRun: history.csv per epoch, metrics.json: the zero-shot retrieval top-1 on
+the test classes beside chance, or the distillation's cosine on the test captions beside an
+input-blind encoder's). Parameters: `objective`, `text_config`, `data_config`,
 `classifier_config`, `train_config` (JSON of the READS fields).
 """
 
@@ -19,13 +22,14 @@ from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionP
 from stackgan import config_view
 from stackgan.components.text_encoder_trainer.executor import Executor
 from stackgan.config import Config
+from stackgan.text.encoder_job import OBJECTIVES
 
 # The config fields the text encoder reads (see stackgan/config_view.py); `text.source` is
 # the pipeline's choice of path, not the encoder's business.
 READS = config_view.Reads(
     "TextEncoderTrainer",
     {
-        "text": config_view.all_but("source"),
+        "text": config_view.all_but("source", "distill_pickle"),
         "data": ("high_res_stored", "high_res", "image_encoding"),
         "classifier": ("batch_size",),
         "train": ("seed", "precision"),
@@ -34,10 +38,13 @@ READS = config_view.Reads(
 
 
 class TextEncoderTrainerSpec(ComponentSpec):
-    PARAMETERS = {name: ExecutionParameter(type=str) for name in READS.property_names}
+    PARAMETERS = {
+        "objective": ExecutionParameter(type=str),
+        **{name: ExecutionParameter(type=str) for name in READS.property_names},
+    }
     INPUTS = {
         "examples": ChannelParameter(type=standard_artifacts.Examples),
-        "classifier": ChannelParameter(type=standard_artifacts.Model),
+        "classifier": ChannelParameter(type=standard_artifacts.Model, optional=True),
     }
     OUTPUTS = {
         "model": ChannelParameter(type=standard_artifacts.Model),
@@ -50,12 +57,21 @@ class TextEncoderTrainer(base_component.BaseComponent):
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
 
     def __init__(
-        self, examples: channel.BaseChannel, classifier: channel.BaseChannel, config: Config
+        self,
+        examples: channel.BaseChannel,
+        classifier: channel.BaseChannel | None,
+        config: Config,
+        objective: str = "ds_sje",
     ):
+        if objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+        if (classifier is None) != (objective == "distill"):
+            raise ValueError("the classifier is the image side of ds_sje and of nothing else")
         super().__init__(
             spec=TextEncoderTrainerSpec(
                 examples=examples,
                 classifier=classifier,
+                objective=objective,
                 **READS.exec_properties(config),
                 model=channel.Channel(type=standard_artifacts.Model),
                 model_run=channel.Channel(type=standard_artifacts.ModelRun),

@@ -22,15 +22,15 @@ class Executor(base_executor.BaseExecutor):
         output_dict: dict[str, list[types.Artifact]],
         exec_properties: dict[str, Any],
     ) -> None:
-        """Trains the text encoder on the train split and exports it.
+        """Trains the text encoder on the train split (by `objective`) and exports it.
 
         input_dict: "examples" (one Examples artifact with split "train"; "test", when present,
-          is the zero-shot evaluation set), "classifier" (one Model, SavedModel at
+          is the held-out evaluation set), "classifier" (ds_sje only: one Model, SavedModel at
           <uri>/Format-Serving).
         output_dict: "model" (one Model: <uri>/Format-Serving), "model_run" (one ModelRun:
           <uri>/history.csv, <uri>/metrics.json).
-        exec_properties: "text_config", "data_config", "classifier_config", "train_config" (JSON
-          of the fields component.READS names).
+        exec_properties: "objective" ("ds_sje" | "distill"), "text_config", "data_config",
+          "classifier_config", "train_config" (JSON of the fields component.READS names).
         """
         examples = artifact_utils.get_single_instance(input_dict["examples"])
         run_text_encoder_job(
@@ -40,9 +40,14 @@ class Executor(base_executor.BaseExecutor):
                 eval_pattern=(
                     split_pattern(examples, "test") if "test" in split_names(examples) else None
                 ),
-                classifier_dir=path_utils.serving_model_path(
-                    artifact_utils.get_single_uri(input_dict["classifier"])
+                classifier_dir=(
+                    path_utils.serving_model_path(
+                        artifact_utils.get_single_uri(input_dict["classifier"])
+                    )
+                    if input_dict.get("classifier")
+                    else None
                 ),
+                objective=exec_properties["objective"],
                 serving_dir=path_utils.serving_model_dir(
                     artifact_utils.get_single_uri(output_dict["model"])
                 ),

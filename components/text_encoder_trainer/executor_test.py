@@ -38,9 +38,16 @@ def _png(rgb, size: int, seed: int) -> bytes:
     return buffer.getvalue()
 
 
-def _examples(uri, data_cfg, splits: dict[str, list[int]], captions_of=None):
+def _colour_embedding(colour: str, dim: int) -> np.ndarray:
+    """The dataset's embedding of a caption naming `colour`: a fixed random direction per
+    colour (nearly orthogonal to the others), elements of order 1 as in the releases'."""
+    vector = np.random.default_rng(sorted(RGB).index(colour)).standard_normal(dim)
+    return (vector * np.sqrt(dim) / np.linalg.norm(vector)).astype(np.float32)
+
+
+def _examples(uri, data_cfg, splits: dict[str, list[int]], captions_of=None, embeddings=False):
     """Examples at `uri`: per split, 3 images of each listed label; label k is painted and
-    described in COLOURS[k]."""
+    described in COLOURS[k] (with `embeddings`, each caption embedded as `_colour_embedding`)."""
     artifact = standard_artifacts.Examples()
     artifact.uri = str(uri)
     artifact.split_names = artifact_utils.encode_split_names(list(splits))
@@ -68,7 +75,13 @@ def _examples(uri, data_cfg, splits: dict[str, list[int]], captions_of=None):
                                 image_high=_png(rgb, data_cfg.high_res_stored, image_id),
                                 image_low=_png(rgb, data_cfg.low_res_stored, image_id),
                                 captions=captions,
-                                embedding=None,
+                                embedding=(
+                                    np.stack(
+                                        [_colour_embedding(colour, data_cfg.embedding_dim)] * 10
+                                    )
+                                    if embeddings
+                                    else None
+                                ),
                             )
                         )
                     )
@@ -127,7 +140,7 @@ def test_trains_exports_a_string_encoder_and_reports_zero_shot_retrieval(
     Executor().Do(
         {"examples": [examples], "classifier": [classifier_model]},
         {"model": [model], "model_run": [run]},
-        READS.exec_properties(cfg),
+        {**READS.exec_properties(cfg), "objective": "ds_sje"},
     )
     loaded = tf.saved_model.load(os.path.join(model.uri, "Format-Serving"))
     out = loaded.signatures["serving_default"](caption=tf.constant(["a new sentence", ""]))
@@ -152,6 +165,39 @@ def test_trains_exports_a_string_encoder_and_reports_zero_shot_retrieval(
     assert len(metrics["history"]["loss"]) == 2
 
 
+def test_distills_the_datasets_embeddings_without_a_classifier(tmp_path):
+    """The "distill" objective: captions -> the dataset's embeddings of them, scored on the
+    test split's captions, exported with the caption signature alone."""
+    cfg = config_lib.tiny().replace(text={"distill_epochs": 30})
+    examples = _examples(
+        tmp_path / "examples", cfg.data, {"train": [0, 1, 2], "test": [3, 1]}, embeddings=True
+    )
+    model, run = _outputs(tmp_path)
+    Executor().Do(
+        {"examples": [examples]},
+        {"model": [model], "model_run": [run]},
+        {**READS.exec_properties(cfg), "objective": "distill"},
+    )
+    loaded = tf.saved_model.load(os.path.join(model.uri, "Format-Serving"))
+    assert sorted(loaded.signatures) == ["serving_default"]  # no image side
+    embed = loaded.signatures["serving_default"]
+    out = embed(caption=tf.constant(["a blue bird", "a red bird, picture 99"]))["embedding"]
+    for row, colour in zip(out.numpy(), ("blue", "red"), strict=True):
+        target = _colour_embedding(colour, cfg.data.embedding_dim)
+        assert np.dot(row, target) / np.linalg.norm(row) / np.linalg.norm(target) > 0.9
+
+    metrics = json.loads((tmp_path / "run" / METRICS_FILE).read_text())
+    assert metrics["objective"] == "distill"
+    test = metrics["test_captions"]
+    assert test["captions"] == 60
+    # one embedding for every caption (the training mean of red, blue, green) reaches about
+    # 1/sqrt(3) in direction; the encoder must read the colour word to pass 0.9
+    assert test["input_blind_cosine"] == pytest.approx(1 / np.sqrt(3), abs=0.05)
+    assert test["cosine"] > 0.9, test
+    assert metrics["splits"]["train"] == {"images_read": 9, "blank_captions_dropped": 0}
+    assert len(metrics["history"]["loss"]) == 30
+
+
 def test_a_missing_train_split_is_an_error_naming_the_artifact(classifier_model, tmp_path):
     cfg = config_lib.tiny()
     examples = _examples(tmp_path / "examples", cfg.data, {"test": [0, 1]})
@@ -160,7 +206,7 @@ def test_a_missing_train_split_is_an_error_naming_the_artifact(classifier_model,
         Executor().Do(
             {"examples": [examples], "classifier": [classifier_model]},
             {"model": [model], "model_run": [run]},
-            READS.exec_properties(cfg),
+            {**READS.exec_properties(cfg), "objective": "ds_sje"},
         )
     assert os.listdir(model.uri) == []  # nothing that looks like a finished model
 
@@ -173,3 +219,17 @@ def test_component_declares_its_channels():
     )
     assert set(component.inputs) == {"examples", "classifier"}
     assert set(component.outputs) == {"model", "model_run"}
+    distiller = TextEncoderTrainer(
+        examples=as_channel([standard_artifacts.Examples()]),
+        classifier=None,
+        config=config_lib.tiny(),
+        objective="distill",
+    )
+    assert set(distiller.inputs) == {"examples"}
+    assert distiller.exec_properties["objective"] == "distill"
+    with pytest.raises(ValueError, match="image side of ds_sje"):
+        TextEncoderTrainer(
+            examples=as_channel([standard_artifacts.Examples()]),
+            classifier=None,
+            config=config_lib.tiny(),
+        )

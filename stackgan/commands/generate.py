@@ -100,22 +100,34 @@ def run(args: argparse.Namespace) -> int:
     from stackgan.serving.generator import load_generator
     from stackgan.visualize.sample_sheet import render_sheet
 
+    if args.n < 1:
+        raise UserError(f"--n {args.n}: draw at least one image")
     generator = load_generator(model_dir)
+    if args.caption and not generator.has_text_signature:
+        raise UserError(
+            f"--caption: {model_dir} takes no sentences: it was trained on the dataset's"
+            " precomputed caption embeddings, so no text encoder was exported with it. Pass"
+            " --embeddings (e.g. DATA/birds/test/char-CNN-RNN-embeddings.pickle), or train"
+            " a model that reads text with `stackgan run --set text.source=train`"
+        )
     # always the seeded signatures, so the grid printed can be drawn again
     seed = secrets.randbelow(2**31) if args.seed is None else args.seed
-    if args.caption:
-        captions = (args.caption * args.n)[: max(args.n, len(args.caption))]
-        images = generator.generate_from_captions(captions, seed=seed)
-    else:
-        embeddings = load_embeddings(args.embeddings)[: args.n]
-        if args.captions_file:
-            with open(args.captions_file, encoding="utf-8") as f:
-                captions = [line.strip() for line in f][: len(embeddings)]
+    try:
+        if args.caption:
+            captions = (args.caption * args.n)[: max(args.n, len(args.caption))]
+            images = generator.generate_from_captions(captions, seed=seed)
         else:
-            captions = release_captions(args.embeddings, len(embeddings)) or [
-                f"{os.path.basename(args.embeddings)} #{i}" for i in range(len(embeddings))
-            ]
-        images = generator.generate(embeddings, seed=seed)
+            embeddings = load_embeddings(args.embeddings)[: args.n]
+            if args.captions_file:
+                with open(args.captions_file, encoding="utf-8") as f:
+                    captions = [line.strip() for line in f][: len(embeddings)]
+            else:
+                captions = release_captions(args.embeddings, len(embeddings)) or [
+                    f"{os.path.basename(args.embeddings)} #{i}" for i in range(len(embeddings))
+                ]
+            images = generator.generate(embeddings, seed=seed)
+    except ValueError as error:  # the generator's input checks: they name the input
+        raise UserError(f"{model_dir}: {error}") from error
     key = f"image_{args.stage}" if args.stage else max(images, key=lambda k: images[k].shape[1])
     sheet = render_sheet(images[key], captions, columns=args.columns)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)

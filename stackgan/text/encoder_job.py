@@ -1,7 +1,13 @@
 """The TextEncoderTrainer component's job, apart from TFX: the char-CNN-RNN text encoder trained
-on the train split's captions against the frozen classifier's image features, scored zero-shot
-on the test split, exported (stackgan.text.export). Its executor only turns artifacts into
-`TextEncoderJobArgs` (TFX's Trainer idiom: FnArgs -> run_fn)."""
+on the train split's captions, exported (stackgan.text.export). Its executor only turns
+artifacts into `TextEncoderJobArgs` (TFX's Trainer idiom: FnArgs -> run_fn).
+
+Two objectives:
+- "ds_sje" (the dataset has no embeddings): against the frozen classifier's image features,
+  scored zero-shot on the test split; the CaptionEmbedder then embeds every caption with it.
+- "distill" (the trainers use the dataset's embeddings pickle): regress those embeddings from
+  the captions (stackgan/text/distill.py), scored by cosine on the test split's captions, so
+  the pushed generator takes sentences in the space it was trained on."""
 
 from __future__ import annotations
 
@@ -17,8 +23,9 @@ import tensorflow as tf
 from stackgan import config_view
 from stackgan.config import Config
 from stackgan.evaluation.classifier import load_classifier
+from stackgan.text import distill
 from stackgan.text.examples_reader import read_split_features
-from stackgan.text.export import export_text_encoder
+from stackgan.text.export import export_caption_encoder, export_text_encoder
 from stackgan.text.training import (
     degenerate_features_warning,
     evaluate_zero_shot,
@@ -28,6 +35,7 @@ from stackgan.training import precision
 
 HISTORY_FILE = "history.csv"
 METRICS_FILE = "metrics.json"
+OBJECTIVES = ("ds_sje", "distill")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,13 +43,20 @@ class TextEncoderJobArgs:
     config: Config  # text, data crop sizes, classifier.batch_size, train.seed (component READS)
     train_pattern: str  # TFRecord files of the train split: what the encoder learns from
     eval_pattern: str | None  # ... of the test split, for the zero-shot score (None: none)
-    classifier_dir: str  # the classifier SavedModel: its features are the image side
+    classifier_dir: str | None  # the classifier SavedModel: the image side (ds_sje only)
     serving_dir: str  # the text-encoder SavedModel goes here (<Model>/Format-Serving)
     run_dir: str  # history.csv, metrics.json
+    objective: str = "ds_sje"  # one of OBJECTIVES (module docstring)
 
 
 def run_text_encoder_job(args: TextEncoderJobArgs) -> dict:
     """Trains and exports the encoder; returns the metrics also written to metrics.json."""
+    if args.objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {OBJECTIVES}, got {args.objective!r}")
+    if args.objective == "distill":
+        return _run_distillation(args)
+    if args.classifier_dir is None:
+        raise ValueError("the ds_sje objective needs the classifier (classifier_dir)")
     config = args.config
     classifier = load_classifier(args.classifier_dir)
     started = time.monotonic()
@@ -111,6 +126,55 @@ def run_text_encoder_job(args: TextEncoderJobArgs) -> dict:
         f.write(json.dumps(metrics, indent=2, default=float))
     # last, so a Model artifact with a SavedModel in it is a finished one
     export_text_encoder(model, args.serving_dir)
+    return metrics
+
+
+def _run_distillation(args: TextEncoderJobArgs) -> dict:
+    config = args.config
+    train = distill.read_caption_targets(args.train_pattern)
+    evaluation = distill.read_caption_targets(args.eval_pattern) if args.eval_pattern else None
+    chosen = precision.resolve(config.train.precision)
+    logging.info(
+        "TextEncoderTrainer: distilling %d captions' embeddings, precision %s",
+        len(train.captions), chosen.describe(),
+    )  # fmt: skip
+    started = time.monotonic()
+    encoder, history = distill.train_distilled_encoder(
+        train,
+        config.text,
+        validation=evaluation,
+        seed=config.train.seed,
+        callbacks=[keras.callbacks.CSVLogger(os.path.join(args.run_dir, HISTORY_FILE))],
+        dtype_policy=chosen.policy,
+    )
+    train_mean = train.embeddings.mean(axis=0)
+    metrics = {
+        "objective": "distill",
+        "precision": chosen.describe(),
+        "train_seconds": time.monotonic() - started,
+        "final_loss": history["loss"][-1],
+        "train_captions": distill.distillation_scores(encoder, train, train_mean),
+        "test_captions": (
+            distill.distillation_scores(encoder, evaluation, train_mean) if evaluation else None
+        ),
+        "splits": {
+            split: {"images_read": t.images_read, "blank_captions_dropped": t.blank_captions_dropped}
+            for split, t in (("train", train), ("test", evaluation))
+            if t is not None
+        },
+        "history": history,
+        "config": config_view.given(config.text),
+    }
+    if evaluation is not None:
+        scores = metrics["test_captions"]
+        logging.info(
+            "TextEncoderTrainer: cosine %.3f with the dataset's embeddings on %d test captions"
+            " (one embedding for all: %.3f)",
+            scores["cosine"], scores["captions"], scores["input_blind_cosine"],
+        )  # fmt: skip
+    with tf.io.gfile.GFile(os.path.join(args.run_dir, METRICS_FILE), "w") as f:
+        f.write(json.dumps(metrics, indent=2, default=float))
+    export_caption_encoder(encoder, args.serving_dir)  # last: a finished artifact
     return metrics
 
 

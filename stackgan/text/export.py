@@ -4,8 +4,9 @@ Signatures:
 - `serving_default`: `caption` string[N] -> `embedding` f32[N, E]. Tokenisation (lowercase,
   alphabet ids, truncation to `max_chars`, padding) runs inside, so any sentence can be
   embedded; this is the function the text-to-image generator calls.
-- `image_embedding`: `features` f32[N, D] (the classifier's pooled features) -> `embedding`
-  f32[N, E], the image side of the joint embedding, for retrieval against captions.
+- `image_embedding` (DS-SJE encoders only; not an encoder distilled from a dataset's embeddings,
+  which has no image side): `features` f32[N, D] (the classifier's pooled features) ->
+  `embedding` f32[N, E], the image side of the joint embedding, for retrieval against captions.
 """
 
 from __future__ import annotations
@@ -26,32 +27,43 @@ IMAGE_SIGNATURE = "image_embedding"
 
 def export_text_encoder(model: JointEmbedding, export_dir: str | os.PathLike) -> None:
     """Writes the SavedModel described in the module docstring to `export_dir`."""
-    text_encoder = model.text_encoder
-    max_chars = text_encoder.input_shape[-1]
-
-    def embed_captions(caption):
-        ids = tokenizer.tokenize(caption, max_chars)
-        return {"embedding": text_encoder(ids, training=False)}
 
     def embed_images(features):
         return {"embedding": model.embed_image_features(features)}
 
-    archive = keras.export.ExportArchive()
+    archive = _caption_archive(model.text_encoder)
     # the two built sub-models (the subclassed JointEmbedding itself is never called whole)
-    archive.track(text_encoder)
     archive.track(model.feature_normalization)
     archive.track(model.image_projection)
-    archive.add_endpoint(
-        name=CAPTION_SIGNATURE,
-        fn=embed_captions,
-        input_signature=[tf.TensorSpec([None], tf.string, name="caption")],
-    )
     archive.add_endpoint(
         name=IMAGE_SIGNATURE,
         fn=embed_images,
         input_signature=[tf.TensorSpec([None, model.feature_dim], tf.float32, name="features")],
     )
     archive.write_out(os.fspath(export_dir), verbose=False)
+
+
+def export_caption_encoder(text_encoder: keras.Model, export_dir: str | os.PathLike) -> None:
+    """Writes a text encoder without an image side (stackgan/text/distill.py): the caption
+    signature only."""
+    _caption_archive(text_encoder).write_out(os.fspath(export_dir), verbose=False)
+
+
+def _caption_archive(text_encoder: keras.Model) -> keras.export.ExportArchive:
+    max_chars = text_encoder.input_shape[-1]
+
+    def embed_captions(caption):
+        ids = tokenizer.tokenize(caption, max_chars)
+        return {"embedding": text_encoder(ids, training=False)}
+
+    archive = keras.export.ExportArchive()
+    archive.track(text_encoder)
+    archive.add_endpoint(
+        name=CAPTION_SIGNATURE,
+        fn=embed_captions,
+        input_signature=[tf.TensorSpec([None], tf.string, name="caption")],
+    )
+    return archive
 
 
 class TextEncoder:
