@@ -42,9 +42,7 @@ def read_caption_targets(file_pattern: str) -> CaptionTargets:
     files = sorted(tf.io.gfile.glob(file_pattern))
     if not files:
         raise FileNotFoundError(f"{file_pattern}: no TFRecord files match")
-    spec = features.parse_spec(
-        features.WITH_EMBEDDINGS, (features.CAPTIONS, features.EMBEDDING)
-    )
+    spec = features.parse_spec(features.WITH_EMBEDDINGS, (features.CAPTIONS, features.EMBEDDING))
     batches = (
         tf.data.TFRecordDataset(files, compression_type="GZIP")
         .batch(256)

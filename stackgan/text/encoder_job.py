@@ -158,7 +158,10 @@ def _run_distillation(args: TextEncoderJobArgs) -> dict:
             distill.distillation_scores(encoder, evaluation, train_mean) if evaluation else None
         ),
         "splits": {
-            split: {"images_read": t.images_read, "blank_captions_dropped": t.blank_captions_dropped}
+            split: {
+                "images_read": t.images_read,
+                "blank_captions_dropped": t.blank_captions_dropped,
+            }
             for split, t in (("train", train), ("test", evaluation))
             if t is not None
         },
