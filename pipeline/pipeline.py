@@ -48,6 +48,7 @@ from stackgan.components.stage2_trainer.component import Stage2Trainer
 from stackgan.components.text_encoder_trainer.component import TextEncoderTrainer
 from stackgan.config import Config
 from stackgan.data.fingerprint import dataset_fingerprint
+from stackgan.pipeline.text_path import exports_text_encoder
 
 BASELINE_RESOLVER_ID = "latest_blessed_model_resolver"
 
@@ -96,7 +97,7 @@ def create_pipeline(
         components += [text_encoder, embedder]
         examples = embedder.outputs["examples"]
         text_encoder_model = text_encoder.outputs["model"]
-    elif config.text.distill_pickle:
+    elif exports_text_encoder(config, train_text_encoder):
         # the trainers keep the dataset's embeddings; this encoder learns to reproduce them
         # from the captions, so the pushed generator also takes sentences
         text_encoder = TextEncoderTrainer(

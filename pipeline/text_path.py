@@ -34,3 +34,9 @@ def should_train_text_encoder(config: Config, data_root: str) -> bool:
     if source != "auto":
         raise ValueError(f"config.text.source must be auto|pickle|train, got {source!r}")
     return not dataset_has_embeddings(data_root)
+
+
+def exports_text_encoder(config: Config, train_text_encoder: bool) -> bool:
+    """Whether the pushed generator gets a text encoder (its `text` signatures): the one the
+    text path trains, or, on the pickle path, the one distilled from the pickle's embeddings."""
+    return train_text_encoder or config.text.distill_pickle

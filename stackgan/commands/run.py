@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     # Imported here: TFX and TensorFlow take ~20 s to import, `stackgan --help` should not.
     from stackgan.pipeline import layout, local_runner, results
     from stackgan.pipeline.pipeline import PipelinePaths, create_pipeline
-    from stackgan.pipeline.text_path import should_train_text_encoder
+    from stackgan.pipeline.text_path import exports_text_encoder, should_train_text_encoder
 
     train_text_encoder = should_train_text_encoder(cfg, data_root)
     paths = PipelinePaths(
@@ -67,6 +67,11 @@ def run(args: argparse.Namespace) -> int:
             "char-CNN-RNN encoder trained on the captions"
             if train_text_encoder
             else "the dataset's char-CNN-RNN-embeddings.pickle"
+            + (
+                " (and an encoder distilled from it, so the pushed model takes sentences)"
+                if cfg.text.distill_pickle
+                else " (the pushed model takes embeddings only)"
+            )
         ),
         flush=True,
     )
@@ -92,7 +97,13 @@ def run(args: argparse.Namespace) -> int:
         local_runner.run(factory, work_dir)
     elapsed = time.monotonic() - start
     print(
-        results.summarize(work_dir, args.pipeline_name, elapsed, data_root, train_text_encoder),
+        results.summarize(
+            work_dir,
+            args.pipeline_name,
+            elapsed,
+            data_root,
+            exports_text_encoder(cfg, train_text_encoder),
+        ),
         flush=True,
     )
     return 0

@@ -95,6 +95,7 @@ def train_distilled_encoder(
             None if validation is None else _dataset(validation, cfg.max_chars, 256, None)
         ),
         epochs=cfg.distill_epochs,
+        shuffle=False,  # _dataset shuffles
         callbacks=callbacks or [],
         verbose=0,
     )
