@@ -406,9 +406,10 @@ def demo() -> Config:
             rnn_units=64,
             epochs=5,
             batch_size=32,
-            # new sentences of the training species, pushed generator of a Quickstart run: top-1
-            # 0.475 / 0.500 with this encoder's embeddings, 0.458 / 0.500 with the dataset's
-            # (noise seeds 0 / 1), 0.100 / 0.067 with one embedding for all (README, "Serving")
+            # 22.5 s in the Quickstart's DAG (Xeon). New sentences of the training species through
+            # its pushed model (bench_text_input.py): top-1 0.383 / 0.417 through this encoder,
+            # 0.417 / 0.467 through the dataset's embeddings (noise seeds 0 / 1), 0.025 / 0.067
+            # through one embedding for all (README, "Sentences in")
             distill_epochs=20,
         ),
     )
