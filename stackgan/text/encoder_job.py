@@ -82,18 +82,10 @@ def run_text_encoder_job(args: TextEncoderJobArgs) -> dict:
 
     chosen = precision.resolve(config.train.precision)  # the hardware is known here
     logging.info("TextEncoderTrainer: precision %s", chosen.describe())
-    started = time.monotonic()
-    model, history = train_joint_embedding(
-        train,
-        config.text,
-        validation=evaluation,
-        seed=config.train.seed,
-        callbacks=[keras.callbacks.CSVLogger(os.path.join(args.run_dir, HISTORY_FILE))],
-        dtype_policy=chosen.policy,
-    )
+    model, history, seconds = _train(train_joint_embedding, train, evaluation, args, chosen)
     metrics = {
         "precision": chosen.describe(),
-        "train_seconds": time.monotonic() - started,
+        "train_seconds": seconds,
         "feature_seconds": feature_seconds,
         "final_loss": history["loss"][-1],
         "image_features_warning": features_warning,
@@ -138,20 +130,14 @@ def _run_distillation(args: TextEncoderJobArgs) -> dict:
         "TextEncoderTrainer: distilling %d captions' embeddings, precision %s",
         len(train.captions), chosen.describe(),
     )  # fmt: skip
-    started = time.monotonic()
-    encoder, history = distill.train_distilled_encoder(
-        train,
-        config.text,
-        validation=evaluation,
-        seed=config.train.seed,
-        callbacks=[keras.callbacks.CSVLogger(os.path.join(args.run_dir, HISTORY_FILE))],
-        dtype_policy=chosen.policy,
+    encoder, history, seconds = _train(
+        distill.train_distilled_encoder, train, evaluation, args, chosen
     )
     train_mean = train.embeddings.mean(axis=0)
     metrics = {
         "objective": "distill",
         "precision": chosen.describe(),
-        "train_seconds": time.monotonic() - started,
+        "train_seconds": seconds,
         "final_loss": history["loss"][-1],
         "train_captions": distill.distillation_scores(encoder, train, train_mean),
         "test_captions": (
@@ -179,6 +165,21 @@ def _run_distillation(args: TextEncoderJobArgs) -> dict:
         f.write(json.dumps(metrics, indent=2, default=float))
     export_caption_encoder(encoder, args.serving_dir)  # last: a finished artifact
     return metrics
+
+
+def _train(train_fn, train, evaluation, args: TextEncoderJobArgs, chosen):
+    """(model, history, seconds) of either objective's training function, with the job's text
+    config, seed, precision and a per-epoch CSV log in the run dir."""
+    started = time.monotonic()
+    model, history = train_fn(
+        train,
+        args.config.text,
+        validation=evaluation,
+        seed=args.config.train.seed,
+        callbacks=[keras.callbacks.CSVLogger(os.path.join(args.run_dir, HISTORY_FILE))],
+        dtype_policy=chosen.policy,
+    )
+    return model, history, time.monotonic() - started
 
 
 def _retrieval(model, data) -> dict[str, float]:
