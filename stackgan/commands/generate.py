@@ -108,7 +108,8 @@ def run(args: argparse.Namespace) -> int:
             f"--caption: {model_dir} takes no sentences: it was trained on the dataset's"
             " precomputed caption embeddings, so no text encoder was exported with it. Pass"
             " --embeddings (e.g. DATA/birds/test/char-CNN-RNN-embeddings.pickle), or train"
-            " a model that reads text with `stackgan run --set text.source=train`"
+            " one that reads text: `stackgan run` without `--set text.distill_pickle=false`"
+            " exports an encoder distilled from those embeddings"
         )
     # always the seeded signatures, so the grid printed can be drawn again
     seed = secrets.randbelow(2**31) if args.seed is None else args.seed

@@ -54,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from stackgan.pipeline.text_path import exports_text_encoder, should_train_text_encoder
 
     train_text_encoder = should_train_text_encoder(cfg, data_root)
+    takes_text = exports_text_encoder(cfg, train_text_encoder)
     paths = PipelinePaths(
         pipeline_root=layout.pipeline_root(work_dir),
         serving_dir=layout.serving_dir(work_dir),
@@ -69,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
             else "the dataset's char-CNN-RNN-embeddings.pickle"
             + (
                 " (and an encoder distilled from it, so the pushed model takes sentences)"
-                if cfg.text.distill_pickle
+                if takes_text
                 else " (the pushed model takes embeddings only)"
             )
         ),
@@ -102,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
             args.pipeline_name,
             elapsed,
             data_root,
-            exports_text_encoder(cfg, train_text_encoder),
+            takes_text,
         ),
         flush=True,
     )
