@@ -150,6 +150,60 @@ def test_deterministic_mode_repeats_exactly_and_seeds_differ(examples_dir, tiny_
     assert any(not np.array_equal(x, z) for x, z in zip(a, c, strict=True))
 
 
+def test_cached_and_streamed_pipelines_give_the_same_first_epoch(examples_dir, tiny_config):
+    streamed = tiny_config.replace(data={"cache_decoded_mb": 0})
+    for stage in (1, 2):
+        a, b = (
+            list(
+                input_pipeline.make_train_dataset(
+                    _pattern(examples_dir, "train"), cfg, stage, 4, deterministic=True, seed=3
+                )
+            )
+            for cfg in (tiny_config, streamed)
+        )
+        assert len(a) == len(b) == 3
+        for x, y in zip(a, b, strict=True):
+            for key in x:
+                np.testing.assert_array_equal(x[key].numpy(), y[key].numpy())
+
+
+@pytest.mark.parametrize("cache_mb, reads_files_again", [(2048, False), (0, True)])
+def test_cached_images_are_not_read_again_after_the_first_epoch(
+    examples_dir, tiny_config, tmp_path, cache_mb, reads_files_again
+):
+    copy = tmp_path / "examples"
+    shutil.copytree(examples_dir / "Split-train", copy)
+    cfg = tiny_config.replace(data={"cache_decoded_mb": cache_mb})
+    batches = iter(
+        input_pipeline.make_train_dataset(
+            str(copy / "*.gz"), cfg, 2, 4, deterministic=True, repeat=True
+        )
+    )
+    first_epoch = [next(batches)["image"].numpy() for _ in range(6)]  # 12 images, 2 epochs
+    shutil.rmtree(copy)
+    if reads_files_again:
+        with pytest.raises(tf.errors.NotFoundError):
+            for _ in range(12):
+                next(batches)
+        return
+    later = [next(batches)["image"].numpy() for _ in range(12)]  # 4 more epochs, from memory
+    assert all(np.isfinite(b).all() and b.shape == (4, 64, 64, 3) for b in later)
+    # the crops and flips are still drawn afresh
+    assert not any(np.array_equal(later[0], b) for b in first_epoch)
+
+
+def test_decoded_cache_size_decides_whether_to_cache(tiny_config):
+    # 12 tiny images at 76 px: 2 decoded copies of 76*76*3 bytes + 10 embeddings of 1024 floats
+    assert input_pipeline.decoded_cache_bytes(12, tiny_config, 2) == 12 * (2 * 17328 + 40960)
+    # the paper on CUB's 8,855 training images: Stage-I is kept, Stage-II streams
+    from stackgan import config
+
+    paper = config.paper()
+    limit = paper.data.cache_decoded_mb * 2**20
+    assert input_pipeline.decoded_cache_bytes(8855, paper, 1) < limit
+    assert input_pipeline.decoded_cache_bytes(8855, paper, 2) > limit
+
+
 def test_single_class_data_fails_instead_of_spinning(examples_dir, tiny_config):
     # the StackGAN test split of the tiny dataset is one class
     ds = input_pipeline.make_train_dataset(

@@ -8,6 +8,12 @@ the authors' TF code (PT's in-batch shift can pair an image with its own class).
 
 Randomness is stateless, keyed by (seed, element index), so `deterministic=True` makes a run
 reproducible element for element; `deterministic=False` only lets parallel stages reorder.
+
+Where the decoded training images fit `data.cache_decoded_mb`, each is read, parsed and decoded
+once and kept in memory (`Dataset.cache`), and later epochs only crop, flip and pick from it.
+On the demo's 288 images (an 18-step epoch) Stage-I's whole step fell from 41.7 to 39.1 ms and
+Stage-II's from 270 to 262 ms (2-core AMX Xeon, two runs each). Only the first epoch's order is
+the same as streaming's; later epochs are reshuffled by the shuffle buffer alone.
 """
 
 from __future__ import annotations
@@ -85,12 +91,32 @@ def _records(files: list[str], seed: int, deterministic: bool) -> tf.data.Datase
     )
 
 
-def _parsed(records, spec, deterministic):
-    return records.map(
-        lambda s: tf.io.parse_single_example(s, spec),
-        num_parallel_calls=AUTOTUNE,
-        deterministic=deterministic,
-    )
+def _parsed(records, spec, deterministic, decode=None):
+    """Parsed Examples; with `decode` (feature, stored size, encoding) that image decoded too."""
+
+    def parse(serialized):
+        example = tf.io.parse_single_example(serialized, spec)
+        if decode is not None:
+            key, stored, encoding = decode
+            example[key] = decode_image(example[key], stored, encoding)
+        return example
+
+    return records.map(parse, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+
+
+def decoded_cache_bytes(num_examples: int, config, stage: int) -> int:
+    """Memory the in-memory cache of a stage's training data takes: every image decoded twice
+    (the samples' stream and the wrong-image candidates') and every image's embeddings once."""
+    data = config.data
+    _, stored, _ = _stage_image(config, stage)
+    image = stored * stored * 3
+    embeddings = data.captions_per_image * data.embedding_dim * 4
+    return num_examples * (2 * image + embeddings)
+
+
+def _count_records(files: list[str]) -> int:
+    records = tf.data.TFRecordDataset(files, compression_type="GZIP")
+    return int(records.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1).numpy())
 
 
 def _pick_wrong(image_key: str):
@@ -148,12 +174,14 @@ def make_train_dataset(
     deterministic: bool = False,
     seed: int = 0,
     repeat: bool = False,
+    num_examples: int | None = None,
 ) -> tf.data.Dataset:
     """Batches (drop_remainder) of {"image", "wrong_image": f32[B,S,S,3] in [-1, 1],
     "embedding": f32[B,E]}, S = data.low_res (stage 1) or data.high_res (stage 2).
 
-    One pass over the files unless `repeat`. Raises MissingEmbeddingsError for Examples
-    without embeddings.
+    One pass over the files unless `repeat`. `num_examples` (the files' record count, counted
+    when not given) decides whether the decoded images fit `data.cache_decoded_mb`. Raises
+    MissingEmbeddingsError for Examples without embeddings.
     """
     data = config.data
     files = _files(file_pattern)
@@ -169,23 +197,35 @@ def make_train_dataset(
     )
     wrong_spec = features.parse_spec(features.WITH_EMBEDDINGS, (features.LABEL, image_key))
 
-    # Parsing before shuffling keeps only this stage's image in the shuffle buffers.
-    examples = _parsed(_records(files, seed, deterministic), spec, deterministic).shuffle(
-        data.shuffle_buffer, seed=seed, reshuffle_each_iteration=True
-    )
+    cached = data.cache_decoded_mb > 0 and decoded_cache_bytes(
+        num_examples if num_examples is not None else _count_records(files), config, stage
+    ) <= data.cache_decoded_mb * 2**20
+    decode = (image_key, stored, data.image_encoding) if cached else None
+
+    def stream(parse_spec, stream_seed):
+        # Streaming parses before shuffling, so the shuffle buffers hold only this stage's
+        # encoded image; the cache holds it decoded.
+        parsed = _parsed(_records(files, stream_seed, deterministic), parse_spec, deterministic,
+                         decode)  # fmt: skip
+        if cached:
+            parsed = parsed.cache()
+        return parsed.shuffle(data.shuffle_buffer, seed=stream_seed, reshuffle_each_iteration=True)
+
+    examples = stream(spec, seed)
     if repeat:
         examples = examples.repeat()
-    candidates = (
-        _parsed(_records(files, seed + 1, deterministic), wrong_spec, deterministic)
-        .shuffle(data.shuffle_buffer, seed=seed + 1, reshuffle_each_iteration=True)
-        .repeat()
-    )
+    candidates = stream(wrong_spec, seed + 1).repeat()
     base_seed = tf.constant(seed, tf.int64)
+
+    def decoded(encoded_or_image):
+        if cached:
+            return encoded_or_image
+        return decode_image(encoded_or_image, stored, data.image_encoding)
 
     def decode_and_augment(index, example):
         seeds = tf.random.experimental.stateless_split(tf.stack([base_seed, index]), num=5)
-        image = decode_image(example[image_key], stored, data.image_encoding)
-        wrong = decode_image(example[_WRONG], stored, data.image_encoding)
+        image = decoded(example[image_key])
+        wrong = decoded(example[_WRONG])
         return {
             keys.IMAGE: to_unit_range(_augment(image, size, seeds[0], seeds[1])),
             keys.WRONG_IMAGE: to_unit_range(_augment(wrong, size, seeds[2], seeds[3])),

@@ -163,7 +163,13 @@ def train_stage(
     start = state.restore()
 
     dataset = input_pipeline.make_train_dataset(
-        train_pattern, config, stage, batch_size, seed=train.seed + start, repeat=True
+        train_pattern,
+        config,
+        stage,
+        batch_size,
+        seed=train.seed + start,
+        repeat=True,
+        num_examples=num_examples,
     )
     iterator = iter(strategy.experimental_distribute_dataset(dataset))
     gan.make_train_function()
