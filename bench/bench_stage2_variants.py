@@ -7,7 +7,8 @@ as the pipeline does (the serving SavedModel) and scores it with the Evaluator's
 - class top-1 of the 256 px images against the caption's class (real test images: ceiling);
 - consistency: mean |downscaled Stage-II - Stage-I| in 0-255 levels (stackgan/evaluation/
   refinement.py; lower keeps Stage-I's colours and layout);
-- sharpness gain over bicubic-upsampled Stage-I (1 = no added detail);
+- detail gain and edge sharpness gain over bicubic-upsampled Stage-I (1 = nothing added;
+  stackgan/evaluation/refinement.py);
 - FID against the real test images (the classifier's features), and seconds per step.
 
     .venv/bin/stackgan run --work-dir stackgan-work          # the Quickstart, first
@@ -137,7 +138,8 @@ def run_variant(name, overrides, base, inputs, steps, out_dir, classifier):
         "variant": name,
         "s/step": seconds / run.total_steps,
         "consistency": result.refinement.consistency_mad,
-        "sharpness": result.refinement.sharpness_gain,
+        "detail": result.refinement.detail_gain,
+        "edges": result.refinement.edge_sharpness_gain,
         "top1": result.generated.top1_accuracy,
         "real_top1": result.real.top1_accuracy,
         "chance": result.chance,
@@ -158,15 +160,16 @@ def main():
     variants = checked_variants(parser, args, VARIANTS, base, PAPER_STAGE2)
     print(f"inputs: {inputs}; profile {args.profile}, {args.steps} Stage-II steps per variant")
     header = (
-        "| variant | s/step | consistency (levels) | sharpness gain | top-1 (chance, real) | FID |"
+        "| variant | s/step | consistency (levels) | detail gain | edge sharpness gain"
+        " | top-1 (chance, real) | FID |"
     )
     print(header)
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name, overrides in variants:
         row = run_variant(name, overrides, base, inputs, args.steps, args.out, classifier)
         print(
             f"| {row['variant']} | {row['s/step']:.3f} | {row['consistency']:.1f} |"
-            f" {row['sharpness']:.2f} | {row['top1']:.3f} ({row['chance']:.3f},"
+            f" {row['detail']:.2f} | {row['edges']:.2f} | {row['top1']:.3f} ({row['chance']:.3f},"
             f" {row['real_top1']:.3f}) | {row['fid']:.1f} |",
             flush=True,
         )

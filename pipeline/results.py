@@ -110,7 +110,8 @@ def score_lines(metrics: dict) -> list[str]:
     if refinement:
         lines.append(
             f"      Stage-I -> Stage-II: consistency {refinement['consistency_mad']:.2f} levels"
-            f" (lower = more faithful), sharpness gain {refinement['sharpness_gain']:.2f}"
+            f" (lower = more faithful), detail gain {refinement['detail_gain']:.2f},"
+            f" edge sharpness gain {refinement['edge_sharpness_gain']:.2f}"
         )
     baseline = metrics.get("baseline")
     if baseline is None:

@@ -8,12 +8,17 @@ import json
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from stackgan.config import EvalConfig
 from stackgan.data.synth_text import PALETTE
 from stackgan.evaluation.evaluator import evaluate, judge, to_unit_range
 from stackgan.evaluation.fid import fid_from_features
-from stackgan.evaluation.refinement import consistency_mad, sharpness_gain
+from stackgan.evaluation.refinement import (
+    consistency_mad,
+    detail_gain,
+    edge_sharpness_gain,
+)
 
 NUM_CLASSES = 4
 CLASS_IDS = list(range(NUM_CLASSES))  # the fake classifier's logit i is class i
@@ -296,8 +301,12 @@ def test_refinement_scores_pair_each_batchs_stage1_and_stage2_images():
     # Stage-II's 4x4 blocks average back to Stage-I exactly
     assert scores.consistency_mad == pytest.approx(0.0, abs=1e-4)
     # batches of 5, 5 and 2: the mean of the batches' gains weighted by their size
-    expected = sum(sharpness_gain(low, high) * len(low) for low, high in consistent.pairs) / 12
-    assert scores.sharpness_gain == pytest.approx(expected)
+    for name, measure in (
+        ("detail_gain", detail_gain),
+        ("edge_sharpness_gain", edge_sharpness_gain),
+    ):
+        expected = sum(measure(low, high) * len(low) for low, high in consistent.pairs) / 12
+        assert getattr(scores, name) == pytest.approx(expected)
     assert result.sheet_images.shape[1] == 4 * SIZE  # Stage-II's images are the ones scored
 
     unrelated = TwoStageGenerator(consistent=False)
@@ -305,7 +314,29 @@ def test_refinement_scores_pair_each_batchs_stage1_and_stage2_images():
     lows, highs = (np.concatenate(images) for images in zip(*unrelated.pairs, strict=True))
     assert other.consistency_mad == pytest.approx(consistency_mad(lows, highs), rel=1e-5)
     assert other.consistency_mad > 40  # independent uniform noise, after 4x4 averaging
-    assert other.sharpness_gain > scores.sharpness_gain
+    assert other.detail_gain > scores.detail_gain
+    assert other.edge_sharpness_gain > scores.edge_sharpness_gain
+
+
+def _edge_image(width: float, size: int = 64) -> np.ndarray:
+    """uint8 [1, size, size, 3]: dark left, light right, the step spread over `width` px."""
+    ramp = np.clip((np.arange(size) - size / 2 + 0.5) / width + 0.5, 0.0, 1.0) * 200 + 20
+    return np.broadcast_to(ramp[None, None, :, None], (1, size, size, 3)).astype(np.uint8)
+
+
+def test_edge_sharpness_sees_narrower_edges_that_detail_gain_cannot():
+    low = np.asarray(tf.image.resize(_edge_image(8.0), (16, 16), method="area")).astype(np.uint8)
+    sharp, as_upsampled = _edge_image(1.0), _edge_image(8.0)
+    # a monotone step carries the same total variation however wide it is
+    assert detail_gain(low, sharp) == pytest.approx(detail_gain(low, as_upsampled), rel=0.05)
+    # its gradient energy grows as it narrows: 8x narrower -> ~8x
+    ratio = edge_sharpness_gain(low, sharp) / edge_sharpness_gain(low, as_upsampled)
+    assert 6.0 < ratio < 10.0
+    # bicubic upsampling of Stage-I itself scores 1 on both
+    upsampled = np.asarray(tf.image.resize(low.astype(np.float32), (64, 64), method="bicubic"))
+    upsampled = upsampled.clip(0, 255).round().astype(np.uint8)
+    assert detail_gain(low, upsampled) == pytest.approx(1.0, abs=0.02)
+    assert edge_sharpness_gain(low, upsampled) == pytest.approx(1.0, abs=0.03)
 
 
 def test_a_stage1_only_generator_has_no_refinement_scores():

@@ -268,7 +268,7 @@ def _assert_evaluator_metrics(metrics, num_test_images: int):
     refinement = metrics["refinement"]  # the DAG's generator has a Stage-II
     assert refinement["count"] == generated["count"]
     assert (refinement["stage1_size"], refinement["stage2_size"]) == (16, 64)  # tiny profile
-    assert {"consistency_mad", "sharpness_gain"} <= set(refinement)
+    assert {"consistency_mad", "detail_gain", "edge_sharpness_gain"} <= set(refinement)
     assert metrics["gate"]["min_class_accuracy_ratio"] == 0.0  # tiny: always blessable
     assert metrics["blessed"] is True
 

@@ -197,9 +197,13 @@ def make_train_dataset(
     )
     wrong_spec = features.parse_spec(features.WITH_EMBEDDINGS, (features.LABEL, image_key))
 
-    cached = data.cache_decoded_mb > 0 and decoded_cache_bytes(
-        num_examples if num_examples is not None else _count_records(files), config, stage
-    ) <= data.cache_decoded_mb * 2**20
+    cached = (
+        data.cache_decoded_mb > 0
+        and decoded_cache_bytes(
+            num_examples if num_examples is not None else _count_records(files), config, stage
+        )
+        <= data.cache_decoded_mb * 2**20
+    )
     decode = (image_key, stored, data.image_encoding) if cached else None
 
     def stream(parse_spec, stream_seed):

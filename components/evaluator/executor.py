@@ -34,7 +34,8 @@ def set_evaluation_properties(evaluation: types.Artifact, result: evaluator.Eval
     }
     if result.refinement is not None:
         values["consistency_mad"] = result.refinement.consistency_mad
-        values["sharpness_gain"] = result.refinement.sharpness_gain
+        values["detail_gain"] = result.refinement.detail_gain
+        values["edge_sharpness_gain"] = result.refinement.edge_sharpness_gain
     for name, value in values.items():
         evaluation.set_float_custom_property(name, value)
 

@@ -301,12 +301,20 @@ def test_a_two_stage_generator_gets_refinement_scores(inputs, tmp_path, monkeypa
         luma = np.asarray(images, np.float64) @ [0.299, 0.587, 0.114]
         return (np.abs(np.diff(luma, axis=2)).mean() + np.abs(np.diff(luma, axis=1)).mean()) / 2
 
-    gains = [
-        detail(h) / detail(tf.image.resize(lo, (64, 64), "bicubic").numpy().clip(0, 255))
-        for lo, h in produced
-    ]
+    def energy(images):
+        luma = np.asarray(images, np.float64) @ [0.299, 0.587, 0.114]
+        return (
+            np.square(np.diff(luma, axis=2)).mean() + np.square(np.diff(luma, axis=1)).mean()
+        ) / 2
+
     sizes = [len(lo) for lo, _ in produced]
-    assert refinement["sharpness_gain"] == pytest.approx(np.average(gains, weights=sizes), rel=1e-4)
+    for key, measure in (("detail_gain", detail), ("edge_sharpness_gain", energy)):
+        gains = [
+            measure(h) / measure(tf.image.resize(lo, (64, 64), "bicubic").numpy().clip(0, 255))
+            for lo, h in produced
+        ]
+        assert refinement[key] == pytest.approx(np.average(gains, weights=sizes), rel=1e-4)
+        assert evaluation.get_float_custom_property(key) == pytest.approx(refinement[key])
     assert evaluation.get_float_custom_property("consistency_mad") == pytest.approx(
         refinement["consistency_mad"]
     )

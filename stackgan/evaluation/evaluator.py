@@ -28,8 +28,8 @@ next to the same images scored against other images' captions (what a generator 
 caption gets). Class top-1 cannot tell on unseen species whether the stated traits were drawn;
 this can. The real set is scored on the same (image, caption) pairs as the generated one (each
 pair's own real image): the ceiling.
-Refinement (Stage-II generators only): `refinement.consistency_mad` and `sharpness_gain` of each
-batch's (image_64, image_256) pair from the same embeddings and seed, averaged over the batches
+Refinement (Stage-II generators only): `refinement.consistency_mad`, `detail_gain` and
+`edge_sharpness_gain` of each batch's (image_64, image_256) pair from the same embeddings and seed, averaged over the batches
 weighted by their size.
 
 `judge` turns an evaluation (and the latest blessed model's, re-scored the same way) into the
@@ -50,7 +50,7 @@ from stackgan.evaluation import colour_agreement
 from stackgan.evaluation.colour_agreement import ColourAgreement
 from stackgan.evaluation.fid import fid_from_features
 from stackgan.evaluation.inception_score import inception_score
-from stackgan.evaluation.refinement import consistency_mad, sharpness_gain
+from stackgan.evaluation.refinement import consistency_mad, detail_gain, edge_sharpness_gain
 from stackgan.tfrecords import batch_keys as keys
 from stackgan.tfrecords import pixels
 from stackgan.tfrecords.pixels import to_uint8
@@ -82,7 +82,8 @@ class SetScores:
 class RefinementScores:
     count: int  # (Stage-I, Stage-II) pairs scored: every generated sample
     consistency_mad: float  # 0-255 levels, lower = Stage-II keeps Stage-I's colours and layout
-    sharpness_gain: float  # 1 = no more detail than upsampling Stage-I
+    detail_gain: float  # 1 = no more detail than upsampling Stage-I (blind to edge width)
+    edge_sharpness_gain: float  # n = edges n times narrower than upsampling Stage-I's
     stage1_size: int
     stage2_size: int
 
@@ -174,21 +175,21 @@ class _RefinementMeter:
 
     def __init__(self):
         self.count = 0
-        self._mad = self._gain = 0.0
+        self._mad = self._detail = self._edges = 0.0
         self._sizes: tuple[int, int] | None = None
 
     def add(self, low: np.ndarray, high: np.ndarray) -> None:
         self._mad += consistency_mad(low, high) * len(low)
-        self._gain += sharpness_gain(low, high) * len(low)
+        self._detail += detail_gain(low, high) * len(low)
+        self._edges += edge_sharpness_gain(low, high) * len(low)
         self.count += len(low)
         self._sizes = (low.shape[1], high.shape[1])
 
     def scores(self) -> RefinementScores | None:
         if self._sizes is None:
             return None
-        return RefinementScores(
-            self.count, self._mad / self.count, self._gain / self.count, *self._sizes
-        )
+        n = self.count
+        return RefinementScores(n, self._mad / n, self._detail / n, self._edges / n, *self._sizes)
 
 
 def _checked_image(images, count: int, what: str) -> np.ndarray:

@@ -125,8 +125,9 @@ def markdown_table(
         lines.append(
             f"Stage-I -> Stage-II ({r.stage1_size} -> {r.stage2_size} px, {r.count} pairs):"
             f" consistency {r.consistency_mad:.2f} levels (mean |downscaled Stage-II - Stage-I|,"
-            f" lower = more faithful), sharpness gain {r.sharpness_gain:.2f} (1 = no detail"
-            " beyond upsampling)."
+            f" lower = more faithful), detail gain {r.detail_gain:.2f} (1 = no detail beyond"
+            f" upsampling), edge sharpness gain {r.edge_sharpness_gain:.2f} (n = edges n times"
+            " narrower than upsampling's)."
         )
         lines.append("")
     lines.append(_baseline_line(baseline))

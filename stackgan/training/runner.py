@@ -14,7 +14,8 @@ so tf.distribute replication and XLA apply unchanged). Around it, on the chief t
 - every `sample_every_steps` and at the end: the generator's BatchNorm statistics re-estimated
   (precise_bn.py), then a PNG sample sheet of fixed captions and noise in `<run_dir>/samples`
   and the same images in TensorBoard, and for Stage-II the refinement scores of those samples
-  (consistency with their Stage-I images, sharpness gain; stackgan/evaluation/refinement.py);
+  (consistency with their Stage-I images, detail and edge sharpness gains;
+  stackgan/evaluation/refinement.py);
 - every `checkpoint_every_steps` and at the end: a checkpoint (see checkpointing.py).
 
 Resume: a run that finds checkpoints in `checkpoint_dir` continues from the latest one with the

@@ -148,7 +148,10 @@ class SampleWriter:
                 if stage1_images is not None:
                     scores = {
                         "consistency_mad": refinement.consistency_mad(stage1_images, images),
-                        "sharpness_gain": refinement.sharpness_gain(stage1_images, images),
+                        "detail_gain": refinement.detail_gain(stage1_images, images),
+                        "edge_sharpness_gain": refinement.edge_sharpness_gain(
+                            stage1_images, images
+                        ),
                     }
                     for score, value in scores.items():
                         summaries.scalar(f"refinement/{score}", value, step)
