@@ -2,7 +2,10 @@
 
 Converts a replica dataset (real CUB photos, random embeddings) with the paper profile's sizes
 (76/304 stored) once per image encoding, then times `make_train_dataset(..., repeat=True)`
-after a warm-up. The whole machine is used (this project's CPU hosts have 2 cores). Run:
+after a warm-up, twice: streamed from the files (`data.cache_decoded_mb=0`) and with the
+decoded images kept in memory (the default where they fit; the warm-up then covers one whole
+epoch, which fills the cache). The whole machine is used (this project's CPU hosts have 2
+cores). Run:
 
     .venv/bin/python bench/bench_input_pipeline.py [--images 640] [--batches 20]
 """
@@ -29,10 +32,12 @@ from stackgan.tfrecords import input_pipeline
 REPO = Path(__file__).resolve().parents[1]
 
 
-def batches_per_second(pattern: str, cfg, stage: int, batch_size: int, batches: int) -> float:
+def batches_per_second(
+    pattern: str, cfg, stage: int, batch_size: int, batches: int, warmup: int
+) -> float:
     ds = input_pipeline.make_train_dataset(pattern, cfg, stage, batch_size, repeat=True)
     iterator = iter(ds)
-    for _ in range(3):  # warm-up: fills the shuffle buffers
+    for _ in range(warmup):
         next(iterator)
     start = time.perf_counter()
     for _ in range(batches):
@@ -61,13 +66,25 @@ def main() -> None:
                 root, cfg, str(out), lambda: beam.Pipeline(runner="FnApiRunner")
             )
             pattern = str(out / "Split-train" / "*.gz")
+            epoch = -(-args.images * 8 // 10 // args.batch_size)  # ~80 % of them are train
             for stage, size in ((1, cfg.data.low_res), (2, cfg.data.high_res)):
-                rate = batches_per_second(pattern, cfg, stage, args.batch_size, args.batches)
-                print(
-                    f"{encoding:<5} stage {stage} ({size}x{size}): {rate:6.2f} batches/s"
-                    f" = {rate * args.batch_size:7.0f} images/s (+ as many wrong images)",
-                    flush=True,
-                )
+                for mode, cache_mb, warmup in (("streamed", 0, 3), ("cached", 4096, epoch + 3)):
+                    run_cfg = cfg.replace(data={"cache_decoded_mb": cache_mb})
+                    if (
+                        cache_mb
+                        and input_pipeline.decoded_cache_bytes(args.images, run_cfg, stage)
+                        > cache_mb * 2**20
+                    ):
+                        continue
+                    rate = batches_per_second(
+                        pattern, run_cfg, stage, args.batch_size, args.batches, warmup
+                    )
+                    print(
+                        f"{encoding:<5} stage {stage} ({size}x{size}) {mode:<8}: {rate:6.2f}"
+                        f" batches/s = {rate * args.batch_size:7.0f} images/s (+ as many wrong"
+                        " images)",
+                        flush=True,
+                    )
 
 
 if __name__ == "__main__":
