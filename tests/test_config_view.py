@@ -46,6 +46,8 @@ def _properties_changed(before: config_lib.Config, after: config_lib.Config) -> 
                           "Stage2Trainer"}),
         ("train.precision=bfloat16", {"TextEncoderTrainer", "Stage1Trainer", "Stage2Trainer"}),
         ("data.shuffle_buffer=8", {"ClassifierTrainer", "Stage1Trainer", "Stage2Trainer"}),
+        # in memory or streamed: the same first epoch, later ones in another order
+        ("data.cache_decoded_mb=0", {"Stage1Trainer", "Stage2Trainer"}),
         ("data.image_encoding=png", {c.component for c in ALL_READS} - {"CaptionEmbedder"}),
         ("data.num_shards=2", {"CubExampleGen"}),
     ],
