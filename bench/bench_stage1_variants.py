@@ -9,7 +9,10 @@ Evaluator's own code, on the captions of both splits:
 - colour agreement gain: the caption's named colours found in the image's centre, minus the
   same against other images' captions (stackgan/evaluation/colour_agreement.py; 0 = the
   caption is ignored);
-- FID against the real images of that split (the classifier's features), and seconds per step.
+- FID against the real images of that split (the classifier's features), and seconds per step;
+- edges vs real: the gradient energy (stackgan/evaluation/refinement.py) of the 64 px images
+  of one caption of each of the first 200 training images over that of those real 64 px
+  images (1 = edges as sharp as the real birds'; blur lowers it, noise and texture raise it).
 
     .venv/bin/stackgan run --work-dir stackgan-work          # the Quickstart, first
     .venv/bin/python bench/bench_stage1_variants.py --work-dir stackgan-work
@@ -81,6 +84,25 @@ def score(generator, cfg, examples, split, classifier):
     )
 
 
+def edges_vs_real(generator, cfg, examples, count=200):
+    """Gradient energy of generated 64 px images over the real ones' of the same captions."""
+    import numpy as np
+
+    from stackgan.evaluation.refinement import gradient_energy
+    from stackgan.tfrecords import batch_keys as keys
+    from stackgan.tfrecords.input_pipeline import make_eval_dataset
+    from stackgan.tfrecords.pixels import to_uint8
+
+    per_image = cfg.data.captions_per_image  # the eval dataset lists an image's captions together
+    pattern = os.path.join(examples, "Split-train", "*")
+    batch = next(iter(make_eval_dataset(pattern, cfg, count * per_image)))
+    generate = stage1_generate_fn(generator, cfg.model)
+    # one caption of each of `count` images
+    fake = generate(np.asarray(batch[keys.EMBEDDING])[::per_image], cfg.train.seed)["image_64"]
+    real = np.asarray(to_uint8(batch[keys.IMAGE_LOW]))[::per_image]
+    return gradient_energy(fake) / gradient_energy(real)
+
+
 def run_variant(name, overrides, base, examples, steps, seed, out_dir, classifier):
     import keras
 
@@ -103,7 +125,12 @@ def run_variant(name, overrides, base, examples, steps, seed, out_dir, classifie
             stream=open(os.devnull, "w"),  # noqa: SIM115 (closed with the process)
         )
         seconds = time.perf_counter() - start
-    row = {"variant": name, "seed": seed, "s/step": seconds / run.total_steps}
+    row = {
+        "variant": name,
+        "seed": seed,
+        "s/step": seconds / run.total_steps,
+        "edges": edges_vs_real(run.gan.generator, cfg, examples),
+    }
     for split in ("train", "test"):
         result = score(run.gan.generator, cfg, examples, split, classifier)
         row[split] = (
@@ -135,9 +162,9 @@ def main():
     print(f"examples: {inputs['examples']}; profile {args.profile}, {args.steps} Stage-I steps")
     print(
         "| variant | seed | s/step | train captions: top-1 (chance, real) | colour gain | FID"
-        " | unseen species: top-1 (chance, real) | colour gain | FID |"
+        " | edges vs real | unseen species: top-1 (chance, real) | colour gain | FID |"
     )
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     variants = checked_variants(parser, args, VARIANTS, base, PAPER_STAGE1)
     for name, overrides in variants:
         for seed in args.seeds:
@@ -156,7 +183,9 @@ def main():
                 for t, c, r, f, g in (row["train"], row["test"])
             ]
             print(
-                f"| {name} | {seed} | {row['s/step']:.3f} | {cells[0]} | {cells[1]} |", flush=True
+                f"| {name} | {seed} | {row['s/step']:.3f} | {cells[0]} | {row['edges']:.2f} |"
+                f" {cells[1]} |",
+                flush=True,
             )
 
 
