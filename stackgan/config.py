@@ -91,10 +91,6 @@ class ModelConfig:
     # "residual" adds a learned correction to the upsampled Stage-I image
     # (stackgan/models/refinement.py), so Stage-II starts from Stage-I's picture.
     stage2_output: Literal["image", "residual"] = "image"
-    # How the generators' up-blocks (and Stage-I's last x2 step) enlarge their features before
-    # each 3x3 conv: "nearest" (both official codes) or "bilinear" (smoother; measured in
-    # README, "Stage-I").
-    g_upsampling: Literal["nearest", "bilinear"] = "nearest"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -72,15 +72,12 @@ def leaky_relu(x, name: str, dtype=None):
     return layers.LeakyReLU(negative_slope=LEAKY_SLOPE, name=name, dtype=dtype)(x)
 
 
-def up_block(
-    x, filters: int, name: str, *, activate: bool = True, interpolation="nearest", dtype=None
-):
-    """x2 upsampling (nearest-neighbour in the paper), 3x3 stride-1 conv, BatchNorm, ReLU (paper's
-    up-sampling block).
+def up_block(x, filters: int, name: str, *, activate: bool = True, dtype=None):
+    """Nearest-neighbour x2, 3x3 stride-1 conv, BatchNorm, ReLU (paper's up-sampling block).
 
     `activate=False` leaves out the ReLU where TF's Stage-I G adds a residual bottleneck first.
     """
-    x = layers.UpSampling2D(2, interpolation=interpolation, name=f"{name}_upsample", dtype=dtype)(x)
+    x = layers.UpSampling2D(2, interpolation="nearest", name=f"{name}_upsample", dtype=dtype)(x)
     x = conv(x, filters, 3, 1, f"{name}_conv", bias=False, dtype=dtype)
     x = batch_norm(x, f"{name}_bn", dtype=dtype)
     return relu(x, f"{name}_relu", dtype=dtype) if activate else x

@@ -59,20 +59,11 @@ def build_stage1_generator(
         channels = max(1, channels // 2)
         size = SEED_SIZE * 2**i
         with_bottleneck = bottlenecks and i == 1
-        x = up_block(
-            x,
-            channels,
-            f"up{size}",
-            activate=not with_bottleneck,
-            interpolation=model_cfg.g_upsampling,
-            dtype=d,
-        )
+        x = up_block(x, channels, f"up{size}", activate=not with_bottleneck, dtype=d)
         if with_bottleneck:
             x = bottleneck_block(x, channels, f"res{size}", dtype=d)
 
-    x = layers.UpSampling2D(
-        2, interpolation=model_cfg.g_upsampling, name="to_rgb_upsample", dtype=d
-    )(x)
+    x = layers.UpSampling2D(2, interpolation="nearest", name="to_rgb_upsample", dtype=d)(x)
     x = conv(x, 3, 3, 1, "to_rgb_conv", bias=True, dtype=d)
     image = layers.Activation("tanh", name="image", dtype="float32")(x)
     mu = layers.Identity(name="mu", dtype="float32")(mu)

@@ -62,13 +62,7 @@ def build_stage2_generator(
     channels = 4 * gf
     for i in range(resampling_steps(joint_size, 4 * low_res, "Stage-II high_res")):
         channels = max(1, channels // 2)
-        x = up_block(
-            x,
-            channels,
-            f"up{joint_size * 2 ** (i + 1)}",
-            interpolation=model_cfg.g_upsampling,
-            dtype=d,
-        )
+        x = up_block(x, channels, f"up{joint_size * 2 ** (i + 1)}", dtype=d)
     if model_cfg.stage2_output == "residual":
         # The correction needs to see the edges it sharpens: the 16x16 code cannot say where
         # they are to the pixel, so the upsampled Stage-I image joins the last features (a
