@@ -91,9 +91,6 @@ class ModelConfig:
     # "residual" adds a learned correction to the upsampled Stage-I image
     # (stackgan/models/refinement.py), so Stage-II starts from Stage-I's picture.
     stage2_output: Literal["image", "residual"] = "image"
-    # Experiment: the Stage-I image, resized bilinearly, joins the features before every
-    # up-block of Stage-II's generator (a U-Net-like skip at every scale).
-    stage2_image_skips: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

@@ -62,16 +62,6 @@ def build_stage2_generator(
     channels = 4 * gf
     for i in range(resampling_steps(joint_size, 4 * low_res, "Stage-II high_res")):
         channels = max(1, channels // 2)
-        if model_cfg.stage2_image_skips:
-            size = x.shape[1] * 2
-            skip = layers.Resizing(
-                size, size, interpolation="bilinear", name=f"skip{size}_resize", dtype=d
-            )(stage1_image)
-            x = layers.UpSampling2D(2, interpolation="nearest", name=f"skip{size}_up", dtype=d)(x)
-            x = layers.Concatenate(name=f"skip{size}_concat", dtype=d)([x, skip])
-            x = conv(x, channels, 3, 1, f"skip{size}_conv", bias=False, dtype=d)
-            x = relu(batch_norm(x, f"skip{size}_bn", dtype=d), f"skip{size}_relu", d)
-            continue
         x = up_block(x, channels, f"up{joint_size * 2 ** (i + 1)}", dtype=d)
     if model_cfg.stage2_output == "residual":
         # The correction needs to see the edges it sharpens: the 16x16 code cannot say where
