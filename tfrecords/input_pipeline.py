@@ -114,7 +114,12 @@ def decoded_cache_bytes(num_examples: int, config, stage: int) -> int:
     return num_examples * (2 * image + embeddings)
 
 
-def _count_records(files: list[str]) -> int:
+def count_records(file_pattern: str) -> int:
+    """Number of records (images) in the gzipped TFRecord files matching `file_pattern`."""
+    return _record_count(_files(file_pattern))
+
+
+def _record_count(files: list[str]) -> int:
     records = tf.data.TFRecordDataset(files, compression_type="GZIP")
     return int(records.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1).numpy())
 
@@ -200,7 +205,7 @@ def make_train_dataset(
     cached = (
         data.cache_decoded_mb > 0
         and decoded_cache_bytes(
-            num_examples if num_examples is not None else _count_records(files), config, stage
+            num_examples if num_examples is not None else _record_count(files), config, stage
         )
         <= data.cache_decoded_mb * 2**20
     )

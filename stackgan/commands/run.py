@@ -98,13 +98,7 @@ def run(args: argparse.Namespace) -> int:
         local_runner.run(factory, work_dir)
     elapsed = time.monotonic() - start
     print(
-        results.summarize(
-            work_dir,
-            args.pipeline_name,
-            elapsed,
-            data_root,
-            takes_text,
-        ),
+        results.summarize(work_dir, args.pipeline_name, elapsed, data_root, takes_text),
         flush=True,
     )
     return 0

@@ -29,8 +29,8 @@ caption gets). Class top-1 cannot tell on unseen species whether the stated trai
 this can. The real set is scored on the same (image, caption) pairs as the generated one (each
 pair's own real image): the ceiling.
 Refinement (Stage-II generators only): `refinement.consistency_mad`, `detail_gain` and
-`edge_sharpness_gain` of each batch's (image_64, image_256) pair from the same embeddings and seed, averaged over the batches
-weighted by their size.
+`edge_sharpness_gain` of each batch's (image_64, image_256) pair from the same embeddings and
+seed, averaged over the batches weighted by their size.
 
 `judge` turns an evaluation (and the latest blessed model's, re-scored the same way) into the
 blessing; see its docstring.

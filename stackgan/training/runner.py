@@ -71,11 +71,7 @@ class StageRun:
 
 def count_examples(file_pattern: str) -> int:
     """Number of records (images) in the gzipped TFRecord files matching `file_pattern`."""
-    files = tf.io.gfile.glob(file_pattern)
-    if not files:
-        raise FileNotFoundError(f"no TFRecord files match {file_pattern}")
-    records = tf.data.TFRecordDataset(files, compression_type="GZIP")
-    return int(records.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1).numpy())
+    return input_pipeline.count_records(file_pattern)
 
 
 def plan_steps(config: Config, stage: int, num_examples: int) -> tuple[int, int]:
