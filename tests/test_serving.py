@@ -354,11 +354,19 @@ def test_stage1_only_export_and_existing_directory(tmp_path, tiny_config, genera
         (["--caption", "a red bird"], "takes no sentences: it was trained on the dataset's"),
         (["--embeddings", _npy(tmp_path, (2, 7))], "input 'embedding' must have shape [N>0, 1024]"),
         (["--embeddings", _npy(tmp_path, (2, 1024)), "--n", "0"], "--n 0: draw at least one"),
+        (["--embeddings", _garbage(tmp_path, "e.pickle")], "e.pickle: not a pickled [N, 10, E]"),
+        (["--embeddings", _garbage(tmp_path, "e.npy")], "e.npy: not a .npy array of numbers"),
     ):
         argv = ["generate", "--model", path, *args, "--out", str(tmp_path / "grid.png")]
         assert cli_main(argv) == 2
         assert expected in capsys.readouterr().err
         assert not (tmp_path / "grid.png").exists()
+
+
+def _garbage(folder, name) -> str:
+    path = folder / name
+    path.write_text("not an array\n")
+    return str(path)
 
 
 def _npy(folder, shape) -> str:

@@ -61,11 +61,15 @@ def resolve_model_dir(path: str) -> str:
 def load_embeddings(path: str) -> np.ndarray:
     if not os.path.isfile(path):
         raise UserError(f"--embeddings {path}: no such file")
-    if path.endswith(".npy"):
-        array = np.load(path)
-    else:
-        with open(path, "rb") as f:
-            array = np.asarray(pickle.load(f, encoding="latin1"), dtype=np.float32)
+    try:
+        if path.endswith(".npy"):
+            array = np.asarray(np.load(path), dtype=np.float32)
+        else:
+            with open(path, "rb") as f:
+                array = np.asarray(pickle.load(f, encoding="latin1"), dtype=np.float32)
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as error:
+        kind = "a .npy array" if path.endswith(".npy") else "a pickled [N, 10, E] array"
+        raise UserError(f"--embeddings {path}: not {kind} of numbers ({error})") from error
     if array.ndim == 3:
         array = array[:, 0, :]
     if array.ndim != 2:
@@ -113,20 +117,21 @@ def run(args: argparse.Namespace) -> int:
         )
     # always the seeded signatures, so the grid printed can be drawn again
     seed = secrets.randbelow(2**31) if args.seed is None else args.seed
-    try:
-        if args.caption:
-            captions = (args.caption * args.n)[: max(args.n, len(args.caption))]
-            images = generator.generate_from_captions(captions, seed=seed)
+    if args.caption:
+        captions = (args.caption * args.n)[: max(args.n, len(args.caption))]
+        inputs = captions
+    else:
+        inputs = load_embeddings(args.embeddings)[: args.n]
+        if args.captions_file:
+            with open(args.captions_file, encoding="utf-8") as f:
+                captions = [line.strip() for line in f][: len(inputs)]
         else:
-            embeddings = load_embeddings(args.embeddings)[: args.n]
-            if args.captions_file:
-                with open(args.captions_file, encoding="utf-8") as f:
-                    captions = [line.strip() for line in f][: len(embeddings)]
-            else:
-                captions = release_captions(args.embeddings, len(embeddings)) or [
-                    f"{os.path.basename(args.embeddings)} #{i}" for i in range(len(embeddings))
-                ]
-            images = generator.generate(embeddings, seed=seed)
+            captions = release_captions(args.embeddings, len(inputs)) or [
+                f"{os.path.basename(args.embeddings)} #{i}" for i in range(len(inputs))
+            ]
+    draw = generator.generate_from_captions if args.caption else generator.generate
+    try:
+        images = draw(inputs, seed=seed)
     except ValueError as error:  # the generator's input checks: they name the input
         raise UserError(f"{model_dir}: {error}") from error
     key = f"image_{args.stage}" if args.stage else max(images, key=lambda k: images[k].shape[1])
