@@ -39,6 +39,13 @@ class Stage:
             return train.stage2_batch_size
         return train.batch_size
 
+    def g_learning_rate(self, train: TrainConfig) -> float:
+        """Its generator's starting learning rate: Stage-II's own `stage2_learning_rate` when
+        set."""
+        if self.refines_stage1 and train.stage2_learning_rate:
+            return train.stage2_learning_rate
+        return train.learning_rate
+
 
 STAGE1 = Stage(1, "Stage-I", features.IMAGE_LOW, refines_stage1=False)
 STAGE2 = Stage(2, "Stage-II", features.IMAGE_HIGH, refines_stage1=True)

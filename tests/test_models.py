@@ -294,9 +294,13 @@ def test_mixed_precision_policy_keeps_outputs_float32(models, tiny_config):
     assert logit.dtype == "float32"
 
 
-def test_residual_stage2_starts_from_the_upsampled_stage1_image(models, tiny_config, tmp_path):
-    """`stage2_output="residual"`: a zero correction reproduces the bilinear-upsampled Stage-I
-    image; the model (with its custom layer) round-trips through a .keras file."""
+@pytest.mark.parametrize("output", ["residual", "lowres_residual"])
+def test_residual_stage2_starts_from_the_upsampled_stage1_image(
+    models, tiny_config, tmp_path, output
+):
+    """`stage2_output="residual"` / "lowres_residual": a zero correction reproduces the
+    bilinear-upsampled Stage-I image; the model (with its custom layer) round-trips through a
+    .keras file."""
     import keras
     import tensorflow as tf
 
@@ -311,7 +315,7 @@ def test_residual_stage2_starts_from_the_upsampled_stage1_image(models, tiny_con
     assert (brighter > base).all() and (np.abs(brighter) < 1.0).all()
 
     m = tiny_config.model
-    cfg = tiny_config.replace(model={"stage2_output": "residual"})
+    cfg = tiny_config.replace(model={"stage2_output": output})
     g = models.build_stage2_generator(cfg.model, tiny_config.data.low_res)
     low = rng.uniform(-0.9, 0.9, (2, 16, 16, 3)).astype("float32")
     inputs = [low, np.zeros((2, m.embedding_dim), "float32"), np.zeros((2, m.ca_dim), "float32")]
@@ -324,6 +328,41 @@ def test_residual_stage2_starts_from_the_upsampled_stage1_image(models, tiny_con
     g.save(path)
     loaded = keras.models.load_model(path)
     np.testing.assert_allclose(np.asarray(loaded(inputs, training=False)[0]), image, atol=1e-6)
+
+
+def test_lowres_residual_stage2_lets_the_text_in_from_zero(models, tiny_config):
+    """ "lowres_residual": the text-conditioned features join through a zero-initialised 1x1
+    conv, so the untrained path sharpens the Stage-I image alone; once that conv has weights,
+    the caption changes the path. No 3x3 conv works at full size (the cost it saves)."""
+    import keras
+
+    cfg = tiny_config.replace(model={"stage2_output": "lowres_residual"})
+    m = cfg.model
+    g = models.build_stage2_generator(m, cfg.data.low_res)
+    rng = np.random.default_rng(0)
+    low = rng.uniform(-0.9, 0.9, (2, 16, 16, 3)).astype("float32")
+    ca_noise = rng.standard_normal((2, m.ca_dim)).astype("float32")
+
+    # the path's first features, where the text joins (the image's last convs, initialised
+    # N(0, 0.02), scale any change down ~10^4 at initialisation)
+    first = keras.Model(g.inputs, g.get_layer("lowres_relu1").output)
+
+    def features(embedding):
+        return np.asarray(first([low, embedding, ca_noise], training=False))
+
+    one, other = (rng.standard_normal((2, m.embedding_dim)).astype("float32") for _ in "ab")
+    np.testing.assert_array_equal(features(one), features(other))
+    text = g.get_layer("lowres_text")
+    text.kernel.assign(rng.normal(0.0, 0.5, text.kernel.shape).astype("float32"))
+    # (the untrained text code itself is small: N(0, 0.02) weights, inference-mode BatchNorm)
+    assert np.abs(features(one) - features(other)).mean() > 0.01 * np.abs(features(one)).mean()
+    full_size = [
+        layer.name
+        for layer in g.layers
+        if layer.__class__.__name__ == "Conv2D" and layer.kernel_size != (1, 1)
+        and layer.output.shape[1] == 4 * cfg.data.low_res
+    ]
+    assert full_size == []
 
 
 def test_recalibrated_batch_norm_holds_the_mean_of_the_batches_statistics(models):

@@ -24,11 +24,12 @@ from stackgan.config import Config
 # Stage-II change leaves Stage-I cached. Fields added later are read unless excluded here.
 STAGE2_ONLY_MODEL_FIELDS = (
     "stage2_gf_dim", "stage2_df_dim", "stage2_residual_blocks", "stage2_unconditional_logit",
-    "frozen_stage1_batchnorm", "stage2_output",
+    "frozen_stage1_batchnorm", "stage2_output", "stage2_lowres_residual_dim",
 )  # fmt: skip
 STAGE2_ONLY_TRAIN_FIELDS = (
     "stage2_epochs", "stage2_max_steps", "stage2_batch_size", "stage2_consistency",
-    "stage2_consistency_weight", "stage2_reconstruction_weight",
+    "stage2_consistency_weight", "stage2_consistency_blur", "stage2_reconstruction_weight",
+    "stage2_reconstruction_blur", "stage2_learning_rate",
 )  # fmt: skip
 READS = config_view.Reads(
     "Stage1Trainer",

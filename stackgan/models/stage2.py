@@ -58,12 +58,18 @@ def build_stage2_generator(
     for i in range(model_cfg.stage2_residual_blocks):
         x = residual_block(x, 4 * gf, f"res{i + 1}", dtype=d)
 
-    # 4 up-blocks (16 -> 256 in the paper): 2 gf, gf, gf/2, gf/4 channels, then RGB
+    # 4 up-blocks (16 -> 256 in the paper): 2 gf, gf, gf/2, gf/4 channels, then RGB;
+    # "lowres_residual" stops at Stage-I's size (2 up-blocks) and goes on from there
     channels = 4 * gf
-    for i in range(resampling_steps(joint_size, 4 * low_res, "Stage-II high_res")):
+    steps = resampling_steps(joint_size, 4 * low_res, "Stage-II high_res")
+    if model_cfg.stage2_output == "lowres_residual":
+        steps -= resampling_steps(joint_size, low_res, "Stage-II low_res")
+    for i in range(steps):
         channels = max(1, channels // 2)
         x = up_block(x, channels, f"up{joint_size * 2 ** (i + 1)}", dtype=d)
-    if model_cfg.stage2_output == "residual":
+    if model_cfg.stage2_output == "lowres_residual":
+        image = _lowres_residual(x, stage1_image, model_cfg.stage2_lowres_residual_dim, d)
+    elif model_cfg.stage2_output == "residual":
         # The correction needs to see the edges it sharpens: the 16x16 code cannot say where
         # they are to the pixel, so the upsampled Stage-I image joins the last features (a
         # skip connection, as in super-resolution generators).
@@ -82,6 +88,41 @@ def build_stage2_generator(
     return keras.Model(
         [stage1_image, embedding, ca_noise], [image, mu, log_sigma], name="stage2_generator"
     )
+
+
+def _lowres_residual(features, stage1_image, width: int, d):
+    """[text-conditioned features, Stage-I image] at Stage-I's size -> the 4x image as
+    tanh(atanh(bilinear x4 Stage-I) + correction).
+
+    Sharpening an edge means knowing where it lies to a fraction of a Stage-I pixel, and
+    Stage-I's edges are smeared over several pixels. The paper's up-blocks see them only
+    through the 16x16 code and a 3x3 conv at 256 px covers less than one Stage-I pixel, so
+    they learn it slowly (README, "Edge sharpness"). Here three 3x3 convs at Stage-I's size
+    (a 7 px field there, 28 px at full size) find the edges; their features are bilinearly
+    interpolated to full size, where a per-pixel MLP (1x1 convs) with the upsampled image
+    draws them: a nonlinearity after interpolation turns a smooth feature into a step at the
+    sub-pixel place where it crosses zero (as implicit-function super-resolution, LIIF, does).
+    Unlike a pixel shuffle it paints no 4x4 checkerboard, and it costs no 3x3 conv at full size.
+    """
+    upsampled = layers.UpSampling2D(4, interpolation="bilinear", name="stage1_upsample", dtype=d)(
+        stage1_image
+    )
+    # The text-conditioned features join through a zero-initialised 1x1 conv: fed in directly,
+    # their noisy batch statistics kept the path from learning to sharpen in a few hundred
+    # steps (edge sharpness 1.55 against 5.2 without them, bench_stage2_variants.py), so the
+    # path starts as a pure sharpener of the Stage-I image and lets the text in as it helps.
+    x = conv(stage1_image, width, 3, 1, "lowres_conv1", bias=True, dtype=d)
+    text = layers.Conv2D(
+        width, 1, kernel_initializer="zeros", use_bias=False, name="lowres_text", dtype=d
+    )(features)
+    x = relu(layers.Add(name="lowres_add", dtype=d)([x, text]), "lowres_relu1", d)
+    for i in (2, 3):
+        x = relu(conv(x, width, 3, 1, f"lowres_conv{i}", bias=True, dtype=d), f"lowres_relu{i}", d)
+    x = layers.UpSampling2D(4, interpolation="bilinear", name="lowres_upsample", dtype=d)(x)
+    x = layers.Concatenate(name="skip_concat", dtype=d)([x, upsampled])
+    x = relu(conv(x, max(8, width // 2), 1, 1, "pixel_conv", bias=True, dtype=d), "pixel_relu", d)
+    correction = conv(x, 3, 1, 1, "to_rgb_conv", bias=True, dtype=d)
+    return TanhResidual(name="image", dtype="float32")([upsampled, correction])
 
 
 def build_stage2_discriminator(

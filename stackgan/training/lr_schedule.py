@@ -33,16 +33,17 @@ def step_decay(
 
 
 def make_optimizers(
-    train_cfg: TrainConfig, steps_per_epoch: int
+    train_cfg: TrainConfig, steps_per_epoch: int, g_learning_rate: float = 0.0
 ) -> tuple[keras.optimizers.Adam, keras.optimizers.Adam]:
     """(d_optimizer, g_optimizer): Adam(lr schedule, beta_1), one each, as both codes; each
     variable's update in one op (fused_adam.py). With `train.generator_ema` the generator's
     Adam also keeps the moving average of its weights (generator_average.py); with
-    `train.d_learning_rate` D starts from its own rate (TTUR)."""
+    `train.d_learning_rate` D starts from its own rate (TTUR); G from `g_learning_rate` when
+    given (a stage's own, `Stage.g_learning_rate`), else `train.learning_rate`."""
     average = {"use_ema": True, "ema_momentum": train_cfg.generator_ema}
     initial = {
         "d": train_cfg.d_learning_rate or train_cfg.learning_rate,
-        "g": train_cfg.learning_rate,
+        "g": g_learning_rate or train_cfg.learning_rate,
     }
     return tuple(
         FusedAdam(
