@@ -41,9 +41,19 @@ VARIANTS = {
         "train.stage2_consistency=color_moments",
         "train.stage2_consistency_weight=10",
     ],
-    "residual + L1 x30 + lazy R1 (demo)": [
+    "residual + L1 x30 + lazy R1 (previous demo)": [
         "model.stage2_output=residual",
         "train.stage2_consistency_weight=30",
+        "train.r1_gamma=1",
+        "train.r1_every=4",
+    ],
+    "lowres residual + SR x50 + lazy R1 (demo)": [
+        "model.stage2_output=lowres_residual",
+        "model.stage2_lowres_residual_dim=32",
+        "train.stage2_batch_size=4",
+        "train.stage2_learning_rate=1e-3",
+        "train.stage2_reconstruction_weight=50",
+        "train.stage2_reconstruction_blur=0.5",
         "train.r1_gamma=1",
         "train.r1_every=4",
     ],
@@ -53,28 +63,28 @@ VARIANTS = {
         "train.r1_gamma=1",
         "train.r1_every=4",
     ],
-    "demo + DiffAugment": [
+    "previous demo + DiffAugment": [
         "model.stage2_output=residual",
         "train.stage2_consistency_weight=30",
         "train.r1_gamma=1",
         "train.r1_every=4",
         "train.d_augment=translation_cutout",
     ],
-    "demo + reconstruction x1": [
+    "previous demo + reconstruction x1": [
         "model.stage2_output=residual",
         "train.stage2_consistency_weight=30",
         "train.r1_gamma=1",
         "train.r1_every=4",
         "train.stage2_reconstruction_weight=1",
     ],
-    "demo + reconstruction x10": [
+    "previous demo + reconstruction x10": [
         "model.stage2_output=residual",
         "train.stage2_consistency_weight=30",
         "train.r1_gamma=1",
         "train.r1_every=4",
         "train.stage2_reconstruction_weight=10",
     ],
-    "demo without precise BN": [
+    "previous demo without precise BN": [
         "model.stage2_output=residual",
         "train.stage2_consistency_weight=30",
         "train.r1_gamma=1",
@@ -84,8 +94,11 @@ VARIANTS = {
 }
 PAPER_STAGE2 = [
     "model.stage2_output=image",
+    "train.stage2_batch_size=0",
+    "train.stage2_learning_rate=0",
     "train.stage2_consistency_weight=0",
     "train.stage2_reconstruction_weight=0",
+    "train.stage2_reconstruction_blur=0",
     "train.r1_gamma=0",
     "train.r1_every=1",
 ]
