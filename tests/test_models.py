@@ -359,7 +359,8 @@ def test_lowres_residual_stage2_lets_the_text_in_from_zero(models, tiny_config):
     full_size = [
         layer.name
         for layer in g.layers
-        if layer.__class__.__name__ == "Conv2D" and layer.kernel_size != (1, 1)
+        if layer.__class__.__name__ == "Conv2D"
+        and layer.kernel_size != (1, 1)
         and layer.output.shape[1] == 4 * cfg.data.low_res
     ]
     assert full_size == []
