@@ -47,12 +47,12 @@ VARIANTS = {
         "train.r1_gamma=1",
         "train.r1_every=4",
     ],
-    "lowres residual + SR x50 + lazy R1 (demo)": [
+    "lowres residual + SR x200 + lazy R1 (demo)": [
         "model.stage2_output=lowres_residual",
         "model.stage2_lowres_residual_dim=32",
         "train.stage2_batch_size=4",
         "train.stage2_learning_rate=1e-3",
-        "train.stage2_reconstruction_weight=50",
+        "train.stage2_reconstruction_weight=200",
         "train.stage2_reconstruction_blur=0.5",
         "train.r1_gamma=1",
         "train.r1_every=4",
