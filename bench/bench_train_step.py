@@ -151,7 +151,7 @@ def _build(cfg, stage: int, policy: str = "float32"):
             cfg,
         )
         size = high
-    gan.compile(*training.make_optimizers(cfg.train, steps_per_epoch=1000))
+    gan.compile(*training.make_optimizers(cfg.train, steps_per_epoch=1000, stage=stage))
     return gan, size
 
 

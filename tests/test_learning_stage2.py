@@ -118,7 +118,6 @@ def _train(cfg, blank: bool, steps: int):
     import tensorflow as tf
 
     from stackgan import models, training
-    from stackgan.stages import get_stage
     from stackgan.training.lr_schedule import make_optimizers
     from stackgan.training.precise_bn import BatchNormRecalibration
 
@@ -130,7 +129,7 @@ def _train(cfg, blank: bool, steps: int):
         models.build_stage2_discriminator(cfg.model, HIGH, dtype_policy=policy),
         cfg,
     )
-    gan.compile(*make_optimizers(cfg.train, 10**6, get_stage(2).g_learning_rate(cfg.train)))
+    gan.compile(*make_optimizers(cfg.train, 10**6, stage=2))
     data = _data(1024, np.random.default_rng(0), cfg.model.z_dim)
     dataset = tf.data.Dataset.from_tensor_slices(data).shuffle(1024, seed=0).repeat().batch(16)
     gan.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import keras
 
 from stackgan.config import TrainConfig
+from stackgan.stages import get_stage
 from stackgan.training.fused_adam import FusedAdam
 
 
@@ -33,17 +34,17 @@ def step_decay(
 
 
 def make_optimizers(
-    train_cfg: TrainConfig, steps_per_epoch: int, g_learning_rate: float = 0.0
+    train_cfg: TrainConfig, steps_per_epoch: int, stage: int = 1
 ) -> tuple[keras.optimizers.Adam, keras.optimizers.Adam]:
     """(d_optimizer, g_optimizer): Adam(lr schedule, beta_1), one each, as both codes; each
     variable's update in one op (fused_adam.py). With `train.generator_ema` the generator's
     Adam also keeps the moving average of its weights (generator_average.py); with
-    `train.d_learning_rate` D starts from its own rate (TTUR); G from `g_learning_rate` when
-    given (a stage's own, `Stage.g_learning_rate`), else `train.learning_rate`."""
+    `train.d_learning_rate` D starts from its own rate (TTUR); G from its `stage`'s rate
+    (`Stage.g_learning_rate`: Stage-II's `train.stage2_learning_rate` when set)."""
     average = {"use_ema": True, "ema_momentum": train_cfg.generator_ema}
     initial = {
         "d": train_cfg.d_learning_rate or train_cfg.learning_rate,
-        "g": g_learning_rate or train_cfg.learning_rate,
+        "g": get_stage(stage).g_learning_rate(train_cfg),
     }
     return tuple(
         FusedAdam(

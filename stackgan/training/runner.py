@@ -114,11 +114,7 @@ def build_gan(
             models.build_stage2_discriminator(model_cfg, data_cfg.high_res, dtype_policy=policy),
             config,
         )
-    gan.compile(
-        *make_optimizers(
-            config.train, steps_per_epoch, get_stage(stage).g_learning_rate(config.train)
-        )
-    )
+    gan.compile(*make_optimizers(config.train, steps_per_epoch, stage))
     return gan
 
 
