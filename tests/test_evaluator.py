@@ -510,3 +510,49 @@ def test_the_run_summary_prints_each_sets_colour_agreement():
     )
     assert lines[generated + 1].endswith("; 24 named colours, 0 captions naming none)")
     assert "colour agreement 1.000 (other images' captions 0.182, gain +0.818;" in lines[real + 1]
+
+
+def _with_colour_gain(result, gain: float):
+    """`result` with the generated images' colour gain set to `gain`."""
+    colour = dataclasses.replace(result.generated.colour, gain=gain)
+    return dataclasses.replace(
+        result, generated=dataclasses.replace(result.generated, colour=colour)
+    )
+
+
+def test_colour_gate_refuses_a_generator_whose_colours_ignore_the_caption():
+    colour_cfg = dataclasses.replace(CFG, min_class_accuracy_ratio=0.0, min_colour_gain_ratio=0.3)
+    follows = evaluate(colour_dataset(12, 2, 5), painting_generator, classify, CFG, CLASS_IDS)
+    blessed = judge(follows, colour_cfg)
+    real_gain = 1 - 4 / 22
+    assert blessed.blessed and blessed.required_colour_gain == pytest.approx(0.3 * real_gain)
+    # every bird red: right colour only for the red captions, gain 0
+    ignores = evaluate(colour_dataset(12, 2, 5), red_generator, classify, CFG, CLASS_IDS)
+    refused = judge(ignores, colour_cfg)
+    assert refused.reasons == (
+        "generated colour gain +0.000 < 0.3 x real colour gain +0.818 = +0.245",
+    )
+    # the boundary: exactly the required fraction passes, just below does not
+    assert judge(_with_colour_gain(follows, 0.3 * real_gain), colour_cfg).blessed
+    assert not judge(_with_colour_gain(follows, 0.3 * real_gain - 1e-3), colour_cfg).blessed
+    # off (the default): the same generator is judged on class top-1 alone
+    assert judge(ignores, dataclasses.replace(colour_cfg, min_colour_gain_ratio=0.0)).blessed
+
+
+def test_colour_gate_against_the_last_blessed_model_and_on_captions_without_colours():
+    colour_cfg = dataclasses.replace(CFG, min_class_accuracy_ratio=0.0, min_colour_gain_ratio=0.3)
+    follows = evaluate(colour_dataset(12, 2, 5), painting_generator, classify, CFG, CLASS_IDS)
+    weaker = _with_colour_gain(follows, 0.5)
+    refused = judge(weaker, colour_cfg, baseline=follows)
+    assert refused.baseline_required_colour_gain == pytest.approx(1 - 4 / 22 - 0.02)
+    assert refused.reasons == (
+        "generated colour gain +0.500 < the last blessed model's +0.818 - 0.02 = +0.798",
+    )
+    assert judge(follows, colour_cfg, baseline=weaker).blessed
+    # captions that name no colour cannot judge colours: not blessed, and said why
+    plain = evaluate(dataset(12, 2, 5), perfect_generator, classify, CFG, CLASS_IDS)
+    verdict = judge(plain, colour_cfg)
+    assert verdict.reasons == (
+        "colour agreement cannot judge these captions: the real images' gain is None"
+        " (it must be positive)",
+    )

@@ -306,6 +306,17 @@ def test_caption_embedding_follows_content_not_wording():
     assert caption_embedding("a red crown", dim=64).shape == (64,)
 
 
+def test_a_colour_means_the_same_on_every_part():
+    # what lets a generator draw "yellow wings" though no training bird had them: the
+    # embedding of a part's colour shares the colour's direction with every other part's
+    yellow_breast = caption_embedding("this bird has a yellow breast")
+    assert _cosine(yellow_breast, caption_embedding("this bird has yellow wings")) > 0.35
+    for other in ("blue", "red", "grey"):
+        assert abs(_cosine(yellow_breast, caption_embedding(f"this bird has {other} wings"))) < 0.3
+    # and the part still matters: the same colour on the same part is nearer still
+    assert _cosine(yellow_breast, caption_embedding("a bird with a yellow breast")) > 0.8
+
+
 def test_caption_embedding_is_the_same_in_a_fresh_process_with_another_hash_seed():
     caption = "this bird has a red crown and a long orange beak"
     code = (

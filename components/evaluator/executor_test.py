@@ -166,6 +166,9 @@ def test_scores_the_generator_and_blesses_it(inputs, faithful_run):
         "required_top1": 0.5,
         "baseline_tolerance": 0.02,
         "baseline_required_top1": None,
+        "min_colour_gain_ratio": 0.0,
+        "required_colour_gain": None,
+        "baseline_required_colour_gain": None,
         "reasons": [],
     }
     assert metrics["blessed"] is True

@@ -253,6 +253,25 @@ def _unit_vector(key: str, dim: int) -> np.ndarray:
     return v
 
 
+# The share of a coloured part's vector that belongs to its colour alone, the same whatever the
+# part: "yellow wings" and "a yellow breast" share it, as they share the word, and as Reed et
+# al.'s encoder, trained against images, maps a colour word near the pixels of that colour on any
+# part. With independent (part, colour) vectors a generator cannot know what an unseen pair such
+# as "yellow wings" looks like. Unseen-species colour gain of the demo DAG on 48 species
+# (README, "Unseen species"): +0.074 with 0, +0.094 with 0.5, +0.097 with 0.8 (one run each).
+COLOUR_SHARE = 0.5
+
+
+def _attribute_vector(key: str, value: str, dim: int) -> np.ndarray:
+    """The unit vector of one stated attribute: for a part's colour, a mix of the (part,
+    colour) pair's own vector and the colour's."""
+    pair = _unit_vector(f"attr:{key}={value}", dim)
+    if value not in PALETTE or COLOUR_SHARE == 0:
+        return pair
+    colour = _unit_vector(f"colour:{value}", dim)
+    return np.sqrt(1 - COLOUR_SHARE) * pair + np.sqrt(COLOUR_SHARE) * colour
+
+
 # The attributes carry the content; the words add a wording-dependent part, like a real text
 # encoder that maps paraphrases near, but not onto, each other.
 _WORD_WEIGHT = 0.35
@@ -275,7 +294,7 @@ def caption_embedding(
     attrs = caption_attributes(caption)
     v = np.zeros(dim)
     for key, value in sorted(attrs.items()):
-        v += _unit_vector(f"attr:{key}={value}", dim)
+        v += _attribute_vector(key, value, dim)
     words = [t for t in _tokens(caption) if t.isalpha()]
     if words:
         w = sum(_unit_vector(f"word:{t}", dim) for t in words)

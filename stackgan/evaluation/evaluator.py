@@ -437,6 +437,9 @@ class Verdict:
     reasons: tuple[str, ...]  # one line per failed check; empty when blessed
     required_top1: float  # min_class_accuracy_ratio x the real images' top-1
     baseline_required_top1: float | None  # the baseline's generated top-1 - tolerance
+    # min_colour_gain_ratio x the real images' colour gain; None: that check is off
+    required_colour_gain: float | None = None
+    baseline_required_colour_gain: float | None = None  # the baseline's - tolerance
 
     @property
     def message(self) -> str:
@@ -458,6 +461,10 @@ def judge(candidate: Evaluation, cfg: EvalConfig, baseline: Evaluation | None = 
        classifier, captions and seeds): its generated top-1 >= the baseline's -
        `cfg.baseline_tolerance`, as TFX's Evaluator checks a candidate against its baseline, so
        a new model may not regress by more than the sampling noise.
+    3. with a positive `cfg.min_colour_gain_ratio`: its colour agreement gain >= that fraction
+       of the real images' gain (which must be positive: otherwise the captions' colours cannot
+       judge anything, and the model is not blessed), and with a baseline >= the baseline's
+       gain - `cfg.baseline_tolerance`.
     """
     gen = candidate.generated
     required = cfg.min_class_accuracy_ratio * candidate.real.top1_accuracy
@@ -482,7 +489,48 @@ def judge(candidate: Evaluation, cfg: EvalConfig, baseline: Evaluation | None = 
                 f" {baseline.generated.top1_accuracy:.3f} - {cfg.baseline_tolerance} ="
                 f" {baseline_required:.3f}"
             )
-    return Verdict(not reasons, tuple(reasons), required, baseline_required)
+    colour_required, colour_baseline_required = _judge_colour(candidate, cfg, baseline, reasons)
+    return Verdict(
+        not reasons,
+        tuple(reasons),
+        required,
+        baseline_required,
+        colour_required,
+        colour_baseline_required,
+    )
+
+
+def _judge_colour(
+    candidate: Evaluation, cfg: EvalConfig, baseline: Evaluation | None, reasons: list[str]
+) -> tuple[float | None, float | None]:
+    """The colour agreement checks of `judge`: appends a reason per failed one, returns the
+    (required, baseline-required) gains, None where not applied."""
+    ratio = cfg.min_colour_gain_ratio
+    if ratio <= 0:
+        return None, None
+    gain, real_gain = candidate.generated.colour.gain, candidate.real.colour.gain
+    if gain is None or real_gain is None or real_gain <= 0:
+        reasons.append(
+            f"colour agreement cannot judge these captions: the real images' gain is"
+            f" {real_gain if real_gain is None else f'{real_gain:+.3f}'} (it must be positive)"
+        )
+        return None, None
+    required = ratio * real_gain
+    if gain + _ROUNDING < required:
+        reasons.append(
+            f"generated colour gain {gain:+.3f} < {ratio} x real colour gain {real_gain:+.3f}"
+            f" = {required:+.3f}"
+        )
+    baseline_gain = None if baseline is None else baseline.generated.colour.gain
+    if baseline_gain is None:
+        return required, None
+    baseline_required = baseline_gain - cfg.baseline_tolerance
+    if gain + _ROUNDING < baseline_required:
+        reasons.append(
+            f"generated colour gain {gain:+.3f} < the last blessed model's {baseline_gain:+.3f}"
+            f" - {cfg.baseline_tolerance} = {baseline_required:+.3f}"
+        )
+    return required, baseline_required
 
 
 @dataclasses.dataclass(frozen=True)
