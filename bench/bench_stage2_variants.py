@@ -27,6 +27,8 @@ import time
 # this folder is on sys.path when a bench runs as a script
 from work_dir_inputs import add_variant_arguments, checked_variants, variant_bench_setup
 
+from stackgan import config
+
 # name -> config overrides on top of the paper's Stage-II (stage2_output=image, no extra terms)
 VARIANTS = {
     "paper": [],
@@ -44,16 +46,6 @@ VARIANTS = {
     "residual + L1 x30 + lazy R1 (previous demo)": [
         "model.stage2_output=residual",
         "train.stage2_consistency_weight=30",
-        "train.r1_gamma=1",
-        "train.r1_every=4",
-    ],
-    "lowres residual + SR x200 + lazy R1 (demo)": [
-        "model.stage2_output=lowres_residual",
-        "model.stage2_lowres_residual_dim=32",
-        "train.stage2_batch_size=4",
-        "train.stage2_learning_rate=1e-3",
-        "train.stage2_reconstruction_weight=200",
-        "train.stage2_reconstruction_blur=0.5",
         "train.r1_gamma=1",
         "train.r1_every=4",
     ],
@@ -102,6 +94,21 @@ PAPER_STAGE2 = [
     "train.r1_gamma=0",
     "train.r1_every=1",
 ]
+
+
+def profile_stage2(cfg) -> list[str]:
+    """The overrides that give back `cfg`'s own Stage-II on top of PAPER_STAGE2: its values of
+    the fields PAPER_STAGE2 resets, and the width of its "lowres_residual" path."""
+    keys = [override.split("=")[0] for override in PAPER_STAGE2]
+    overrides = []
+    for key in [*keys, "model.stage2_lowres_residual_dim"]:
+        section, field = key.split(".")
+        overrides.append(f"{key}={getattr(getattr(cfg, section), field)}")
+    return overrides
+
+
+# the demo profile's Stage-II, read from the profile so the two cannot drift apart
+VARIANTS["lowres residual + SR x200 + lazy R1 (demo)"] = profile_stage2(config.demo())
 
 
 def run_variant(name, overrides, base, inputs, steps, out_dir, classifier):
