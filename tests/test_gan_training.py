@@ -338,8 +338,11 @@ def test_xla_step_matches_the_plain_step(tiny_config, train, steps):
     got = xla.fit(data, epochs=1, verbose=0).history
     for name in want:  # losses to float32 round-off; the accuracies exactly
         assert got[name][0] == pytest.approx(want[name][0], rel=1e-5, abs=1e-6), name
-    # Weights (and BatchNorm statistics) after one D and one G step agree to 1e-5: 5% of the
-    # ~2e-4 (the learning rate) that one Adam step moves a weight. Measured: under 2e-6.
+    # Weights (and BatchNorm statistics) agree to 1e-5 per step taken: 5% of the ~2e-4 (the
+    # learning rate) that one Adam step moves a weight. Measured: under 2e-6 after one step;
+    # after two (lazy R1), once 1.03e-5 in one of 432 elements (a clean-clone CI run), as the
+    # second step's Adam normalisation magnifies the first step's round-off.
+    tolerance = 1e-5 * steps
     paths = [w.path for net in (plain.generator, plain.discriminator) for w in net.weights]
     trainable = {
         w.path for net in (plain.generator, plain.discriminator) for w in net.trainable_weights
@@ -358,7 +361,7 @@ def test_xla_step_matches_the_plain_step(tiny_config, train, steps):
         if path in trainable:  # (a BatchNorm statistic may move less than 1e-4)
             assert np.abs(a - old).max() > 1e-4, f"{path} did not move: a comparison of nothing"
         if path not in d_moving:
-            np.testing.assert_allclose(b, a, rtol=0, atol=1e-5, err_msg=path)
+            np.testing.assert_allclose(b, a, rtol=0, atol=tolerance, err_msg=path)
 
 
 def test_paper_config_defaults_are_the_tf_ones():
