@@ -356,7 +356,14 @@ def demo() -> Config:
         model=ModelConfig(
             ca_dim=32,
             z_dim=32,
-            gf_dim=16,
+            # Stage-I's G at half the width it had (16): its step takes 0.077 s at batch 16
+            # instead of 0.110 on the 2-core AMD EPYC (bench_train_step.py), which brought the
+            # Quickstart from 10:08 to under the 10-minute budget there. Stage-I alone, 2,400
+            # steps, seeds 0-2 (bench_stage1_variants.py, AMD): training captions' colour gain
+            # +0.082 / +0.126 / +0.171 against +0.162 / +0.177 / +0.152, FID 66 / 57 / 67 against
+            # 108 / 49 / 101, unseen species' gain +0.068 / +0.082 / +0.102 against +0.102 /
+            # +0.114 / +0.083 (README, "The Quickstart run").
+            gf_dim=8,
             df_dim=8,
             text_dim_d=32,
             stage2_gf_dim=8,
