@@ -176,6 +176,14 @@ def _scores(gan, cfg, blank: bool):
 @pytest.mark.slow
 @pytest.mark.parametrize("precision", ["float32", "bfloat16"])
 def test_stage2_refines_its_stage1_input(tiny_config, precision):
+    from stackgan.training import precision as precision_lib
+
+    auto = precision_lib.auto_choice(precision_lib.detect_hardware())
+    if precision == "bfloat16" and auto.name != "bfloat16":
+        # What this variant licenses, auto's choice of bf16, cannot happen here; TensorFlow
+        # emulates bf16 on such a CPU, and this variant took 522 s on the 2-core AMD EPYC
+        # against 158 s in float32. Stage-I's bf16 learning test (test_learning.py) still runs.
+        pytest.skip(f"train.precision=auto never picks bfloat16 here ({auto.reason})")
     cfg = _config(tiny_config).replace(train={"precision": precision})
     gan = _train(cfg, blank=False, steps=STEPS)
     mad, stage2_error, bicubic_error, edges, true_edges = _scores(gan, cfg, blank=False)
