@@ -1,0 +1,36 @@
+"""What crosses to a GPU training run and back (bench/torch_run_data.py): the byte packing of
+the .npz files and the replay that scores the run's images on the captions they were made of."""
+
+import os
+import sys
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir, "bench"))
+import torch_run_data
+
+
+def test_packed_byte_strings_come_back_whole_and_in_order():
+    blobs = [b"\xff\xd8jpeg one", b"", b"\x00\x01\x02", b"last"]
+    buffer, offsets = torch_run_data.pack(blobs)
+    assert buffer.dtype == np.uint8 and offsets.tolist() == [0, 10, 10, 13, 17]
+    assert torch_run_data.unpack(buffer, offsets) == blobs
+
+
+def test_replay_hands_back_each_batch_of_images_for_the_captions_asked():
+    embeddings = np.arange(12, dtype=np.float32).reshape(6, 2)
+    images = np.arange(6, dtype=np.uint8)[:, None, None, None] * np.ones([1, 2, 2, 3], np.uint8)
+    replay = torch_run_data.Replay(embeddings, {"image_64": images})
+    first = replay(embeddings[:4], seed=1)["image_64"]
+    second = replay(embeddings[4:], seed=2)["image_64"]
+    assert first[:, 0, 0, 0].tolist() == [0, 1, 2, 3]
+    assert second[:, 0, 0, 0].tolist() == [4, 5]
+
+
+def test_replay_refuses_captions_the_run_did_not_generate():
+    embeddings = np.arange(12, dtype=np.float32).reshape(6, 2)
+    replay = torch_run_data.Replay(embeddings, {"image_64": np.zeros([6, 2, 2, 3], np.uint8)})
+    replay(embeddings[:2], seed=0)
+    with pytest.raises(SystemExit, match="other captions at rows 2-4"):
+        replay(embeddings[3:5], seed=0)
