@@ -71,6 +71,23 @@ def _parse_args():
     return p.parse_args()
 
 
+def mirrored_config(bench: str, profile: str, overrides: list[str]):
+    """The profile with `overrides`, or exit in one line when an override is wrong or names an
+    option the PyTorch mirror does not have."""
+    from stackgan import config as config_lib
+    from stackgan.errors import UserError
+
+    try:
+        cfg = config_lib.get_profile(profile).with_overrides(overrides)
+    except UserError as e:
+        raise SystemExit(f"{bench}: {e}") from None
+    if unmirrored(cfg):
+        raise SystemExit(
+            f"{bench}: not mirrored in PyTorch, set them off: {', '.join(unmirrored(cfg))}"
+        )
+    return cfg
+
+
 class Device:
     """The torch device with its synchronisation, memory counters and description."""
 
@@ -193,17 +210,7 @@ def time_epoch(
 def main():
     args = _parse_args()
     torch = require_torch("bench_torch_epoch")
-    from stackgan import config as config_lib
-    from stackgan.errors import UserError
-
-    try:
-        cfg = config_lib.get_profile(args.profile).with_overrides(args.set)
-    except UserError as e:
-        raise SystemExit(f"bench_torch_epoch: {e}") from None
-    if unmirrored(cfg):
-        raise SystemExit(
-            f"bench_torch_epoch: not mirrored in PyTorch, set them off: {', '.join(unmirrored(cfg))}"
-        )
+    cfg = mirrored_config("bench_torch_epoch", args.profile, args.set)
     dev = Device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     torch.backends.cudnn.benchmark = True  # the shapes never change: let cuDNN pick per layer
     n = args.matmul_size or (8192 if dev.cuda else 2048)

@@ -44,8 +44,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # this folder is on sys.path when a bench runs as a script; no TensorFlow at these imports
-from bench_torch_ab import require_torch, unmirrored
-from bench_torch_epoch import CUB_TRAIN_IMAGES, Device, set_precision
+from bench_torch_ab import require_torch
+from bench_torch_epoch import CUB_TRAIN_IMAGES, Device, mirrored_config, set_precision
 from torch_run_data import unpack
 
 PRECISE_BN_BATCHES = 20  # train.precise_bn_batches' default
@@ -136,6 +136,25 @@ class TrainingSplit:
         column = torch.randint(0, self.wrong_candidates.shape[1], (batch_size,), device=self.device)
         wrong = self.wrong_candidates[index, column]
         return self._crop_flip(stage, index), self._crop_flip(stage, wrong), self.embedding(index)
+
+
+DATA_KEYS = ("low_bytes", "low_offsets", "high_bytes", "high_offsets", "labels", "embeddings",
+             "stored", "eval_train_embeddings", "eval_test_embeddings")  # fmt: skip
+
+
+def load_data(path: str):
+    """The .npz of `torch_run_data.py export`, or exit in one line saying what is wrong."""
+    try:
+        data = np.load(path)
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"torch_train_run: --data {path}: {e}") from None
+    missing = [key for key in DATA_KEYS if key not in data]
+    if missing:
+        raise SystemExit(
+            f"torch_train_run: --data {path} lacks {', '.join(missing)}: not a file of"
+            " `torch_run_data.py export`"
+        )
+    return data
 
 
 def precise_batchnorm(torch, net, forward, batches: int = PRECISE_BN_BATCHES) -> None:
@@ -255,28 +274,20 @@ def main():
     import torch_stackgan
     from torch_run_data import pack
 
-    from stackgan import config as config_lib
-    from stackgan.errors import UserError
-
-    data = np.load(args.data)
+    data = load_data(args.data)
     embedding_dim = data["embeddings"].shape[-1]
     low_stored, high_stored = (int(x) for x in data["stored"])
-    try:
-        cfg = config_lib.get_profile(args.profile).with_overrides(
-            [
-                f"model.embedding_dim={embedding_dim}",
-                f"data.embedding_dim={embedding_dim}",
-                f"data.low_res_stored={low_stored}",
-                f"data.high_res_stored={high_stored}",
-                *args.set,
-            ]
-        )
-    except UserError as e:
-        raise SystemExit(f"torch_train_run: {e}") from None
-    if unmirrored(cfg):
-        raise SystemExit(
-            f"torch_train_run: not mirrored in PyTorch, set them off: {', '.join(unmirrored(cfg))}"
-        )
+    cfg = mirrored_config(
+        "torch_train_run",
+        args.profile,
+        [
+            f"model.embedding_dim={embedding_dim}",
+            f"data.embedding_dim={embedding_dim}",
+            f"data.low_res_stored={low_stored}",
+            f"data.high_res_stored={high_stored}",
+            *args.set,
+        ],
+    )
     dev = Device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if dev.supports(args.precision):
         raise SystemExit(
