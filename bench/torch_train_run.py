@@ -45,7 +45,13 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # this folder is on sys.path when a bench runs as a script; no TensorFlow at these imports
 from bench_torch_ab import require_torch
-from bench_torch_epoch import CUB_TRAIN_IMAGES, Device, mirrored_config, set_precision
+from bench_torch_epoch import (
+    CUB_TRAIN_IMAGES,
+    PRECISIONS,
+    Device,
+    mirrored_config,
+    set_precision,
+)
 from torch_run_data import unpack
 
 PRECISE_BN_BATCHES = 20  # train.precise_bn_batches' default
@@ -61,9 +67,7 @@ def _parse_args():
     p.add_argument("--out", required=True, help="folder for generated_{train,test}.npz")
     p.add_argument("--profile", default="paper", help="config profile (default: paper)")
     p.add_argument("--set", action="append", default=[], help="config override")
-    p.add_argument(
-        "--precision", default="bfloat16", choices=("float32", "tf32", "bfloat16", "float16")
-    )
+    p.add_argument("--precision", default="bfloat16", choices=PRECISIONS)
     p.add_argument("--stage1-seconds", type=float, default=240.0)
     p.add_argument("--stage2-seconds", type=float, default=280.0)
     p.add_argument("--stage1-steps", type=int, default=0, help="a cap on iterations (0: none)")
