@@ -83,8 +83,8 @@ def _training_split(examples: str) -> dict[str, np.ndarray]:
     wanted = (features.LABEL, features.IMAGE_LOW, features.IMAGE_HIGH, features.EMBEDDING)
     spec = features.parse_spec(features.WITH_EMBEDDINGS, wanted)
     low, high, labels, embeddings = [], [], [], []
-    for record in tf.data.TFRecordDataset(files, compression_type="GZIP"):
-        example = tf.io.parse_single_example(record, spec)
+    records = tf.data.TFRecordDataset(files, compression_type="GZIP")
+    for example in records.map(lambda record: tf.io.parse_single_example(record, spec)):
         low.append(example[features.IMAGE_LOW].numpy())
         high.append(example[features.IMAGE_HIGH].numpy())
         labels.append(int(example[features.LABEL].numpy()))
