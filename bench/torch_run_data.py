@@ -48,6 +48,33 @@ def unpack(buffer: np.ndarray, offsets: np.ndarray) -> list[bytes]:
     return [buffer[a:b].tobytes() for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
 
 
+# what `export` writes and torch_train_run.py needs; what a run writes and `score` needs
+EXPORTED_KEYS = ("low_bytes", "low_offsets", "high_bytes", "high_offsets", "labels", "embeddings",
+                 "stored", "eval_train_embeddings", "eval_test_embeddings")  # fmt: skip
+GENERATED_KEYS = ("embeddings", "stage1", "stage2_bytes", "stage2_offsets")
+
+
+def save_npz(path: str, **arrays) -> None:
+    """Writes the .npz whole or not at all: a run killed while writing leaves no file that
+    looks finished."""
+    partial = path + ".partial"
+    with open(partial, "wb") as f:
+        np.savez(f, **arrays)
+    os.replace(partial, path)
+
+
+def load_npz(path: str, keys: tuple[str, ...], maker: str):
+    """The .npz at `path` with `keys`, or exit in one line naming what is wrong."""
+    try:
+        arrays = np.load(path)
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"{path}: {e}") from None
+    missing = [key for key in keys if key not in arrays]
+    if missing:
+        raise SystemExit(f"{path} lacks {', '.join(missing)}: not a file of {maker}")
+    return arrays
+
+
 def _config(profile: str, overrides: list[str]):
     from stackgan.config import get_profile
 
@@ -128,7 +155,7 @@ def export(args) -> None:
         arrays[f"eval_{split}_embeddings"] = np.concatenate(asked)
         arrays[f"eval_{split}_batches"] = np.array([len(a) for a in asked], np.int64)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    np.savez(args.out, **arrays)
+    save_npz(args.out, **arrays)
     print(
         f"{args.out}: {len(arrays['labels'])} training images "
         f"({len(np.unique(arrays['labels']))} classes), embeddings "
@@ -199,9 +226,7 @@ def score(args) -> None:
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for split in SPLITS:
         path = os.path.join(args.generated, f"generated_{split}.npz")
-        if not os.path.exists(path):
-            raise SystemExit(f"torch_run_data: {path}: no such file (bench/torch_train_run.py)")
-        run = np.load(path)
+        run = load_npz(path, GENERATED_KEYS, "bench/torch_train_run.py")
         stage1 = run["stage1"]
         stage2 = _decode_jpegs(unpack(run["stage2_bytes"], run["stage2_offsets"]))
         embeddings = run["embeddings"]

@@ -52,7 +52,7 @@ from bench_torch_epoch import (
     mirrored_config,
     set_precision,
 )
-from torch_run_data import unpack
+from torch_run_data import EXPORTED_KEYS, load_npz, save_npz, unpack
 
 PRECISE_BN_BATCHES = 20  # train.precise_bn_batches' default
 PROGRESS_POINTS = 8
@@ -145,25 +145,6 @@ class TrainingSplit:
         column = torch.randint(0, self.wrong_candidates.shape[1], (batch_size,), device=self.device)
         wrong = self.wrong_candidates[index, column]
         return self._crop_flip(stage, index), self._crop_flip(stage, wrong), self.embedding(index)
-
-
-DATA_KEYS = ("low_bytes", "low_offsets", "high_bytes", "high_offsets", "labels", "embeddings",
-             "stored", "eval_train_embeddings", "eval_test_embeddings")  # fmt: skip
-
-
-def load_data(path: str):
-    """The .npz of `torch_run_data.py export`, or exit in one line saying what is wrong."""
-    try:
-        data = np.load(path)
-    except (OSError, ValueError) as e:
-        raise SystemExit(f"torch_train_run: --data {path}: {e}") from None
-    missing = [key for key in DATA_KEYS if key not in data]
-    if missing:
-        raise SystemExit(
-            f"torch_train_run: --data {path} lacks {', '.join(missing)}: not a file of"
-            " `torch_run_data.py export`"
-        )
-    return data
 
 
 def precise_batchnorm(torch, net, forward, batches: int = PRECISE_BN_BATCHES) -> None:
@@ -282,7 +263,7 @@ def main():
     import torch_stackgan
     from torch_run_data import pack
 
-    data = load_data(args.data)
+    data = load_npz(args.data, EXPORTED_KEYS, "`torch_run_data.py export`")
     embedding_dim = data["embeddings"].shape[-1]
     low_stored, high_stored = (int(x) for x in data["stored"])
     cfg = mirrored_config(
@@ -408,7 +389,7 @@ def main():
         if split_name == "train":
             extra = {"progress": np.stack(progress), "progress_steps": np.asarray(progress_steps)}
         path = os.path.join(args.out, f"generated_{split_name}.npz")
-        np.savez(path, embeddings=embeddings, stage1=low, stage2_bytes=buffer,
+        save_npz(path, embeddings=embeddings, stage1=low, stage2_bytes=buffer,
                  stage2_offsets=offsets, stage_steps=np.asarray([steps1, steps2]), **extra)  # fmt: skip
         print(f"{path}: {len(low)} captions, {os.path.getsize(path) / 2**20:.1f} MiB", flush=True)
 

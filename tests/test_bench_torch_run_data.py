@@ -34,3 +34,14 @@ def test_replay_refuses_captions_the_run_did_not_generate():
     replay(embeddings[:2], seed=0)
     with pytest.raises(SystemExit, match="other captions at rows 2-4"):
         replay(embeddings[3:5], seed=0)
+
+
+def test_an_npz_is_written_whole_and_a_foreign_one_is_refused_in_one_line(tmp_path):
+    path = str(tmp_path / "run.npz")
+    torch_run_data.save_npz(path, stage1=np.ones([2, 4, 4, 3], np.uint8))
+    assert os.listdir(tmp_path) == ["run.npz"]  # no .partial left behind
+    assert torch_run_data.load_npz(path, ("stage1",), "x")["stage1"].sum() == 96
+    with pytest.raises(SystemExit, match="lacks embeddings, stage2_bytes: not a file of"):
+        torch_run_data.load_npz(path, ("stage1", "embeddings", "stage2_bytes"), "x")
+    with pytest.raises(SystemExit, match="missing.npz"):
+        torch_run_data.load_npz(str(tmp_path / "missing.npz"), ("stage1",), "x")
