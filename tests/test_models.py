@@ -267,6 +267,49 @@ def test_freezable_batch_norm_modes(models):
     assert isinstance(bn, keras.layers.BatchNormalization)
 
 
+@pytest.mark.parametrize("dtype, tolerance", [("float32", 1e-5), ("mixed_bfloat16", 2e-2)])
+def test_nearest_up_conv_is_upsampling_then_conv_with_the_same_kernel(dtype, tolerance):
+    """NearestUpConv2D must compute what the paper's two layers compute in float32, in the
+    output and in both gradients, at every border: a wrong tap or padding gives an error of
+    the order of the values themselves. (bf16 rounds its inputs and products to 8 bits.)"""
+    import keras
+    import tensorflow as tf
+
+    from stackgan.models.nearest_up_conv import NearestUpConv2D
+
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(size=(3, 5, 7, 4)), tf.float32)  # odd, non-square: every edge
+    phased = NearestUpConv2D(6, use_bias=True, dtype=dtype)
+    phased.build(x.shape)
+    phased.kernel.assign(rng.normal(size=(3, 3, 4, 6)))
+    phased.bias.assign(rng.normal(size=6))
+    upsample = keras.layers.UpSampling2D(2, interpolation="nearest")
+    conv = keras.layers.Conv2D(6, 3, padding="same")
+    conv.build((3, 10, 14, 4))
+    conv.kernel.assign(phased.kernel)
+    conv.bias.assign(phased.bias)
+
+    upstream = tf.constant(rng.normal(size=(3, 10, 14, 6)), tf.float32)  # differs per pixel
+
+    def run(layer_fn, kernel):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = tf.cast(layer_fn(x), tf.float32)
+            loss = tf.reduce_sum(y * upstream)
+        return [y, *tape.gradient(loss, [x, kernel])]
+
+    ours = run(phased, phased.kernel)
+    paper = run(lambda t: conv(upsample(t)), conv.kernel)
+    assert ours[0].shape == (3, 10, 14, 6)
+    for name, a, b in zip(("output", "input gradient", "kernel gradient"), ours, paper):
+        error = float(np.abs(np.asarray(a, np.float32) - b).max()) / float(np.abs(b).max())
+        assert error < tolerance, (name, error)
+    # the same parameters a Conv2D has, under the same names
+    assert [w.path.split("/")[-1] for w in phased.weights] == ["kernel", "bias"]
+    restored = NearestUpConv2D.from_config(phased.get_config())
+    assert (restored.filters, restored.use_bias) == (6, True)
+
+
 def test_generator_round_trips_through_keras_file(models, tiny_config, tmp_path):
     import keras
 

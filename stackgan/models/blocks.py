@@ -13,6 +13,7 @@ import math
 import keras
 from keras import layers
 
+from stackgan.models import nearest_up_conv as upsampling
 from stackgan.models.batch_norm import FreezableBatchNorm
 
 LEAKY_SLOPE = 0.2
@@ -77,10 +78,21 @@ def up_block(x, filters: int, name: str, *, activate: bool = True, dtype=None):
 
     `activate=False` leaves out the ReLU where TF's Stage-I G adds a residual bottleneck first.
     """
-    x = layers.UpSampling2D(2, interpolation="nearest", name=f"{name}_upsample", dtype=dtype)(x)
-    x = conv(x, filters, 3, 1, f"{name}_conv", bias=False, dtype=dtype)
+    x = nearest_up_conv(x, filters, f"{name}_conv", bias=False, dtype=dtype)
     x = batch_norm(x, f"{name}_bn", dtype=dtype)
     return relu(x, f"{name}_relu", dtype=dtype) if activate else x
+
+
+def nearest_up_conv(x, filters: int, name: str, *, bias: bool, dtype=None):
+    """Nearest-neighbour x2, then a 3x3 stride-1 conv named `name`. Up to `MAX_FILTERS` output
+    channels it is computed at the input's resolution (`NearestUpConv2D`: the same function
+    and kernel, up to 4x faster there); above, as the two layers."""
+    if filters <= upsampling.MAX_FILTERS:
+        return upsampling.NearestUpConv2D(
+            filters, use_bias=bias, kernel_initializer=weight_init(), name=name, dtype=dtype
+        )(x)
+    x = layers.UpSampling2D(2, interpolation="nearest", name=f"{name}_upsample", dtype=dtype)(x)
+    return conv(x, filters, 3, 1, name, bias=bias, dtype=dtype)
 
 
 def down_block(x, filters: int, name: str, *, normalize: bool = True, dtype=None):

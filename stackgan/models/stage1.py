@@ -14,9 +14,9 @@ from stackgan.config import ModelConfig
 from stackgan.models.blocks import (
     batch_norm,
     bottleneck_block,
-    conv,
     dense,
     down_block,
+    nearest_up_conv,
     relu,
     resampling_steps,
     up_block,
@@ -63,8 +63,7 @@ def build_stage1_generator(
         if with_bottleneck:
             x = bottleneck_block(x, channels, f"res{size}", dtype=d)
 
-    x = layers.UpSampling2D(2, interpolation="nearest", name="to_rgb_upsample", dtype=d)(x)
-    x = conv(x, 3, 3, 1, "to_rgb_conv", bias=True, dtype=d)
+    x = nearest_up_conv(x, 3, "to_rgb_conv", bias=True, dtype=d)
     image = layers.Activation("tanh", name="image", dtype="float32")(x)
     mu = layers.Identity(name="mu", dtype="float32")(mu)
     log_sigma = layers.Identity(name="log_sigma", dtype="float32")(log_sigma)

@@ -1,0 +1,92 @@
+"""Nearest-neighbour x2 upsampling followed by a 3x3 "same" convolution, computed at the input's
+resolution: the same function as `UpSampling2D(2, "nearest")` then `Conv2D(f, 3)`, with the same
+kernel [3, 3, C_in, f] (so the same parameters, initialisation and weight names), in a quarter
+of the pixels.
+
+Why: on a CPU the two layers spend most of their time on the upsampled map, worst where few
+channels come out (every generator's last conv has 3): such a conv runs far below the matmul
+rate, and the upsampled map and its gradient hold 4x the input. One conv with 4x the output
+channels on the input's grid does the same multiply-adds at a better rate. Not where many
+come out: its kernel, and the kernel's gradient, are then 4x as large as the upsampled
+activations are. `bench/bench_nearest_up_conv.py` on the 2-core AMD EPYC (float32, forward
+and both gradients, ms two layers -> this): the demo's Stage-I blocks 3.7 -> 3.0 (64 -> 32
+channels at 8 px), 6.7 -> 2.5 (32 -> 16), 10.0 -> 5.0 (16 -> 8) and its RGB conv 19.1 -> 8.1
+(8 -> 3 at 64 px); the paper's RGB convs 941 -> 217 (128 -> 3, Stage-I, batch 64) and Stage-II's
+blocks 1,376 -> 1,044 (256 -> 128 out), 1,817 -> 1,153 (128 -> 64), 2,712 -> 1,450 (64 -> 32);
+the paper's 256 -> 128 at 32 px the same (1,306 / 1,304); but 512 -> 256 at 16 px 1,355 ->
+1,889 (Stage-I) and 1,025 -> 1,405 (Stage-II), and 1,024 -> 512 at 8 px 1,722 -> 6,512. So
+`blocks.nearest_up_conv` uses it up to `MAX_FILTERS` output channels and the two layers above.
+
+How: output row 2i + a of the upsampled conv reads upsampled rows 2i + a - 1 .. 2i + a + 1,
+which are input rows (i - 1, i, i) for a = 0 and (i, i, i + 1) for a = 1. So each of the four
+output phases (a, b) is a 3x3 conv of the input whose taps are sums of the kernel's taps
+(`PHASE_TAPS`); the four run as one conv with 4 f output channels, and `depth_to_space`
+interleaves them. Zero padding agrees too: upsampled row -1 is input row -1.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+MAX_FILTERS = 128
+
+# PHASE_TAPS[a, p, y]: how much the kernel's tap y (0, 1, 2 = offsets -1, 0, +1 at the output
+# resolution) adds to the input tap p (offsets -1, 0, +1 at the input resolution) for phase a.
+PHASE_TAPS = np.array(
+    [
+        [[1, 0, 0], [0, 1, 1], [0, 0, 0]],  # a = 0: rows i-1 <- W0; i <- W1 + W2
+        [[0, 0, 0], [1, 1, 0], [0, 0, 1]],  # a = 1: rows i <- W0 + W1; i+1 <- W2
+    ],
+    dtype=np.float32,
+)
+
+
+@keras.saving.register_keras_serializable(package="stackgan")
+class NearestUpConv2D(keras.layers.Layer):
+    """[B, H, W, C] -> [B, 2H, 2W, filters]: nearest x2 then a 3x3 same conv (+ bias)."""
+
+    def __init__(self, filters: int, use_bias: bool = True, kernel_initializer=None, **kwargs):
+        super().__init__(**kwargs)
+        self.filters = filters
+        self.use_bias = use_bias
+        self.kernel_initializer = keras.initializers.get(kernel_initializer or "glorot_uniform")
+
+    def build(self, input_shape):
+        channels = input_shape[-1]
+        self.kernel = self.add_weight(
+            name="kernel",
+            shape=(3, 3, channels, self.filters),
+            initializer=self.kernel_initializer,
+        )
+        self.bias = None
+        if self.use_bias:
+            self.bias = self.add_weight(name="bias", shape=(self.filters,), initializer="zeros")
+
+    def call(self, inputs):
+        # The phase kernels are sums of the kernel's taps: formed in float32 from the variable
+        # itself (not its autocast copy), then cast to what the layer computes in.
+        kernel = tf.cast(self.kernel.value, tf.float32)
+        taps = tf.constant(PHASE_TAPS)
+        phases = tf.einsum("apy,bqx,yxio->pqiabo", taps, taps, kernel)
+        phases = tf.reshape(phases, [3, 3, kernel.shape[2], 4 * self.filters])
+        x = tf.nn.conv2d(inputs, tf.cast(phases, inputs.dtype), 1, "SAME")
+        # depth_to_space reads channel (a * 2 + b) * filters + o as phase (a, b), channel o
+        x = tf.nn.depth_to_space(x, 2)
+        if self.bias is not None:
+            x = tf.nn.bias_add(x, tf.cast(self.bias.value, x.dtype))
+        return x
+
+    def compute_output_shape(self, input_shape):
+        batch, height, width, _ = input_shape
+        double = lambda n: None if n is None else 2 * n  # noqa: E731
+        return (batch, double(height), double(width), self.filters)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "filters": self.filters,
+            "use_bias": self.use_bias,
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+        }
