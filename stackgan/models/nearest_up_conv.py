@@ -9,13 +9,14 @@ rate, and the upsampled map and its gradient hold 4x the input. One conv with 4x
 channels on the input's grid does the same multiply-adds at a better rate. Not where many
 come out: its kernel, and the kernel's gradient, are then 4x as large as the upsampled
 activations are. `bench/bench_nearest_up_conv.py` on the 2-core AMD EPYC (float32, forward
-and both gradients, ms two layers -> this): the demo's Stage-I blocks 3.7 -> 3.0 (64 -> 32
-channels at 8 px), 6.7 -> 2.5 (32 -> 16), 10.0 -> 5.0 (16 -> 8) and its RGB conv 19.1 -> 8.1
-(8 -> 3 at 64 px); the paper's RGB convs 941 -> 217 (128 -> 3, Stage-I, batch 64) and Stage-II's
-blocks 1,376 -> 1,044 (256 -> 128 out), 1,817 -> 1,153 (128 -> 64), 2,712 -> 1,450 (64 -> 32);
-the paper's 256 -> 128 at 32 px the same (1,306 / 1,304); but 512 -> 256 at 16 px 1,355 ->
-1,889 (Stage-I) and 1,025 -> 1,405 (Stage-II), and 1,024 -> 512 at 8 px 1,722 -> 6,512. So
-`blocks.nearest_up_conv` uses it up to `MAX_FILTERS` output channels and the two layers above.
+and both gradients, ms two layers -> this): the demo's Stage-I blocks 5.9 -> 3.4 (32 -> 16
+channels, 8 px in), 8.1 -> 4.0 (16 -> 8) and its RGB conv 20.8 -> 7.4 (8 -> 3, 64 px out); the
+paper's RGB conv 1,183 -> 302 (128 -> 3, Stage-I, batch 64) and Stage-II's blocks 2,069 -> 1,305
+(128 -> 64 out) and 2,651 -> 1,558 (64 -> 32); the demo's first block about even (3.5 / 3.9,
+64 -> 32 at 4 px); but with 128 or more out it lost or won by the map size: 1,338 -> 1,910
+(256 -> 128, 16 px in), 1,370 -> 1,009 (the same at 32 px), 1,277 -> 1,736 (512 -> 256), 1,851
+-> 7,325 (1,024 -> 512 at 4 px). So `blocks.nearest_up_conv` uses it up to `MAX_FILTERS`
+output channels and the two layers above; the demo's Stage-I iteration is 1.33x faster.
 
 How: output row 2i + a of the upsampled conv reads upsampled rows 2i + a - 1 .. 2i + a + 1,
 which are input rows (i - 1, i, i) for a = 0 and (i, i, i + 1) for a = 1. So each of the four
@@ -30,7 +31,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-MAX_FILTERS = 128
+MAX_FILTERS = 64
 
 # PHASE_TAPS[a, p, y]: how much the kernel's tap y (0, 1, 2 = offsets -1, 0, +1 at the output
 # resolution) adds to the input tap p (offsets -1, 0, +1 at the input resolution) for phase a.
