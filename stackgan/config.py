@@ -356,9 +356,10 @@ def demo() -> Config:
         model=ModelConfig(
             ca_dim=32,
             z_dim=32,
-            # Stage-I's G at half the width it had (16): its step takes 0.077 s at batch 16
+            # Stage-I's G at half the width it had (16): its step took 0.077 s at batch 16
             # instead of 0.110 on the 2-core AMD EPYC (bench_train_step.py), which brought the
-            # Quickstart from 10:08 to under the 10-minute budget there. Stage-I alone, 2,400
+            # Quickstart from 10:08 to under the 10-minute budget there (8:47; 7:55 since the
+            # up-sampling at the input's resolution, d8d5b8e). Stage-I alone, 2,400
             # steps, seeds 0-2 (bench_stage1_variants.py, AMD): training captions' colour gain
             # +0.082 / +0.126 / +0.171 against +0.162 / +0.177 / +0.152, FID 66 / 57 / 67 against
             # 108 / 49 / 101, unseen species' gain +0.068 / +0.082 / +0.102 against +0.102 /
