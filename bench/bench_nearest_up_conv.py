@@ -9,8 +9,8 @@ layers it replaces (`UpSampling2D` then `Conv2D`), in one run on one machine.
    train step runs them, at each profile's batch: milliseconds per call of both forms, best of
    `--repeats`, and their ratio. First it checks that both give the same output and gradients.
 2. Whole training iterations of `--profile` (default demo, Stage-I at batch 16): the networks
-   built as `blocks.nearest_up_conv` builds them now (up to `MAX_FILTERS` output channels at
-   the input's resolution) and built with every upsampling as two layers, timed in alternating
+   built as the profile builds them (up to `model.upsample_conv_max_filters` output channels
+   at the input's resolution) and built with every upsampling as two layers, timed in alternating
    rounds so both see the same machine load; best and median s/iteration and the ratio.
 """
 
@@ -123,17 +123,10 @@ def bench_layers(repeats: int) -> None:
 def bench_steps(cfg, stage: int, batch_size: int, rounds: int, steps: int) -> None:
     import tensorflow as tf
 
-    from stackgan.models import nearest_up_conv
-
     runs = {}
-    default = nearest_up_conv.MAX_FILTERS
+    default = cfg.model.upsample_conv_max_filters
     for form, max_filters in (("now", default), ("two layers", 0)):
-        # blocks.nearest_up_conv reads the threshold when the networks are built
-        nearest_up_conv.MAX_FILTERS = max_filters
-        try:
-            gan, size = _build(cfg, stage)
-        finally:
-            nearest_up_conv.MAX_FILTERS = default
+        gan, size = _build(cfg.replace(model={"upsample_conv_max_filters": max_filters}), stage)
         step = tf.function(gan.train_step)
         batch = make_batch(cfg, size, batch_size)
         for _ in range(2):
@@ -147,7 +140,7 @@ def bench_steps(cfg, stage: int, batch_size: int, rounds: int, steps: int) -> No
                 times.append(time.perf_counter() - start)
     (_, _, now), (_, _, two) = runs.values()
     print(f"\n{cfg.profile} Stage-{'I' * stage} iteration, batch {batch_size}, float32:")
-    for form, times in (("two layers", two), (f"now (at input res <= {default} out)", now)):
+    for form, times in (("two layers", two), (f"at input res up to {default} out", now)):
         print(
             f"  {form:28s} best {min(times):.4f} s  median {statistics.median(times):.4f} s"
             f"  ({len(times)} iterations)"

@@ -95,6 +95,12 @@ class ModelConfig:
     stage2_output: Literal["image", "residual", "lowres_residual"] = "image"
     # channels of the "lowres_residual" path (its three 3x3 convs at Stage-I's size)
     stage2_lowres_residual_dim: int = 64
+    # How the generators' up-sampling (nearest x2, then a 3x3 conv) is computed, not what:
+    # up to this many output channels as one conv at the input's resolution
+    # (stackgan/models/nearest_up_conv.py: the same function and kernel, up to 4x faster on a
+    # CPU; measured by bench/bench_nearest_up_conv.py), above it as the two layers. 0 = always
+    # the two layers.
+    upsample_conv_max_filters: int = 64
 
 
 @dataclasses.dataclass(frozen=True)

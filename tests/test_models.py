@@ -310,6 +310,33 @@ def test_nearest_up_conv_is_upsampling_then_conv_with_the_same_kernel(dtype, tol
     assert (restored.filters, restored.use_bias) == (6, True)
 
 
+def test_both_ways_of_upsampling_build_the_same_generators(models, tiny_config):
+    """`model.upsample_conv_max_filters` changes how the generators compute, not what: with the
+    same weights (same names, same order) both builds give the same images."""
+    import dataclasses
+
+    from stackgan.models.nearest_up_conv import NearestUpConv2D
+
+    m, low = tiny_config.model, tiny_config.data.low_res
+    two_layers = dataclasses.replace(m, upsample_conv_max_filters=0)
+    embedding, noise, ca_noise = _tiny_inputs(m)
+    stage1_image = np.random.default_rng(1).uniform(-1, 1, (4, low, low, 3)).astype("float32")
+    for build, inputs in (
+        (models.build_stage1_generator, [embedding, noise, ca_noise]),
+        (models.build_stage2_generator, [stage1_image, embedding, ca_noise]),
+    ):
+        ours, theirs = build(m, low), build(two_layers, low)
+        assert any(isinstance(layer, NearestUpConv2D) for layer in ours.layers)
+        assert not any(isinstance(layer, NearestUpConv2D) for layer in theirs.layers)
+        assert [w.path for w in ours.weights] == [w.path for w in theirs.weights]
+        theirs.set_weights(ours.get_weights())
+        # training mode: batch statistics scale the features to ~1, where the N(0, 0.02)
+        # weights would otherwise leave images of ~1e-7 that any two networks match
+        image = np.asarray(ours(inputs, training=True)[0])
+        assert image.std() > 0.01, image.std()
+        np.testing.assert_allclose(image, theirs(inputs, training=True)[0], atol=1e-5)
+
+
 def test_generator_round_trips_through_keras_file(models, tiny_config, tmp_path):
     import keras
 

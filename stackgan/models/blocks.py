@@ -13,8 +13,8 @@ import math
 import keras
 from keras import layers
 
-from stackgan.models import nearest_up_conv as upsampling
 from stackgan.models.batch_norm import FreezableBatchNorm
+from stackgan.models.nearest_up_conv import NearestUpConv2D
 
 LEAKY_SLOPE = 0.2
 
@@ -73,22 +73,28 @@ def leaky_relu(x, name: str, dtype=None):
     return layers.LeakyReLU(negative_slope=LEAKY_SLOPE, name=name, dtype=dtype)(x)
 
 
-def up_block(x, filters: int, name: str, *, activate: bool = True, dtype=None):
+def up_block(
+    x, filters: int, name: str, *, max_phase_filters: int, activate: bool = True, dtype=None
+):
     """Nearest-neighbour x2, 3x3 stride-1 conv, BatchNorm, ReLU (paper's up-sampling block).
 
     `activate=False` leaves out the ReLU where TF's Stage-I G adds a residual bottleneck first.
+    `max_phase_filters`: see `nearest_up_conv`.
     """
-    x = nearest_up_conv(x, filters, f"{name}_conv", bias=False, dtype=dtype)
+    x = nearest_up_conv(
+        x, filters, f"{name}_conv", bias=False, max_phase_filters=max_phase_filters, dtype=dtype
+    )
     x = batch_norm(x, f"{name}_bn", dtype=dtype)
     return relu(x, f"{name}_relu", dtype=dtype) if activate else x
 
 
-def nearest_up_conv(x, filters: int, name: str, *, bias: bool, dtype=None):
-    """Nearest-neighbour x2, then a 3x3 stride-1 conv named `name`. Up to `MAX_FILTERS` output
-    channels it is computed at the input's resolution (`NearestUpConv2D`: the same function
-    and kernel, up to 4x faster there); above, as the two layers."""
-    if filters <= upsampling.MAX_FILTERS:
-        return upsampling.NearestUpConv2D(
+def nearest_up_conv(x, filters: int, name: str, *, bias: bool, max_phase_filters: int, dtype=None):
+    """Nearest-neighbour x2, then a 3x3 stride-1 conv named `name`. Up to `max_phase_filters`
+    output channels (`model.upsample_conv_max_filters`) it is computed at the input's
+    resolution (`NearestUpConv2D`: the same function and kernel, up to 4x faster there);
+    above, as the two layers."""
+    if filters <= max_phase_filters:
+        return NearestUpConv2D(
             filters, use_bias=bias, kernel_initializer=weight_init(), name=name, dtype=dtype
         )(x)
     x = layers.UpSampling2D(2, interpolation="nearest", name=f"{name}_upsample", dtype=dtype)(x)

@@ -59,11 +59,25 @@ def build_stage1_generator(
         channels = max(1, channels // 2)
         size = SEED_SIZE * 2**i
         with_bottleneck = bottlenecks and i == 1
-        x = up_block(x, channels, f"up{size}", activate=not with_bottleneck, dtype=d)
+        x = up_block(
+            x,
+            channels,
+            f"up{size}",
+            max_phase_filters=model_cfg.upsample_conv_max_filters,
+            activate=not with_bottleneck,
+            dtype=d,
+        )
         if with_bottleneck:
             x = bottleneck_block(x, channels, f"res{size}", dtype=d)
 
-    x = nearest_up_conv(x, 3, "to_rgb_conv", bias=True, dtype=d)
+    x = nearest_up_conv(
+        x,
+        3,
+        "to_rgb_conv",
+        bias=True,
+        max_phase_filters=model_cfg.upsample_conv_max_filters,
+        dtype=d,
+    )
     image = layers.Activation("tanh", name="image", dtype="float32")(x)
     mu = layers.Identity(name="mu", dtype="float32")(mu)
     log_sigma = layers.Identity(name="log_sigma", dtype="float32")(log_sigma)

@@ -66,7 +66,13 @@ def build_stage2_generator(
         steps -= resampling_steps(joint_size, low_res, "Stage-II low_res")
     for i in range(steps):
         channels = max(1, channels // 2)
-        x = up_block(x, channels, f"up{joint_size * 2 ** (i + 1)}", dtype=d)
+        x = up_block(
+            x,
+            channels,
+            f"up{joint_size * 2 ** (i + 1)}",
+            max_phase_filters=model_cfg.upsample_conv_max_filters,
+            dtype=d,
+        )
     if model_cfg.stage2_output == "lowres_residual":
         image = _lowres_residual(x, stage1_image, model_cfg.stage2_lowres_residual_dim, d)
     elif model_cfg.stage2_output == "residual":
