@@ -16,7 +16,8 @@ paper's RGB conv 1,183 -> 302 (128 -> 3, Stage-I, batch 64) and Stage-II's block
 64 -> 32 at 4 px); but with 128 or more out it lost or won by the map size: 1,338 -> 1,910
 (256 -> 128, 16 px in), 1,370 -> 1,009 (the same at 32 px), 1,277 -> 1,736 (512 -> 256), 1,851
 -> 7,325 (1,024 -> 512 at 4 px). So `blocks.nearest_up_conv` uses it up to
-`model.upsample_conv_max_filters` (64) output channels and the two layers above; the demo's Stage-I iteration is 1.33x faster.
+`model.upsample_conv_max_filters` (64) output channels and the two layers above; the demo's
+Stage-I iteration is 1.2-1.34x faster (three runs; README, "Benchmarks").
 
 How: output row 2i + a of the upsampled conv reads upsampled rows 2i + a - 1 .. 2i + a + 1,
 which are input rows (i - 1, i, i) for a = 0 and (i, i, i + 1) for a = 1. So each of the four
