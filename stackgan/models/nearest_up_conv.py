@@ -8,16 +8,14 @@ channels come out (every generator's last conv has 3): such a conv runs far belo
 rate, and the upsampled map and its gradient hold 4x the input. One conv with 4x the output
 channels on the input's grid does the same multiply-adds at a better rate. Not where many
 come out: its kernel, and the kernel's gradient, are then 4x as large as the upsampled
-activations are. `bench/bench_nearest_up_conv.py` on the 2-core AMD EPYC (float32, forward
-and both gradients, ms two layers -> this): the demo's Stage-I blocks 5.9 -> 3.4 (32 -> 16
-channels, 8 px in), 8.1 -> 4.0 (16 -> 8) and its RGB conv 20.8 -> 7.4 (8 -> 3, 64 px out); the
-paper's RGB conv 1,183 -> 302 (128 -> 3, Stage-I, batch 64) and Stage-II's blocks 2,069 -> 1,305
-(128 -> 64 out) and 2,651 -> 1,558 (64 -> 32); the demo's first block about even (3.5 / 3.9,
-64 -> 32 at 4 px); but with 128 or more out it lost or won by the map size: 1,338 -> 1,910
-(256 -> 128, 16 px in), 1,370 -> 1,009 (the same at 32 px), 1,277 -> 1,736 (512 -> 256), 1,851
--> 7,325 (1,024 -> 512 at 4 px). So `blocks.nearest_up_conv` uses it up to
+activations are. Measured by `bench/bench_nearest_up_conv.py` (figures in the README,
+"Benchmarks"; 2-core AMD EPYC, float32, forward and both gradients): the RGB convs 3.3x (the
+demo's, 8 -> 3 channels) and 4.8x (the paper's, 128 -> 3) faster, the demo's other up-blocks
+1.05-2.6x and the paper's last two Stage-II ones 1.7x; slower for the demo's first block; and
+slower with 128 or more channels out on maps of 16 px or less (down to 0.21x for the paper's
+1,024 -> 512 at 4 px). So `blocks.nearest_up_conv` uses it up to
 `model.upsample_conv_max_filters` (64) output channels and the two layers above; the demo's
-Stage-I iteration is 1.2-1.34x faster (three runs; README, "Benchmarks").
+Stage-I iteration is 1.2-1.34x faster (three runs).
 
 How: output row 2i + a of the upsampled conv reads upsampled rows 2i + a - 1 .. 2i + a + 1,
 which are input rows (i - 1, i, i) for a = 0 and (i, i, i + 1) for a = 1. So each of the four
