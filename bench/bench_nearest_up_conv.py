@@ -108,7 +108,8 @@ def bench_layers(repeats: int) -> None:
     for what, batch, size, cin, cout in LAYERS:
         x, forms = layer_pair(batch, size, cin, cout)
         a, b = (f(x) for f in forms.values())
-        for name, u, v in zip(("output", "input gradient", "kernel gradient"), a[::-1], b[::-1]):
+        # each form returns [input gradient, kernel gradient, output]
+        for name, u, v in zip(("input gradient", "kernel gradient", "output"), a, b):
             scale = float(np.abs(u).max()) or 1.0
             if float(np.abs(u - v).max()) > 1e-4 * scale:
                 raise SystemExit(f"{what}: the two forms' {name}s differ")
