@@ -77,9 +77,8 @@ class NearestUpConv2D(keras.layers.Layer):
         return x
 
     def compute_output_shape(self, input_shape):
-        batch, height, width, _ = input_shape
-        double = lambda n: None if n is None else 2 * n  # noqa: E731
-        return (batch, double(height), double(width), self.filters)
+        batch, *sides, _ = input_shape
+        return (batch, *(None if n is None else 2 * n for n in sides), self.filters)
 
     def get_config(self):
         return {
