@@ -5,8 +5,9 @@ a list of {"config": Config JSON, "stage", "examples" (an Examples directory), "
 "stage1_model_path" (Stage-II)}. Each stage is restored from the latest checkpoint and trained to
 the end without interruption, as the trainer component does (stackgan.training.runner).
 
-Run it with TF_DETERMINISTIC_OPS=1, as the runs it is compared with: the training input
-pipeline may otherwise reorder its parallel stages, and the trajectory with them.
+Run it with TF_DETERMINISTIC_OPS=1 and TF_NUM_INTRAOP_THREADS=1, as the runs it is compared
+with: the training input pipeline may otherwise reorder its parallel stages, and a kernel's
+reductions may be split across a number of threads that depends on scheduling.
 """
 
 from __future__ import annotations

@@ -453,8 +453,11 @@ KILL_SETTINGS = ("train.max_steps=40", "train.sample_every_steps=1000", "train.l
 
 
 # Deterministic ops: the training input pipeline reorders its parallel stages otherwise, and a
-# resumed stage could not be compared with its replay weight for weight
-DETERMINISTIC = {**os.environ, "TF_DETERMINISTIC_OPS": "1"}
+# resumed stage could not be compared with its replay weight for weight. One intra-op thread:
+# oneDNN splits a kernel's reductions by the threads it gets, and it gets one when the kernel runs
+# on a thread of the intra-op pool, all of them otherwise, which depends on scheduling. CI once
+# saw a resumed Stage-I differ from its replay by 1 ulp in 29 % of a kernel (7e-9) that way.
+DETERMINISTIC = {**os.environ, "TF_DETERMINISTIC_OPS": "1", "TF_NUM_INTRAOP_THREADS": "1"}
 
 
 def _lr(step: int) -> float:
