@@ -310,6 +310,45 @@ def test_nearest_up_conv_is_upsampling_then_conv_with_the_same_kernel(dtype, tol
     assert (restored.filters, restored.use_bias) == (6, True)
 
 
+@pytest.mark.parametrize("dtype, tolerance", [("float32", 1e-6), ("mixed_bfloat16", 1e-2)])
+def test_pointwise_conv_is_the_1x1_conv_it_replaces(dtype, tolerance):
+    """PointwiseConv2D must compute what Conv2D(f, 1) computes with the same weights and dtype
+    policy, in the output and in both gradients (a transposed or scaled kernel gives errors of
+    the order of the values; bf16 results differ by a rounding or two, 0.4 % each); it takes a
+    Conv2D's config and weights, and refuses any other kernel."""
+    import keras
+    import tensorflow as tf
+
+    from stackgan.models.pointwise_conv import PointwiseConv2D
+
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(size=(3, 5, 7, 4)), tf.float32)
+    conv = keras.layers.Conv2D(6, 1, use_bias=True, dtype=dtype)
+    conv.build(x.shape)
+    conv.kernel.assign(rng.normal(size=(1, 1, 4, 6)))
+    conv.bias.assign(rng.normal(size=6))
+    ours = PointwiseConv2D.from_config(conv.get_config())
+    ours.build(x.shape)
+    ours.set_weights(conv.get_weights())
+    upstream = tf.constant(rng.normal(size=(3, 5, 7, 6)), tf.float32)  # differs per pixel
+
+    def run(layer):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = tf.cast(layer(x), tf.float32)
+            loss = tf.reduce_sum(y * upstream)
+        return [y, *tape.gradient(loss, [x, layer.kernel, layer.bias])]
+
+    for name, a, b in zip(("output", "input", "kernel", "bias"), run(ours), run(conv)):
+        error = float(np.abs(np.asarray(a, np.float32) - b).max()) / float(np.abs(b).max())
+        assert error < tolerance, (name, error)
+    assert [w.path.split("/")[-1] for w in ours.weights] == ["kernel", "bias"]
+    with pytest.raises(ValueError, match="1x1, stride-1"):
+        PointwiseConv2D(6, 3, name="wide")(x)
+    with pytest.raises(ValueError, match="strides"):
+        PointwiseConv2D(6, 1, strides=2, name="strided")(x)
+
+
 def test_both_ways_of_upsampling_build_the_same_generators(models, tiny_config):
     """`model.upsample_conv_max_filters` changes how the generators compute, not what: with the
     same weights (same names, same order) both builds give the same images."""

@@ -15,6 +15,7 @@ from keras import layers
 
 from stackgan.models.batch_norm import FreezableBatchNorm
 from stackgan.models.nearest_up_conv import NearestUpConv2D
+from stackgan.models.pointwise_conv import PointwiseConv2D
 
 LEAKY_SLOPE = 0.2
 
@@ -47,7 +48,9 @@ def conv(
     dtype=None,
     padding: str = "same",
 ):
-    return layers.Conv2D(
+    # a 1x1 stride-1 conv runs as a matmul over the channels (pointwise_conv.py: the same layer)
+    layer = PointwiseConv2D if kernel == 1 and stride == 1 else layers.Conv2D
+    return layer(
         filters,
         kernel,
         strides=stride,

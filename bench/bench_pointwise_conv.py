@@ -1,0 +1,180 @@
+"""1x1 stride-1 convolutions as a matmul over the channels (`PointwiseConv2D`) against Keras'
+`Conv2D` with the same weights, in one run on one machine.
+
+    .venv/bin/python bench/bench_pointwise_conv.py                          # layers + demo Stage-II
+    .venv/bin/python bench/bench_pointwise_conv.py --profile paper --stage 2 --batch 16
+
+1. Every 1x1 conv of the demo and paper profiles' networks (found by building them), forward
+   and backward (input and kernel gradients) as a train step runs them, at each profile's batch
+   for that stage: milliseconds per call of both forms, best of `--repeats`, and their ratio.
+   First it checks that both give the same output and gradients.
+2. Whole training iterations of `--profile` (default demo, Stage-II at its batch): the networks
+   as the profile builds them, and built with Keras' `Conv2D` in place of every
+   `PointwiseConv2D`, timed in alternating rounds so both see the same machine load; best and
+   median s/iteration and the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import statistics
+import time
+from unittest import mock
+
+from bench_train_step import _build, _hardware, add_setting_arguments, make_batch, settings
+
+BUILDERS = ("stage1_generator", "stage1_discriminator", "stage2_generator", "stage2_discriminator")
+
+
+def _parse_args():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_setting_arguments(p)
+    p.set_defaults(profile="demo")
+    p.add_argument("--repeats", type=int, default=10, help="timed calls per layer and form")
+    p.add_argument("--rounds", type=int, default=6, help="alternating rounds of whole steps")
+    p.add_argument("--steps", type=int, default=10, help="iterations per round")
+    p.add_argument("--skip-layers", action="store_true", help="only the whole iterations")
+    return p.parse_args()
+
+
+def pointwise_layers(cfg) -> list[tuple[str, int, tuple, int]]:
+    """(what, batch, input shape [H, W, C], filters) of every distinct 1x1 conv of a profile."""
+    from stackgan import models
+    from stackgan.models.pointwise_conv import PointwiseConv2D
+
+    m, low, high = cfg.model, cfg.data.low_res, cfg.data.high_res
+    found = {}
+    for builder in BUILDERS:
+        size = high if builder == "stage2_discriminator" else low
+        batch = (
+            cfg.train.batch_size if builder.startswith("stage1") else cfg.train.stage2_batch_size
+        )
+        network = getattr(models, f"build_{builder}")(m, size)
+        for layer in network.layers:
+            if isinstance(layer, PointwiseConv2D):
+                shape = tuple(layer.input.shape[1:])
+                key = (batch or cfg.train.batch_size, shape, layer.filters)
+                found.setdefault(key, f"{cfg.profile} {builder} {layer.name}")
+    return [(what, *key) for key, what in found.items()]
+
+
+def layer_pair(batch: int, shape: tuple, filters: int):
+    """(input, {form: fn(x) -> [dx, dkernel, y]}) for one layer shape, one shared kernel."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from stackgan.models.pointwise_conv import PointwiseConv2D
+
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(size=(batch, *shape)), tf.float32)
+    conv = keras.layers.Conv2D(filters, 1, use_bias=False)
+    ours = PointwiseConv2D(filters, 1, use_bias=False)
+    for layer in (conv, ours):
+        layer.build(x.shape)
+    ours.kernel.assign(conv.kernel)
+
+    def grads(layer):
+        def run(x):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                y = layer(x)
+                loss = tf.reduce_sum(y * y)
+            return [*tape.gradient(loss, [x, layer.kernel]), y]
+
+        return tf.function(run)
+
+    return x, {"Conv2D": grads(conv), "matmul": grads(ours)}
+
+
+def best_ms(fn, x, repeats: int) -> float:
+    fn(x)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn(x)[0].numpy()
+        times.append(time.perf_counter() - start)
+    return 1000 * min(times)
+
+
+def bench_layers(repeats: int) -> None:
+    import numpy as np
+
+    from stackgan import config as config_lib
+
+    print(f"{'layer':48s} batch  input           filters   Conv2D      matmul    ratio")
+    for profile in ("demo", "paper"):
+        for what, batch, shape, filters in pointwise_layers(config_lib.get_profile(profile)):
+            x, forms = layer_pair(batch, shape, filters)
+            a, b = (f(x) for f in forms.values())
+            for name, u, v in zip(("input gradient", "kernel gradient", "output"), a, b):
+                scale = float(np.abs(u).max()) or 1.0
+                if float(np.abs(u - v).max()) > 1e-4 * scale:
+                    raise SystemExit(f"{what}: the two forms' {name}s differ")
+            times = [best_ms(f, x, repeats) for f in forms.values()]
+            print(
+                f"{what:48s} {batch:5d}  {'x'.join(map(str, shape)):14s} {filters:7d}"
+                f"  {times[0]:8.1f} ms {times[1]:8.1f} ms  {times[0] / times[1]:5.2f}"
+            )
+
+
+def bench_steps(cfg, stage: int, batch_size: int, rounds: int, steps: int) -> None:
+    import keras
+    import tensorflow as tf
+
+    runs = {}
+    for form in ("matmul", "Conv2D"):
+        with contextlib.ExitStack() as patches:
+            if form == "Conv2D":  # the modules that build with PointwiseConv2D get Keras' layer
+                for module in ("blocks", "stage2"):
+                    target = f"stackgan.models.{module}.PointwiseConv2D"
+                    patches.enter_context(mock.patch(target, keras.layers.Conv2D))
+            gan, size = _build(cfg, stage)
+        layers = [
+            type(layer).__name__
+            for net in (gan.generator, gan.discriminator)
+            for layer in net.layers
+        ]
+        assert ("PointwiseConv2D" in layers) == (form == "matmul"), form
+        step = tf.function(gan.train_step)
+        batch = make_batch(cfg, size, batch_size)
+        for _ in range(2):
+            float(step(batch)["d_loss"])
+        runs[form] = (step, batch, [])
+    for _ in range(rounds):
+        for step, batch, times in runs.values():
+            for _ in range(steps):
+                start = time.perf_counter()
+                float(step(batch)["d_loss"])
+                times.append(time.perf_counter() - start)
+    (_, _, ours), (_, _, conv) = runs.values()
+    print(f"\n{cfg.profile} Stage-{'I' * stage} iteration, batch {batch_size}, float32:")
+    for form, times in (("1x1 convs as Conv2D", conv), ("1x1 convs as matmuls", ours)):
+        print(
+            f"  {form:22s} best {min(times):.4f} s  median {statistics.median(times):.4f} s"
+            f"  ({len(times)} iterations)"
+        )
+    print(
+        f"  ratio Conv2D / matmul: best {min(conv) / min(ours):.2f}x, "
+        f"median {statistics.median(conv) / statistics.median(ours):.2f}x"
+    )
+
+
+def main():
+    args = _parse_args()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from stackgan import config as config_lib
+
+    print(f"hardware: {_hardware()}; load average {os.getloadavg()[0]:.1f}")
+    if not args.skip_layers:
+        bench_layers(args.repeats)
+    cfg = config_lib.get_profile(args.profile)
+    default_batch = cfg.train.stage2_batch_size or cfg.train.batch_size
+    for stage, batch_size in settings(args.stage or [2], args.batch or [default_batch]):
+        bench_steps(cfg, stage, batch_size, args.rounds, args.steps)
+
+
+if __name__ == "__main__":
+    main()
