@@ -18,9 +18,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
 
+import ab_timing
 from bench_train_step import _build, _hardware, add_setting_arguments, make_batch, settings
 
 # (what, batch, input size, input channels, output channels) of the generators' upsampling convs
@@ -46,10 +45,7 @@ def _parse_args():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_setting_arguments(p)
     p.set_defaults(profile="demo")
-    p.add_argument("--repeats", type=int, default=10, help="timed calls per layer and form")
-    p.add_argument("--rounds", type=int, default=6, help="alternating rounds of whole steps")
-    p.add_argument("--steps", type=int, default=10, help="iterations per round")
-    p.add_argument("--skip-layers", action="store_true", help="only the whole iterations")
+    ab_timing.add_ab_arguments(p)
     p.add_argument("--threads", type=int, default=0, help="TF threads (0 = TF default)")
     return p.parse_args()
 
@@ -73,48 +69,24 @@ def layer_pair(batch: int, size: int, cin: int, cout: int):
     two.build(x.shape)
     two.layers[1].kernel.assign(phased.kernel)
 
-    def grads(layer, kernel):
-        def run(x):
-            with tf.GradientTape() as tape:
-                tape.watch(x)
-                y = layer(x)
-                loss = tf.reduce_sum(y * y)
-            return tape.gradient(loss, [x, kernel]) + [y]
-
-        return tf.function(run)
-
     return x, {
-        "two layers": grads(two, two.layers[1].kernel),
-        "at input res": grads(phased, phased.kernel),
+        "two layers": ab_timing.grads_fn(two, two.layers[1].kernel),
+        "at input res": ab_timing.grads_fn(phased, phased.kernel),
     }
 
 
-def best_ms(fn, x, repeats: int) -> float:
-    fn(x)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn(x)[0].numpy()
-        times.append(time.perf_counter() - start)
-    return 1000 * min(times)
-
-
 def bench_layers(repeats: int) -> None:
-    import numpy as np
-
     print(
         "layer                        batch  in px  C_in -> C_out   two layers  at input res  ratio"
     )
     for what, batch, size, cin, cout in LAYERS:
         x, forms = layer_pair(batch, size, cin, cout)
-        a, b = (f(x) for f in forms.values())
-        # each form returns [input gradient, kernel gradient, output]
-        for name, u, v in zip(("input gradient", "kernel gradient", "output"), a, b):
-            scale = float(np.abs(u).max()) or 1.0
-            if float(np.abs(u - v).max()) > 1e-4 * scale:
-                raise SystemExit(f"{what}: the two forms' {name}s differ")
+        ab_timing.check_same(what, forms, x)
         big = batch * size * size * cin * cout > 2e8
-        times = [best_ms(f, x, max(2, repeats // 4) if big else repeats) for f in forms.values()]
+        times = [
+            ab_timing.best_ms(f, x, max(2, repeats // 4) if big else repeats)
+            for f in forms.values()
+        ]
         print(
             f"{what:28s} {batch:5d} {size:6d}  {cin:4d} -> {cout:4d}  {times[0]:9.1f} ms"
             f"  {times[1]:9.1f} ms  {times[0] / times[1]:5.2f}"
@@ -128,27 +100,12 @@ def bench_steps(cfg, stage: int, batch_size: int, rounds: int, steps: int) -> No
     default = cfg.model.upsample_conv_max_filters
     for form, max_filters in (("now", default), ("two layers", 0)):
         gan, size = _build(cfg.replace(model={"upsample_conv_max_filters": max_filters}), stage)
-        step = tf.function(gan.train_step)
-        batch = make_batch(cfg, size, batch_size)
-        for _ in range(2):
-            float(step(batch)["d_loss"])
-        runs[form] = (step, batch, [])
-    for _ in range(rounds):
-        for step, batch, times in runs.values():
-            for _ in range(steps):
-                start = time.perf_counter()
-                float(step(batch)["d_loss"])
-                times.append(time.perf_counter() - start)
-    (_, _, now), (_, _, two) = runs.values()
-    print(f"\n{cfg.profile} Stage-{'I' * stage} iteration, batch {batch_size}, float32:")
-    for form, times in (("two layers", two), (f"at input res up to {default} out", now)):
-        print(
-            f"  {form:28s} best {min(times):.4f} s  median {statistics.median(times):.4f} s"
-            f"  ({len(times)} iterations)"
-        )
-    print(
-        f"  ratio two layers / now: best {min(two) / min(now):.2f}x, "
-        f"median {statistics.median(two) / statistics.median(now):.2f}x"
+        runs[form] = (tf.function(gan.train_step), make_batch(cfg, size, batch_size))
+    times = ab_timing.alternate_steps(runs, rounds, steps)
+    ab_timing.print_iterations(
+        f"{cfg.profile} Stage-{'I' * stage} iteration, batch {batch_size}, float32",
+        ("two layers", times["two layers"]),
+        (f"at input res up to {default} out", times["now"]),
     )
 
 

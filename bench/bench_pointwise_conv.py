@@ -19,10 +19,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import statistics
-import time
 from unittest import mock
 
+import ab_timing
 from bench_train_step import _build, _hardware, add_setting_arguments, make_batch, settings
 
 BUILDERS = ("stage1_generator", "stage1_discriminator", "stage2_generator", "stage2_discriminator")
@@ -32,10 +31,7 @@ def _parse_args():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_setting_arguments(p)
     p.set_defaults(profile="demo")
-    p.add_argument("--repeats", type=int, default=10, help="timed calls per layer and form")
-    p.add_argument("--rounds", type=int, default=6, help="alternating rounds of whole steps")
-    p.add_argument("--steps", type=int, default=10, help="iterations per round")
-    p.add_argument("--skip-layers", action="store_true", help="only the whole iterations")
+    ab_timing.add_ab_arguments(p)
     return p.parse_args()
 
 
@@ -76,44 +72,21 @@ def layer_pair(batch: int, shape: tuple, filters: int):
         layer.build(x.shape)
     ours.kernel.assign(conv.kernel)
 
-    def grads(layer):
-        def run(x):
-            with tf.GradientTape() as tape:
-                tape.watch(x)
-                y = layer(x)
-                loss = tf.reduce_sum(y * y)
-            return [*tape.gradient(loss, [x, layer.kernel]), y]
-
-        return tf.function(run)
-
-    return x, {"Conv2D": grads(conv), "matmul": grads(ours)}
-
-
-def best_ms(fn, x, repeats: int) -> float:
-    fn(x)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn(x)[0].numpy()
-        times.append(time.perf_counter() - start)
-    return 1000 * min(times)
+    return x, {
+        "Conv2D": ab_timing.grads_fn(conv, conv.kernel),
+        "matmul": ab_timing.grads_fn(ours, ours.kernel),
+    }
 
 
 def bench_layers(repeats: int) -> None:
-    import numpy as np
-
     from stackgan import config as config_lib
 
     print(f"{'layer':48s} batch  input           filters   Conv2D      matmul    ratio")
     for profile in ("demo", "paper"):
         for what, batch, shape, filters in pointwise_layers(config_lib.get_profile(profile)):
             x, forms = layer_pair(batch, shape, filters)
-            a, b = (f(x) for f in forms.values())
-            for name, u, v in zip(("input gradient", "kernel gradient", "output"), a, b):
-                scale = float(np.abs(u).max()) or 1.0
-                if float(np.abs(u - v).max()) > 1e-4 * scale:
-                    raise SystemExit(f"{what}: the two forms' {name}s differ")
-            times = [best_ms(f, x, repeats) for f in forms.values()]
+            ab_timing.check_same(what, forms, x)
+            times = [ab_timing.best_ms(f, x, repeats) for f in forms.values()]
             print(
                 f"{what:48s} {batch:5d}  {'x'.join(map(str, shape)):14s} {filters:7d}"
                 f"  {times[0]:8.1f} ms {times[1]:8.1f} ms  {times[0] / times[1]:5.2f}"
@@ -138,27 +111,12 @@ def bench_steps(cfg, stage: int, batch_size: int, rounds: int, steps: int) -> No
             for layer in net.layers
         ]
         assert ("PointwiseConv2D" in layers) == (form == "matmul"), form
-        step = tf.function(gan.train_step)
-        batch = make_batch(cfg, size, batch_size)
-        for _ in range(2):
-            float(step(batch)["d_loss"])
-        runs[form] = (step, batch, [])
-    for _ in range(rounds):
-        for step, batch, times in runs.values():
-            for _ in range(steps):
-                start = time.perf_counter()
-                float(step(batch)["d_loss"])
-                times.append(time.perf_counter() - start)
-    (_, _, ours), (_, _, conv) = runs.values()
-    print(f"\n{cfg.profile} Stage-{'I' * stage} iteration, batch {batch_size}, float32:")
-    for form, times in (("1x1 convs as Conv2D", conv), ("1x1 convs as matmuls", ours)):
-        print(
-            f"  {form:22s} best {min(times):.4f} s  median {statistics.median(times):.4f} s"
-            f"  ({len(times)} iterations)"
-        )
-    print(
-        f"  ratio Conv2D / matmul: best {min(conv) / min(ours):.2f}x, "
-        f"median {statistics.median(conv) / statistics.median(ours):.2f}x"
+        runs[form] = (tf.function(gan.train_step), make_batch(cfg, size, batch_size))
+    times = ab_timing.alternate_steps(runs, rounds, steps)
+    ab_timing.print_iterations(
+        f"{cfg.profile} Stage-{'I' * stage} iteration, batch {batch_size}, float32",
+        ("1x1 convs as Conv2D", times["Conv2D"]),
+        ("1x1 convs as matmuls", times["matmul"]),
     )
 
 
