@@ -39,19 +39,18 @@ def pointwise_layers(cfg) -> list[tuple[str, int, tuple, int]]:
     """(what, batch, input shape [H, W, C], filters) of every distinct 1x1 conv of a profile."""
     from stackgan import models
     from stackgan.models.pointwise_conv import PointwiseConv2D
+    from stackgan.stages import get_stage
 
     m, low, high = cfg.model, cfg.data.low_res, cfg.data.high_res
     found = {}
     for builder in BUILDERS:
         size = high if builder == "stage2_discriminator" else low
-        batch = (
-            cfg.train.batch_size if builder.startswith("stage1") else cfg.train.stage2_batch_size
-        )
+        batch = get_stage(1 if builder.startswith("stage1") else 2).batch_size(cfg.train)
         network = getattr(models, f"build_{builder}")(m, size)
         for layer in network.layers:
             if isinstance(layer, PointwiseConv2D):
                 shape = tuple(layer.input.shape[1:])
-                key = (batch or cfg.train.batch_size, shape, layer.filters)
+                key = (batch, shape, layer.filters)
                 found.setdefault(key, f"{cfg.profile} {builder} {layer.name}")
     return [(what, *key) for key, what in found.items()]
 
@@ -100,10 +99,9 @@ def bench_steps(cfg, stage: int, batch_size: int, rounds: int, steps: int) -> No
     runs = {}
     for form in ("matmul", "Conv2D"):
         with contextlib.ExitStack() as patches:
-            if form == "Conv2D":  # the modules that build with PointwiseConv2D get Keras' layer
-                for module in ("blocks", "stage2"):
-                    target = f"stackgan.models.{module}.PointwiseConv2D"
-                    patches.enter_context(mock.patch(target, keras.layers.Conv2D))
+            if form == "Conv2D":  # blocks.conv, which builds every 1x1 conv, gets Keras' layer
+                target = "stackgan.models.blocks.PointwiseConv2D"
+                patches.enter_context(mock.patch(target, keras.layers.Conv2D))
             gan, size = _build(cfg, stage)
         layers = [
             type(layer).__name__
@@ -128,8 +126,10 @@ def main():
     print(f"hardware: {_hardware()}; load average {os.getloadavg()[0]:.1f}")
     if not args.skip_layers:
         bench_layers(args.repeats)
+    from stackgan.stages import get_stage
+
     cfg = config_lib.get_profile(args.profile)
-    default_batch = cfg.train.stage2_batch_size or cfg.train.batch_size
+    default_batch = get_stage(2).batch_size(cfg.train)
     for stage, batch_size in settings(args.stage or [2], args.batch or [default_batch]):
         bench_steps(cfg, stage, batch_size, args.rounds, args.steps)
 

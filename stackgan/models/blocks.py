@@ -47,6 +47,7 @@ def conv(
     bias: bool,
     dtype=None,
     padding: str = "same",
+    initializer=None,
 ):
     # a 1x1 stride-1 conv runs as a matmul over the channels (pointwise_conv.py: the same layer)
     layer = PointwiseConv2D if kernel == 1 and stride == 1 else layers.Conv2D
@@ -56,7 +57,7 @@ def conv(
         strides=stride,
         padding=padding,
         use_bias=bias,
-        kernel_initializer=weight_init(),
+        kernel_initializer=initializer or weight_init(),
         name=name,
         dtype=dtype,
     )(x)

@@ -25,7 +25,6 @@ from stackgan.models.blocks import (
 )
 from stackgan.models.conditioning import conditioning_augmentation
 from stackgan.models.discriminator_head import conditional_logit, unconditional_logit
-from stackgan.models.pointwise_conv import PointwiseConv2D
 from stackgan.models.refinement import TanhResidual
 
 ENCODER_DOWNSAMPLING = 4  # two stride-2 convs: 64x64 -> Mg = 16x16
@@ -119,9 +118,7 @@ def _lowres_residual(features, stage1_image, width: int, d):
     # steps (edge sharpness 1.55 against 5.2 without them, bench_stage2_variants.py), so the
     # path starts as a pure sharpener of the Stage-I image and lets the text in as it helps.
     x = conv(stage1_image, width, 3, 1, "lowres_conv1", bias=True, dtype=d)
-    text = PointwiseConv2D(
-        width, 1, kernel_initializer="zeros", use_bias=False, name="lowres_text", dtype=d
-    )(features)
+    text = conv(features, width, 1, 1, "lowres_text", bias=False, dtype=d, initializer="zeros")
     x = relu(layers.Add(name="lowres_add", dtype=d)([x, text]), "lowres_relu1", d)
     for i in (2, 3):
         x = relu(conv(x, width, 3, 1, f"lowres_conv{i}", bias=True, dtype=d), f"lowres_relu{i}", d)
