@@ -38,3 +38,22 @@ def synth_root(tmp_path_factory, tiny_config) -> Path:
     root = tmp_path_factory.mktemp("synth") / "data"
     synth.write_dataset(root, tiny_config.synth)
     return root
+
+
+def pytest_collection_modifyitems(config, items):
+    """Modules with the most `slow` tests first, each module's tests kept together in order.
+
+    `scripts/test.sh` runs `pytest -n 2 --dist loadfile --no-loadscope-reorder`: each test
+    file is one unit of work (its module-scoped fixtures, such as the whole-DAG run that
+    test_pipeline_run.py shares, are built once, on one worker), handed to whichever worker is
+    free, in this order. Longest first is what keeps the two workers busy to the end: with the
+    long files last, one worker sat idle for minutes while the other ran them (README, "Test
+    suite"). A sorted() of the modules by their count of slow items (stable: ties keep
+    collection order) is a cheap proxy for their length."""
+    slow_in_module: dict[str, int] = {}
+    for item in items:
+        module = item.nodeid.split("::", 1)[0]
+        slow_in_module.setdefault(module, 0)
+        slow_in_module[module] += item.get_closest_marker("slow") is not None
+    rank = {m: i for i, m in enumerate(sorted(slow_in_module, key=lambda m: -slow_in_module[m]))}
+    items.sort(key=lambda item: rank[item.nodeid.split("::", 1)[0]])
