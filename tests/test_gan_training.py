@@ -322,6 +322,7 @@ def _stage1_with_table_noise(cfg):
 
 # lazy R1 (the demo's): its every-nth-step cond cannot be differentiated by XLA, so under
 # train.xla the penalty is masked instead; two steps, one with the penalty and one without
+@pytest.mark.slow  # XLA compiles both stages' steps: 38-49 s each on the 2-core AMD EPYC
 @pytest.mark.parametrize(
     "train, steps", [({}, 1), ({"r1_gamma": 1.0, "r1_every": 2}, 2)], ids=["paper", "lazy_r1"]
 )
