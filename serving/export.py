@@ -7,8 +7,8 @@ lists them for clients):
   exported, `image_256` uint8[N,S,S,3]. The noise is drawn fresh for every request, so a request
   that carries only its conditioning input works.
 - `seeded`: `embedding`, `seed` int64[] -> the same outputs. The noise z and the Conditioning
-  Augmentation eps are drawn inside with `tf.random.stateless_normal` from `seed`, so the same
-  request always returns the same images.
+  Augmentation eps are drawn inside with `tf.random.stateless_normal` from `seed` (and scaled by
+  `ModelConfig.truncation`), so the same request always returns the same images.
 - `generate_with_noise`: `embedding`, `noise` f32[N,z_dim], `ca_noise` f32[N,ca_dim] (and
   `ca_noise_2` f32[N,ca_dim] for Stage-II) -> the same outputs, for callers that own the noise
   (interpolation, evaluation with fixed noise).
@@ -156,9 +156,11 @@ class _TextToImage:
         seed = tf.ensure_shape(seed, [], name="check_seed_shape")
         seed_check = tf.debugging.assert_non_negative(seed, message="input seed must be >= 0")
         n = tf.shape(embedding)[0]
-        noise = _seeded_normal(seed, NOISE_STREAM, n, self.cfg.z_dim)
-        ca_noise = _seeded_normal(seed, CA_STREAM, n, self.cfg.ca_dim)
-        ca_noise_2 = _seeded_normal(seed, CA2_STREAM, n, self.cfg.ca_dim)
+        # ModelConfig.truncation: N(0, truncation^2) noise, the model's sampling
+        scale = self.cfg.truncation
+        noise = scale * _seeded_normal(seed, NOISE_STREAM, n, self.cfg.z_dim)
+        ca_noise = scale * _seeded_normal(seed, CA_STREAM, n, self.cfg.ca_dim)
+        ca_noise_2 = scale * _seeded_normal(seed, CA2_STREAM, n, self.cfg.ca_dim)
         return self._generate(embedding, noise, ca_noise, ca_noise_2, [seed_check])
 
     def from_noise(self, embedding, noise, ca_noise):

@@ -39,6 +39,7 @@ POSITIVE = {
 AT_MOST_ONE = {
     "synth": ("test_class_fraction",),
     "data": ("max_skipped_fraction",),
+    "model": ("truncation",),
     "train": ("beta_1", "lr_decay_factor", "generator_ema"),
     "classifier": ("holdout_fraction",),
 }

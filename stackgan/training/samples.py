@@ -80,12 +80,16 @@ def fixed_samples(batches: Iterable[dict], config: Config) -> FixedSamples:
     n = len(captions)
     rng = np.random.default_rng(config.train.seed)
     model_cfg = config.model
+
+    def draw(dim):  # the served model's sampling (ModelConfig.truncation)
+        return model_cfg.truncation * rng.standard_normal((n, dim), np.float32)
+
     return FixedSamples(
         captions=captions,
         embedding=np.stack(embeddings),
-        noise=rng.standard_normal((n, model_cfg.z_dim), np.float32),
-        ca_noise=rng.standard_normal((n, model_cfg.ca_dim), np.float32),
-        ca_noise_2=rng.standard_normal((n, model_cfg.ca_dim), np.float32),
+        noise=draw(model_cfg.z_dim),
+        ca_noise=draw(model_cfg.ca_dim),
+        ca_noise_2=draw(model_cfg.ca_dim),
     )
 
 
