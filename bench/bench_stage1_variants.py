@@ -17,7 +17,8 @@ Evaluator's own code, on the captions of both splits:
     .venv/bin/stackgan run --work-dir stackgan-work          # the Quickstart, first
     .venv/bin/python bench/bench_stage1_variants.py --work-dir stackgan-work
 
-GAN runs vary from seed to seed (--seeds 0 1 2 averages over them). A sample sheet per
+Images are sampled as the profile's served model samples them (`model.truncation`; the
+demo's is 0.5, `--set model.truncation=1` samples as the paper does). GAN runs vary from seed to seed (--seeds 0 1 2 averages over them). A sample sheet per
 variant and seed (Stage-I's images of the test captions) goes to --out. Any other variant is one
 `--variant` away; its overrides come after `--steps`, so it may set its own length or batch:
 
@@ -51,7 +52,8 @@ PAPER_STAGE1 = ["train.d_augment=none", "train.r1_gamma=0", "train.r1_every=1"]
 
 
 def stage1_generate_fn(generator, model_cfg):
-    """The Evaluator's `generate_fn` over a Stage-I generator alone: {"image_64": uint8}."""
+    """The Evaluator's `generate_fn` over a Stage-I generator alone: {"image_64": uint8}, with
+    the served model's sampling (noise scaled by `model.truncation`)."""
     import numpy as np
 
     from stackgan.tfrecords.pixels import to_uint8
@@ -59,8 +61,9 @@ def stage1_generate_fn(generator, model_cfg):
     def generate(embeddings, seed):
         rng = np.random.default_rng(seed)
         n = len(embeddings)
-        noise = rng.standard_normal((n, model_cfg.z_dim)).astype(np.float32)
-        ca_noise = rng.standard_normal((n, model_cfg.ca_dim)).astype(np.float32)
+        scale = model_cfg.truncation
+        noise = scale * rng.standard_normal((n, model_cfg.z_dim)).astype(np.float32)
+        ca_noise = scale * rng.standard_normal((n, model_cfg.ca_dim)).astype(np.float32)
         image, _, _ = generator([embeddings, noise, ca_noise], training=False)
         return {"image_64": np.asarray(to_uint8(image))}
 
