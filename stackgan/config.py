@@ -391,10 +391,10 @@ def demo() -> Config:
             stage2_output="lowres_residual",
             stage2_lowres_residual_dim=32,
             # Noise at half its scale when sampling (README, "Sampling with less noise"): on
-            # three Quickstart runs' Stage-I generators, colour gain +0.145 / +0.148 / +0.151 ->
-            # +0.153 / +0.185 / +0.194 on the training species' captions and +0.100 / +0.112 /
-            # +0.097 -> +0.137 / +0.136 / +0.136 on the unseen species', class top-1 up on all
-            # three; at 0 every image of a caption would be the same.
+            # four Quickstart runs' Stage-I generators (bench_truncation.py), colour gain up on
+            # all four on both splits (training species' captions +0.131-0.151 -> +0.153-0.194,
+            # unseen species' +0.095-0.112 -> +0.106-0.137), class top-1 up on all four; at 0
+            # every image of a caption would be the same.
             truncation=0.5,
             # Stage-II trains on the Stage-I images it is served (measured 13-18 levels apart
             # with batch statistics)
