@@ -19,8 +19,9 @@ Evaluator's own code, on the captions of both splits:
 
 Images are sampled as the profile's served model samples them (`model.truncation`; the
 demo's is 0.5, `--set model.truncation=1` samples as the paper does). GAN runs vary from seed
-to seed (--seeds 0 1 2 averages over them). A sample sheet per variant and seed (Stage-I's images of the test captions) goes to --out. Any other variant is one
-`--variant` away; its overrides come after `--steps`, so it may set its own length or batch:
+to seed (--seeds 0 1 2 averages over them). A sample sheet per variant and seed (Stage-I's
+images of the test captions) goes to --out. Any other variant is one `--variant` away; its
+overrides come after `--steps`, so it may set its own length or batch:
 
     .venv/bin/python bench/bench_stage1_variants.py --work-dir stackgan-work --variants \
         --variant "batch 8, 1.5x steps=train.batch_size=8,train.max_steps=3600"
