@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import collections
 import os
 from pathlib import Path
 
@@ -50,10 +51,8 @@ def pytest_collection_modifyitems(config, items):
     long files last, one worker sat idle for minutes while the other ran them (README, "Test
     suite"). A sorted() of the modules by their count of slow items (stable: ties keep
     collection order) is a cheap proxy for their length."""
-    slow_in_module: dict[str, int] = {}
+    slow_in_module = collections.Counter()
     for item in items:
-        module = item.nodeid.split("::", 1)[0]
-        slow_in_module.setdefault(module, 0)
-        slow_in_module[module] += item.get_closest_marker("slow") is not None
+        slow_in_module[item.path] += item.get_closest_marker("slow") is not None
     rank = {m: i for i, m in enumerate(sorted(slow_in_module, key=lambda m: -slow_in_module[m]))}
-    items.sort(key=lambda item: rank[item.nodeid.split("::", 1)[0]])
+    items.sort(key=lambda item: rank[item.path])
