@@ -10,6 +10,7 @@ from tfx.orchestration import metadata
 
 from stackgan.pipeline import layout
 from stackgan.pipeline.text_path import EMBEDDINGS_PICKLE
+from stackgan.serving import signatures
 
 _DONE = (mlmd.proto.Execution.COMPLETE, mlmd.proto.Execution.CACHED)
 _PIPELINE_RUN = "pipeline_run"  # TFX's context type of one run of a sync pipeline
@@ -106,6 +107,8 @@ def score_lines(metrics: dict) -> list[str]:
             f" FID {row['fid']:.2f}"
         )
         lines += _colour_line(row.get("colour"))
+        if row["images"] == "generated":
+            lines += _sampling_line(metrics.get("sampling"))
     refinement = metrics.get("refinement")
     if refinement:
         lines.append(
@@ -122,6 +125,13 @@ def score_lines(metrics: dict) -> list[str]:
         top1 = baseline["table"][0]["top1_accuracy"]
         lines.append(f"      baseline: {baseline['model']} (generated top-1 {top1:.3f} now)")
     return lines
+
+
+def _sampling_line(sampling: dict | None) -> list[str]:
+    """The noise the generated images were drawn with (absent from metrics of older runs)."""
+    if not sampling:
+        return []
+    return [f"{'':>24}sampled at {signatures.describe_sampling(sampling['truncation'])}"]
 
 
 def _colour_line(colour: dict | None) -> list[str]:

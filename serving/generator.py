@@ -7,6 +7,8 @@ TensorFlow: no project code runs inside the SavedModel.
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -50,6 +52,9 @@ class Generator:
         self.ca_dim = int(noise_inputs["ca_noise"].shape[-1])
         self.noise_inputs = tuple(sorted(noise_inputs))
         self.outputs = tuple(sorted(self._seeded.structured_outputs))
+        # the noise scale of `generate` and the text signatures (ModelConfig.truncation; 1 = the
+        # paper's); None for exports written before the export recorded it
+        self.truncation: float | None = _sampling(self.path).get("truncation")
 
     @property
     def has_text_signature(self) -> bool:
@@ -119,6 +124,20 @@ class Generator:
         if not np.isfinite(array).all():
             raise ValueError(f"input {name!r} contains NaN or infinite values")
         return tf.constant(array)
+
+
+def _sampling(path: str) -> dict:
+    info = os.path.join(path, signatures.SAMPLING_FILE)
+    if not tf.io.gfile.exists(info):
+        return {}
+    with tf.io.gfile.GFile(info) as f:
+        try:
+            sampling = json.loads(f.read())
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{info}: not valid JSON ({e})") from e
+    if not isinstance(sampling, dict):
+        raise ValueError(f'{info}: expected a JSON object such as {{"truncation": 0.5}}')
+    return sampling
 
 
 def _fresh_and_seeded(found, fresh_name: str, seeded_name: str):

@@ -10,7 +10,9 @@ run before a request leaves Python.
 | `text` | `caption` | drawn fresh for every request |
 | `text_seeded` | `caption`, `seed` | from the seed |
 
-The text signatures exist only when the export includes a text encoder.
+The text signatures exist only when the export includes a text encoder. Beside them,
+`assets.extra/generator.json` (`SAMPLING_FILE`) records how the signatures that draw their own
+noise sample: {"truncation": psi}, the noise z and the CA eps from N(0, psi^2).
 """
 
 from __future__ import annotations
@@ -18,6 +20,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import numpy as np
+
+# where SavedModel tools expect extra files (as the classifier's info)
+SAMPLING_FILE = "assets.extra/generator.json"
+
 
 DEFAULT = "serving_default"
 SEEDED = "seeded"
@@ -141,3 +147,10 @@ def _kind_name(array: np.ndarray) -> str:
     if array.dtype.kind == "O" and array.size:
         return type(array.flat[0]).__name__
     return {"b": "bool", "f": "float", "U": "str", "S": "bytes"}.get(array.dtype.kind, "mixed")
+
+
+def describe_sampling(truncation: float | None) -> str:
+    """How a generator's own noise is drawn, for reports: "truncation 0.5 (the paper: 1)"."""
+    if truncation is None:
+        return "truncation not recorded (an export from before it was)"
+    return f"truncation {truncation:g} ({'the paper' if truncation == 1 else 'the paper: 1'})"

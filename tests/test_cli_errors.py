@@ -222,3 +222,15 @@ def test_the_installed_command_exits_2_with_one_line(tmp_path):
         f"stackgan prepare: error: --data {missing}: no such folder; pass the folder that holds"
         " CUB_200_2011/ and birds/"
     ]
+
+
+def test_generate_from_a_saved_model_that_is_not_a_generator_is_named(capsys, tmp_path):
+    import tensorflow as tf
+
+    module = tf.Module()
+    module.f = tf.function(lambda x: {"y": x + 1}, input_signature=[tf.TensorSpec([None])])
+    tf.saved_model.save(module, str(tmp_path / "other"), signatures={"serving_default": module.f})
+    argv = ["generate", "--model", str(tmp_path / "other"), "--caption", "a", "--out", "x.png"]
+    line = _fails(capsys, argv)
+    assert line.startswith(f"stackgan generate: error: {tmp_path / 'other'}")
+    assert "generate_with_noise" in line  # the signature a generator has and this one lacks

@@ -495,7 +495,7 @@ def test_colour_agreement_skips_captions_without_colours_and_scores_the_generate
     assert spread.real.colour.agreement == 1.0 and spread.real.count == 12
 
 
-def test_the_run_summary_prints_each_sets_colour_agreement():
+def test_the_run_summary_prints_each_sets_colour_agreement_and_the_sampling():
     from stackgan.pipeline.results import score_lines
 
     ignores = evaluate(colour_dataset(12, 2, 5), red_generator, classify, CFG, CLASS_IDS)
@@ -510,6 +510,12 @@ def test_the_run_summary_prints_each_sets_colour_agreement():
     )
     assert lines[generated + 1].endswith("; 24 named colours, 0 captions naming none)")
     assert "colour agreement 1.000 (other images' captions 0.182, gain +0.818;" in lines[real + 1]
+    assert real == generated + 2  # metrics of a run from before the sampling was recorded
+
+    # the noise the generated images were drawn with, under their colour agreement
+    lines = score_lines({**metrics, "sampling": {"truncation": 0.5}})
+    assert lines[generated + 2] == f"{'':>24}sampled at truncation 0.5 (the paper: 1)"
+    assert "real (ceiling): top-1" in lines[generated + 3]
 
 
 def _with_colour_gain(result, gain: float):

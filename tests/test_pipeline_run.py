@@ -271,6 +271,7 @@ def _assert_evaluator_metrics(metrics, num_test_images: int):
     assert {"consistency_mad", "detail_gain", "edge_sharpness_gain"} <= set(refinement)
     assert metrics["gate"]["min_class_accuracy_ratio"] == 0.0  # tiny: always blessable
     assert metrics["blessed"] is True
+    assert metrics["sampling"] == {"truncation": 1.0}  # the tiny profile's, read from the export
 
 
 def _assert_grid_shows(grid, images):

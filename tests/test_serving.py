@@ -13,6 +13,7 @@ import re
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,6 +29,7 @@ from stackgan.serving.export import (
     to_uint8,
 )
 from stackgan.serving.generator import load_generator
+from stackgan.serving.signatures import SAMPLING_FILE, describe_sampling
 
 
 @pytest.fixture(scope="module")
@@ -99,9 +101,12 @@ def test_seed_reproduces_images_and_no_seed_draws_fresh_noise(export_dir, tiny_c
 def test_truncation_scales_the_noise_the_signatures_draw(tmp_path, tiny_config, generators):
     """ModelConfig.truncation=0.5: `seeded` equals generate_with_noise fed half of the
     stateless draws, not the draws themselves (the explicit-noise signature takes its noise as
-    it is)."""
+    it is), and the export records the truncation for whoever scores it."""
     cfg = dataclasses.replace(tiny_config.model, truncation=0.5)
-    generator = load_generator(export_generator(str(tmp_path / "export"), cfg, *generators))
+    export_dir = export_generator(str(tmp_path / "export"), cfg, *generators)
+    generator = load_generator(export_dir)
+    assert generator.truncation == 0.5
+    assert describe_sampling(generator.truncation) == "truncation 0.5 (the paper: 1)"
     embedding = tf.random.stateless_normal([3, cfg.embedding_dim], seed=[1, 2])
     seed = 9
     draws = [
@@ -118,6 +123,13 @@ def test_truncation_scales_the_noise_the_signatures_draw(tmp_path, tiny_config, 
         assert _differ(seeded[key], full[key]) > 0.03, key
     with pytest.raises(ValueError, match=r"model\.truncation=1\.5 must be a fraction, at most 1"):
         tiny_config.with_overrides(["model.truncation=1.5"])
+    # an export from before the record loads, its truncation unknown; a broken record is named
+    info = Path(export_dir) / SAMPLING_FILE
+    info.write_text("[0.5]")
+    with pytest.raises(ValueError, match=r"generator\.json: expected a JSON object"):
+        load_generator(export_dir)
+    info.unlink()
+    assert load_generator(export_dir).truncation is None
 
 
 def test_exported_graph_is_the_trained_generators(export_dir, tiny_config, generators):
@@ -596,5 +608,6 @@ def test_generate_command_prints_a_seed_that_draws_the_grid_again(export_dir, tm
     printed = capsys.readouterr().out
     seed = re.search(r"seed (\d+) \(--seed \1 draws them again\)", printed)
     assert seed, printed
+    assert printed.rstrip().endswith("sampled at truncation 1 (the paper)")  # the tiny export's
     assert cli_main([*args, "--seed", seed.group(1), "--out", str(tmp_path / "b.png")]) == 0
     assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()

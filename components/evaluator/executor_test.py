@@ -95,7 +95,15 @@ def inputs(tmp_path_factory):
     )
     generators = {
         "faithful": _export(root, "faithful", 7, cfg, colour_generator(cfg, faithful=True)),
-        "swapped": _export(root, "swapped", 8, cfg, colour_generator(cfg, faithful=False)),
+        # sampled at another noise scale, which its colour (the caption's alone) ignores: the
+        # report says which scale each model was scored at
+        "swapped": _export(
+            root,
+            "swapped",
+            8,
+            cfg.replace(model={"truncation": 0.7}),
+            colour_generator(cfg, faithful=False),
+        ),
         "untrained": _export(
             root,
             "untrained",
@@ -161,6 +169,7 @@ def test_scores_the_generator_and_blesses_it(inputs, faithful_run):
     assert generated["inception_score_mean"] == pytest.approx(2.0, abs=1e-3)
     assert generated["fid"] > 0.1 and real["fid"] > 0.0
     assert metrics["refinement"] is None and metrics["baseline"] is None
+    assert metrics["sampling"] == {"truncation": 1.0}
     assert metrics["gate"] == {
         "min_class_accuracy_ratio": 0.5,
         "required_top1": 0.5,
@@ -187,6 +196,7 @@ def test_scores_the_generator_and_blesses_it(inputs, faithful_run):
     table = (tmp_path / "evaluation" / TABLE_FILE).read_text()
     assert "| generated | 16 | 1.000 (16) |" in table and "| real (ceiling) | 6 |" in table
     assert "Baseline: none" in table and "Blessed: yes." in table
+    assert "Generated images sampled at truncation 1 (the paper): the noise z" in table
     with Image.open(tmp_path / "evaluation" / SHEET_FILE) as image:
         sheet = np.asarray(image.convert("RGB"))
     # 16 samples, 8 per row, 16-px images enlarged to 128, 8 px apart: two rows of 8 cells,
@@ -213,6 +223,7 @@ def test_a_generator_that_draws_the_wrong_class_is_refused_against_the_baseline(
     baseline = metrics["baseline"]
     assert baseline["model"] == inputs["faithful"].uri and baseline["model_id"] == 7
     assert baseline["same_as_candidate"] is False
+    assert (metrics["sampling"]["truncation"], baseline["truncation"]) == (0.7, 1.0)
     # re-scored on the same captions with the same seeds: the faithful run's numbers
     assert baseline["table"] == faithful_run[1]["table"]
     assert baseline["batch_seeds"] == metrics["batch_seeds"] == faithful_run[1]["batch_seeds"]
@@ -251,6 +262,10 @@ def test_a_better_model_than_the_baseline_is_blessed(inputs, tmp_path):
     assert metrics["gate"]["baseline_required_top1"] == pytest.approx(-0.02)
     assert metrics["blessed"] is True and model_utils.is_model_blessed(blessing)
     assert blessing.get_string_custom_property("baseline_model") == inputs["swapped"].uri
+    assert (
+        f"{inputs['swapped'].uri}, generated top-1 0.000, sampled at truncation 0.7 (the paper: 1)."
+        in (tmp_path / "evaluation" / TABLE_FILE).read_text()
+    )
 
 
 def test_a_baseline_that_is_the_candidate_is_not_rescored(inputs, faithful_run, tmp_path):
@@ -269,6 +284,8 @@ def _recording_loader(produced: list):
         generator = load_generator(path)
 
         class Recording:
+            truncation = generator.truncation
+
             def generate(self, embeddings, seed):
                 out = generator.generate(embeddings, seed)
                 produced.append((np.asarray(out["image_64"]), np.asarray(out["image_256"])))

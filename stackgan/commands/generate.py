@@ -101,12 +101,16 @@ def release_captions(embeddings_path: str, n: int) -> list[str] | None:
 
 def run(args: argparse.Namespace) -> int:
     model_dir = resolve_model_dir(args.model)  # before TensorFlow's ~20 s import
+    from stackgan.serving import signatures
     from stackgan.serving.generator import load_generator
     from stackgan.visualize.sample_sheet import render_sheet
 
     if args.n < 1:
         raise UserError(f"--n {args.n}: draw at least one image")
-    generator = load_generator(model_dir)
+    try:
+        generator = load_generator(model_dir)
+    except ValueError as error:  # not a generator export, or its generator.json is broken
+        raise UserError(str(error)) from error
     if args.caption and not generator.has_text_signature:
         raise UserError(
             f"--caption: {model_dir} takes no sentences: it was trained on the dataset's"
@@ -140,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
     sheet.save(args.out)
     print(
         f"wrote {args.out}: {len(captions)} images of {images[key].shape[1]}px, seed {seed} "
-        f"(--seed {seed} draws them again)"
+        f"(--seed {seed} draws them again), sampled at "
+        f"{signatures.describe_sampling(generator.truncation)}"
     )
     return 0

@@ -18,7 +18,8 @@ import tensorflow as tf
 from stackgan.config import Config
 from stackgan.evaluation import evaluator
 from stackgan.evaluation.classifier import LoadedClassifier, load_classifier
-from stackgan.serving.generator import load_generator
+from stackgan.serving import signatures
+from stackgan.serving.generator import Generator, load_generator
 from stackgan.tfrecords.input_pipeline import make_eval_dataset
 from stackgan.visualize.sample_sheet import render_comparison, render_sheet
 
@@ -66,6 +67,7 @@ class Baseline:
     model: GeneratorRef
     evaluation: evaluator.Evaluation
     same_as_candidate: bool  # a re-run of the same model: its own scores, not re-computed
+    truncation: float | None  # the noise scale it was sampled at (None: not recorded)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,23 +84,27 @@ def run_evaluator_job(args: EvaluatorJobArgs) -> EvaluatorJobResult:
     classifier = load_classifier(args.classifier_path)
     if classifier.info.get("warning"):
         logging.warning("Evaluator: the classifier says: %s", classifier.info["warning"])
-    result = _score(args.model.uri, args.captions_pattern, config, classifier)
+    generator = load_generator(args.model.uri)
+    result = _score(generator, args.captions_pattern, config, classifier)
     baseline = score_baseline(
-        args.baseline, args.model, result, args.captions_pattern, config, classifier
+        args.baseline, args.model, generator, result, args.captions_pattern, config, classifier
     )
     verdict = evaluator.judge(
         result, config.eval, baseline.evaluation if baseline is not None else None
     )
-    logging.info("Evaluator: %s", markdown_table(result, verdict, baseline))
+    logging.info("Evaluator: %s", markdown_table(result, verdict, baseline, generator.truncation))
     metrics = metrics_json(
-        result, verdict, baseline, config, args.model, args.classifier_dir, classifier
+        result, verdict, baseline, config, args.model, generator, args.classifier_dir, classifier
     )
-    write_report(args.output_dir, result, verdict, baseline, metrics)
+    write_report(args.output_dir, result, verdict, baseline, metrics, generator.truncation)
     return EvaluatorJobResult(result, verdict, baseline, metrics)
 
 
 def markdown_table(
-    result: evaluator.Evaluation, verdict: evaluator.Verdict, baseline: Baseline | None
+    result: evaluator.Evaluation,
+    verdict: evaluator.Verdict,
+    baseline: Baseline | None,
+    truncation: float | None,
 ) -> str:
     lines = [
         "| images | count | top-1 (correct) | inception score | FID |",
@@ -118,6 +124,9 @@ def markdown_table(
         " real test images (the sampling-noise floor at this size). All scores use the"
         " project's MobileNetV2 CUB classifier, so they are not comparable with"
         " Inception-v3-based numbers in papers.",
+        "",
+        f"Generated images sampled at {signatures.describe_sampling(truncation)}: the noise z"
+        " and the CA's eps drawn from N(0, truncation^2).",
         "",
     ]
     if result.refinement is not None:
@@ -142,7 +151,8 @@ def _baseline_line(baseline: Baseline | None) -> str:
         return f"Baseline: this same model ({baseline.model.uri}), blessed by an earlier run."
     return (
         f"Baseline (latest blessed model, re-scored now): {baseline.model.uri}, generated top-1"
-        f" {baseline.evaluation.generated.top1_accuracy:.3f}."
+        f" {baseline.evaluation.generated.top1_accuracy:.3f},"
+        f" sampled at {signatures.describe_sampling(baseline.truncation)}."
     )
 
 
@@ -154,6 +164,7 @@ def _baseline_metrics(baseline: Baseline | None) -> dict[str, Any] | None:
         "model": baseline.model.uri,
         "model_id": baseline.model.id,
         "same_as_candidate": baseline.same_as_candidate,
+        "truncation": baseline.truncation,
         "table": result.table(),
         "chance": result.chance,
         "refinement": _asdict(result.refinement),
@@ -171,12 +182,15 @@ def metrics_json(
     baseline: Baseline | None,
     config: Config,
     model: GeneratorRef,
+    generator: Generator,
     classifier_uri: str,
     classifier: LoadedClassifier,
 ) -> dict[str, Any]:
     cfg = config.eval
     return {
         "table": result.table(),
+        # the noise the generated images were drawn with (the export's ModelConfig.truncation)
+        "sampling": {"truncation": generator.truncation},
         "captions_split": cfg.captions_split,
         "chance": result.chance,
         "refinement": _asdict(result.refinement),
@@ -206,11 +220,13 @@ def metrics_json(
     }
 
 
-def _score(generator_uri: str, captions_pattern: str, config: Config, classifier: LoadedClassifier):
+def _score(
+    generator: Generator, captions_pattern: str, config: Config, classifier: LoadedClassifier
+):
     batches = make_eval_dataset(captions_pattern, config, config.eval.batch_size)
     return evaluator.evaluate(
         batches.as_numpy_iterator(),
-        load_generator(generator_uri).generate,
+        generator.generate,
         classifier,
         config.eval,
         classifier.info["class_ids"],
@@ -220,6 +236,7 @@ def _score(generator_uri: str, captions_pattern: str, config: Config, classifier
 def score_baseline(
     baseline_model: GeneratorRef | None,
     model: GeneratorRef,
+    generator: Generator,
     result: evaluator.Evaluation,
     captions_pattern: str,
     config: Config,
@@ -231,19 +248,22 @@ def score_baseline(
         return None
     if baseline_model.id == model.id:
         # a re-run whose trainers were cached: the baseline is the candidate, same scores
-        return Baseline(baseline_model, result, same_as_candidate=True)
+        return Baseline(baseline_model, result, True, generator.truncation)
     try:
-        evaluation = _score(baseline_model.uri, captions_pattern, config, classifier)
+        baseline_generator = load_generator(baseline_model.uri)
+        evaluation = _score(baseline_generator, captions_pattern, config, classifier)
     except (ValueError, FileNotFoundError) as e:
         raise ValueError(
             f"the latest blessed model {baseline_model.uri} (the baseline) cannot be scored on"
             f" these examples: {e}. It was blessed under another configuration; use a new"
             " --work-dir or --pipeline-name to start a new model lineage."
         ) from e
-    return Baseline(baseline_model, evaluation, same_as_candidate=False)
+    return Baseline(baseline_model, evaluation, False, baseline_generator.truncation)
 
 
-def write_report(out: str, result, verdict, baseline, metrics: dict[str, Any]) -> None:
+def write_report(
+    out: str, result, verdict, baseline, metrics: dict[str, Any], truncation: float | None
+) -> None:
     sheet = io.BytesIO()
     render_sheet(result.sheet_images, result.sheet_captions, columns=SHEET_COLUMNS).save(
         sheet, format="PNG"
@@ -256,7 +276,7 @@ def write_report(out: str, result, verdict, baseline, metrics: dict[str, Any]) -
         files.append((COMPARISON_FILE, comparison.getvalue()))
     for name, content in (
         *files,
-        (TABLE_FILE, markdown_table(result, verdict, baseline).encode()),
+        (TABLE_FILE, markdown_table(result, verdict, baseline, truncation).encode()),
         (METRICS_FILE, json.dumps(metrics, indent=2).encode()),
     ):
         with tf.io.gfile.GFile(os.path.join(out, name), "wb") as f:
