@@ -54,9 +54,6 @@ class DataConfig:
     captions_per_image: int = 10
     # TF averages 4 random embeddings of the 10 per step; PT picks 1.
     embeddings_per_sample: int = 4
-    # "random" (both codes): a random low_res crop of the stored low_res_stored image for each
-    # training sample; "centre": the centre crop, so the bird's place is fixed (flips stay).
-    train_crop: Literal["random", "centre"] = "random"
     max_skipped_fraction: float = 0.01
     num_shards: int = 0  # 0 = derived from the split size
     shuffle_buffer: int = 2048
