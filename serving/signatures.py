@@ -24,7 +24,6 @@ import numpy as np
 # where SavedModel tools expect extra files (as the classifier's info)
 SAMPLING_FILE = "assets.extra/generator.json"
 
-
 DEFAULT = "serving_default"
 SEEDED = "seeded"
 NOISE = "generate_with_noise"
