@@ -157,7 +157,7 @@ class _TextToImage:
         if stage2 is not None:
             specs.append(tf.TensorSpec([None, model_cfg.ca_dim], tf.float32))
         # The networks, traced once and called by every signature: traced inside each of them
-        # instead, the demo's Stage-II export took 10.7-11.1 s instead of 6.9-8.1 s (AMD EPYC)
+        # instead, the demo's Stage-II export took 1.5x as long (bench/bench_export.py, AMD EPYC)
         # and wrote a SavedModel 1.12x as large.
         self._images = tf.function(self._images_of, input_signature=specs, autograph=False)
 
