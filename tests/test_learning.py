@@ -96,19 +96,26 @@ def _gan(cfg, d_lr: float, g_lr: float):
     return gan
 
 
-# bfloat16 too: train.precision=auto may pick it only while it learns as float32 does; and
-# the hinge loss (train.gan_loss), an option a user may turn on
+# bfloat16 too: train.precision=auto may pick it only while it learns as float32 does; the
+# hinge loss (train.gan_loss), an option a user may turn on; and the projection discriminator
+# (model.d_conditioning), which the demo trains with
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "precision, gan_loss",
-    [("float32", "cross_entropy"), ("bfloat16", "cross_entropy"), ("float32", "hinge")],
+    "precision, gan_loss, d_conditioning",
+    [
+        ("float32", "cross_entropy", "concat"),
+        ("bfloat16", "cross_entropy", "concat"),
+        ("float32", "hinge", "concat"),
+        ("float32", "cross_entropy", "projection"),
+    ],
 )
-def test_generated_colour_follows_the_caption(tiny_config, precision, gan_loss):
+def test_generated_colour_follows_the_caption(tiny_config, precision, gan_loss, d_conditioning):
     import tensorflow as tf
 
     assert tiny_config.data.low_res == SIZE
     cfg = tiny_config.replace(
-        train={"batch_size": 16, "precision": precision, "gan_loss": gan_loss}
+        train={"batch_size": 16, "precision": precision, "gan_loss": gan_loss},
+        model={"d_conditioning": d_conditioning},
     )
     data = _colour_dataset(512, np.random.default_rng(0))
     held_out = _captions(64, np.random.default_rng(1))

@@ -244,6 +244,40 @@ def test_discriminator_text_compressor_is_trainable(models, tiny_config):
     assert any(n.startswith("text_compress_fc/") for n in names), names
 
 
+@pytest.mark.parametrize("stage", [1, 2])
+def test_projection_discriminator_adds_the_text_image_inner_product(models, tiny_config, stage):
+    """`model.d_conditioning=projection`: logit = psi(image code) + <V text, sum of the code over
+    positions>; the same image scores differently under two captions only through that term."""
+    import keras
+
+    cfg = tiny_config.replace(model={"d_conditioning": "projection"})
+    m, size = cfg.model, (cfg.data.low_res if stage == 1 else cfg.data.high_res)
+    build = models.build_stage1_discriminator if stage == 1 else models.build_stage2_discriminator
+    d = build(m, size)
+    assert not [layer.name for layer in d.layers if layer.name.startswith("joint")]
+    rng = np.random.default_rng(0)
+    # training=True: batch statistics, so the code keeps its scale through Stage-II D's many
+    # freshly initialised blocks
+    images = rng.uniform(-1, 1, (3, size, size, 3)).astype("float32")
+    texts = rng.normal(size=(3, m.embedding_dim)).astype("float32")
+    parts = keras.Model(
+        d.inputs,
+        [
+            d.get_layer("proj_pool").input,
+            d.get_layer("text_compress_lrelu").output,
+            d.get_layer("logit").output,
+        ],
+    )
+    code, text, psi = (np.asarray(x, "float64") for x in parts([images, texts], training=True))
+    v = np.asarray(d.get_layer("proj_text").kernel, "float64")
+    want = psi[:, 0] + np.einsum("bc,bc->b", text @ v, code.sum(axis=(1, 2)))
+    got = np.asarray(d([images, texts], training=True))[:, 0]
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    # the text term is not negligible: the same images under other captions score otherwise
+    other = np.asarray(d([images, texts[::-1]], training=True))[:, 0]
+    assert np.abs(other - got)[[0, 2]].min() > 1e-3, (got, other)
+
+
 def test_freezable_batch_norm_modes(models):
     import keras
 
