@@ -37,7 +37,7 @@ import tensorflow as tf
 
 from stackgan.config import ModelConfig
 from stackgan.models.chain import generate_chain
-from stackgan.saved_models import load_saved_model
+from stackgan.saved_models import export_archive, load_saved_model
 from stackgan.serving import signatures, warmup
 from stackgan.tfrecords.pixels import to_uint8
 
@@ -84,10 +84,7 @@ def export_generator(
     if tf.io.gfile.exists(export_dir) and tf.io.gfile.listdir(export_dir):
         raise FileExistsError(f"export directory {export_dir} is not empty")
     generator = _TextToImage(model_cfg, stage1_generator, stage2_generator)
-    archive = keras.export.ExportArchive()
-    archive.track(stage1_generator)
-    if stage2_generator is not None:
-        archive.track(stage2_generator)
+    archive = export_archive()
 
     seed_spec = tf.TensorSpec([], tf.int64, name="seed")
     embedding_spec = tf.TensorSpec([None, model_cfg.embedding_dim], tf.float32, name="embedding")

@@ -1,4 +1,4 @@
-"""Loading the project's SavedModels, written once: the generator export (serving/generator.py
+"""The project's SavedModels, written and loaded once: the generator export (serving/generator.py
 and the text encoder composed into it, serving/export.py), the CUB classifier
 (evaluation/classifier.py) and the text encoder (text/export.py).
 
@@ -12,7 +12,24 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 
+import keras
 import tensorflow as tf
+
+
+def export_archive(*resources) -> keras.export.ExportArchive:
+    """A Keras ExportArchive tracking `resources`, for endpoints still to be added.
+
+    An endpoint carries every variable it reads (`ExportArchive.add_endpoint`), so the Keras
+    models it calls need not be tracked, and are not: a tracked model puts its whole layer tree
+    into the SavedModel's object graph, which the writer walks layer by layer. The demo's
+    MobileNetV2 classifier wrote in 8.8 s untracked against 23.5 s tracked (AMD EPYC, the same
+    signature outputs bit for bit). Track only what the endpoints use that is not a variable:
+    lookup tables, a loaded SavedModel composed into the export (serving/export.py's text
+    encoder)."""
+    archive = keras.export.ExportArchive()
+    for resource in resources:
+        archive.track(resource)
+    return archive
 
 
 def resolve_saved_model_dir(path: str | os.PathLike) -> str:

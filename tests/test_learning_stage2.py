@@ -31,7 +31,12 @@ HIGH, LOW, RADIUS = 64, 16, 8.0
 COLOURS = np.array([[0.9, -0.8, -0.8], [-0.8, 0.9, -0.8], [-0.8, -0.6, 0.9], [0.9, 0.8, -0.7]])
 BACKGROUND = np.array([0.1, 0.2, 0.3])
 EMBEDDING_DIM = 32
-STEPS = 1000  # ~1 minute on 2 cores
+# float32: 600 steps, not 1,000: over seeds 0-2 (AMD EPYC) the scores at 600 already pass with
+# margin (error 0.68-0.71 of bicubic's where the test asks for 0.8, edge sharpness gain 2.5-3.5
+# where it asks for 2), and the test and its blind control cost CI 470 s at 1,000 steps.
+# bfloat16 learns this more slowly (600 steps, bf16 emulated on the AMD EPYC: error 3.07, over
+# the bound of 2.98) and keeps 1,000; it runs only where the CPU has bf16 units.
+STEPS = {"float32": 600, "bfloat16": 1000}
 
 
 def _render(colour, noise):
@@ -185,14 +190,15 @@ def test_stage2_refines_its_stage1_input(tiny_config, precision):
         # against 158 s in float32. Stage-I's bf16 learning test (test_learning.py) still runs.
         pytest.skip(f"train.precision=auto never picks bfloat16 here ({auto.reason})")
     cfg = _config(tiny_config).replace(train={"precision": precision})
-    gan = _train(cfg, blank=False, steps=STEPS)
+    gan = _train(cfg, blank=False, steps=STEPS[precision])
     mad, stage2_error, bicubic_error, edges, true_edges = _scores(gan, cfg, blank=False)
     print(
         f"refining Stage-II: consistency {mad:.2f}, error {stage2_error:.2f} vs bicubic"
         f" {bicubic_error:.2f}, edge sharpness gain {edges:.2f} (the true images' {true_edges:.2f})"
     )
-    # measured (seed 0, AMX Xeon): consistency 1.44 levels, error 2.11 against bicubic's 3.73,
-    # edge sharpness gain 3.13 where the true images score 7.09 (bfloat16: 1.65, 2.24, 3.50)
+    # measured (seed 0, AMD EPYC, 600 steps): consistency 1.85 levels, error 2.60 against
+    # bicubic's 3.73, edge sharpness gain 3.00 where the true images score 7.09 (1,000 steps
+    # on the AMX Xeon: 1.44, 2.11, 3.13; bfloat16 1.65, 2.24, 3.50)
     assert mad < 3.0, mad
     assert stage2_error < 0.8 * bicubic_error, (stage2_error, bicubic_error)
     assert edges > 2.0, edges
@@ -201,11 +207,11 @@ def test_stage2_refines_its_stage1_input(tiny_config, precision):
 @pytest.mark.slow
 def test_stage2_that_ignores_its_input_fails(tiny_config):
     cfg = _config(tiny_config)
-    gan = _train(cfg, blank=True, steps=STEPS)
+    gan = _train(cfg, blank=True, steps=STEPS["float32"])
     mad, stage2_error, bicubic_error, _, _ = _scores(gan, cfg, blank=True)
     print(
         f"blind Stage-II: consistency {mad:.2f}, error {stage2_error:.2f} vs bicubic {bicubic_error:.2f}"
     )
-    # measured (seed 0): consistency 19.6 levels, error 20.4 against bicubic's 3.73
+    # measured (seed 0, AMD EPYC, 600 steps): consistency 22.5 levels, error 23.2 against 3.73
     assert mad > 10.0, mad
     assert stage2_error > 2 * bicubic_error, (stage2_error, bicubic_error)

@@ -39,7 +39,7 @@ import tensorflow as tf
 
 from stackgan.config import ClassifierConfig
 from stackgan.models.batch_norm import fused_batch_statistics, recalibrate_batch_norm
-from stackgan.saved_models import load_saved_model, resolve_saved_model_dir
+from stackgan.saved_models import export_archive, load_saved_model, resolve_saved_model_dir
 from stackgan.training.fused_adam import FusedAdam
 
 SIGNATURE = "serving_default"
@@ -362,8 +362,7 @@ def export_classifier(models: ClassifierModels, export_dir: str | os.PathLike, i
     """
     export_dir = str(export_dir)
     model = models.classifier
-    archive = keras.export.ExportArchive()
-    archive.track(model)
+    archive = export_archive()
     archive.add_endpoint(
         name=SIGNATURE,
         fn=lambda image: model(image, training=False),

@@ -17,7 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from stackgan.saved_models import load_saved_model
+from stackgan.saved_models import export_archive, load_saved_model
 from stackgan.text import tokenizer
 from stackgan.text.training import JointEmbedding
 
@@ -32,9 +32,6 @@ def export_text_encoder(model: JointEmbedding, export_dir: str | os.PathLike) ->
         return {"embedding": model.embed_image_features(features)}
 
     archive = _caption_archive(model.text_encoder)
-    # the two built sub-models (the subclassed JointEmbedding itself is never called whole)
-    archive.track(model.feature_normalization)
-    archive.track(model.image_projection)
     archive.add_endpoint(
         name=IMAGE_SIGNATURE,
         fn=embed_images,
@@ -56,8 +53,7 @@ def _caption_archive(text_encoder: keras.Model) -> keras.export.ExportArchive:
         ids = tokenizer.tokenize(caption, max_chars)
         return {"embedding": text_encoder(ids, training=False)}
 
-    archive = keras.export.ExportArchive()
-    archive.track(text_encoder)
+    archive = export_archive()
     archive.add_endpoint(
         name=CAPTION_SIGNATURE,
         fn=embed_captions,
