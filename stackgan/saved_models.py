@@ -24,9 +24,9 @@ def export_archive(*resources) -> keras.export.ExportArchive:
     into the SavedModel's object graph, which the writer walks layer by layer and the loader
     restores. The demo's MobileNetV2 classifier writes in 4.7 s untracked against 11.7 s
     tracked and loads in 1.8 s against 2.9, its outputs the same bit for bit
-    (bench/bench_export_tracking.py, AMD EPYC). Track only what the endpoints use that is not a variable:
-    lookup tables, a loaded SavedModel composed into the export (serving/export.py's text
-    encoder)."""
+    (bench/bench_export_tracking.py, AMD EPYC). Track only what the endpoints use that is not
+    a variable: lookup tables, a loaded SavedModel composed into the export (serving/export.py's
+    text encoder)."""
     archive = keras.export.ExportArchive()
     for resource in resources:
         archive.track(resource)
