@@ -3,6 +3,7 @@ synthetic dataset (train: 12 images of 3 classes; test: 4 images of 1 class; wit
 
 from __future__ import annotations
 
+import collections
 import itertools
 import shutil
 
@@ -234,6 +235,56 @@ def test_eval_yields_every_image_caption_pair_once(examples_dir, stored, tiny_co
             )
     test_ids = set(stored) - _train_ids(examples_dir)
     assert len(seen) == len(set(seen)) == 10 * len(test_ids) == 40
+
+
+def _source_image(condition, stored, image_ids, subsets):
+    """The image whose 4-caption means include `condition`."""
+    found = [
+        image_id
+        for image_id in image_ids
+        if np.abs(stored[image_id][3][subsets].mean(axis=1) - condition).max(axis=1).min() < 1e-5
+    ]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def test_training_conditions_are_spread_over_every_class_in_random_order(
+    examples_dir, stored, tiny_config
+):
+    """Precise BatchNorm's sample: conditions drawn as training draws them, from images spread
+    over the split, not its first images (which hold few classes)."""
+    pattern = _pattern(examples_dir, "train")
+    train_ids = sorted(_train_ids(examples_dir))
+    file_order = [
+        r["image_id"]
+        for path in sorted((examples_dir / "Split-train").glob("*.gz"))
+        for r in example_codec.decode(
+            [x.numpy() for x in tf.data.TFRecordDataset(str(path), compression_type="GZIP")]
+        )
+    ]
+    subsets = [list(c) for c in itertools.combinations(range(10), 4)]
+
+    half = input_pipeline.training_conditions(pattern, tiny_config, 6, seed=0).numpy()
+    assert half.shape == (6, 1024)
+    sources = [_source_image(c, stored, train_ids, subsets) for c in half]
+    # every second image of the 12 in file order, once each: all 3 classes, not the first 6
+    assert sorted(sources, key=file_order.index) == file_order[::2]
+    assert {stored[i][0] for i in sources} == {stored[i][0] for i in train_ids}
+    assert sources != file_order[::2], "conditions left in file order"
+
+    # more draws than images: every image twice or three times, its captions drawn afresh
+    many = input_pipeline.training_conditions(pattern, tiny_config, 30, seed=0).numpy()
+    counts = collections.Counter(_source_image(c, stored, train_ids, subsets) for c in many)
+    assert set(counts) == set(train_ids) and set(counts.values()) == {2, 3}
+    assert len({c.tobytes() for c in many}) > 25
+
+    np.testing.assert_array_equal(
+        input_pipeline.training_conditions(pattern, tiny_config, 6, seed=0, num_examples=12),
+        half,
+    )
+    assert not np.array_equal(
+        input_pipeline.training_conditions(pattern, tiny_config, 6, seed=1).numpy(), half
+    )
 
 
 def test_examples_without_embeddings_are_refused(synth_root, tiny_config, tmp_path):

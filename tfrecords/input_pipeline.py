@@ -260,6 +260,52 @@ def make_train_dataset(
     return dataset.with_options(options)
 
 
+def training_conditions(
+    file_pattern: str,
+    config,
+    count: int,
+    *,
+    seed: int = 0,
+    num_examples: int | None = None,
+) -> tf.Tensor:
+    """f32[count, E]: text conditions as training draws them (each the mean of
+    `data.embeddings_per_sample` random captions of one image), from images spread evenly over
+    the whole split, in a random order: a sample of what the trainers condition on, for
+    statistics such as precise BatchNorm's. Not the files' first images: CUB's and the
+    synthetic sets' files list their images class by class, so those are a few classes.
+
+    Image r of `total` (`num_examples`, counted when not given) is drawn for each k < count with
+    k * total // count == r: every image once when count == total, each at most
+    ceil(count / total) times. Only the embeddings are parsed; no image is decoded."""
+    files = _files(file_pattern)
+    _require_embeddings(files)
+    total = num_examples if num_examples is not None else _record_count(files)
+    if count <= 0 or total <= 0:
+        return tf.zeros([0, config.data.embedding_dim], tf.float32)
+    draws = tf.math.bincount(
+        tf.range(count, dtype=tf.int64) * total // count, minlength=total, dtype=tf.int64
+    )
+    spec = features.parse_spec(features.WITH_EMBEDDINGS, (features.EMBEDDING,))
+    per_sample = config.data.embeddings_per_sample
+    base_seed = tf.constant(seed, tf.int64)
+    drawn = (
+        tf.data.TFRecordDataset(files, compression_type="GZIP")
+        .take(total)
+        .enumerate()
+        .filter(lambda index, _: draws[index] > 0)
+        .flat_map(lambda index, record: tf.data.Dataset.from_tensors(record).repeat(draws[index]))
+        .map(lambda record: tf.io.parse_single_example(record, spec)[features.EMBEDDING])
+        .enumerate()
+        .map(lambda k, e: mean_of_random_embeddings(e, per_sample, tf.stack([base_seed, k])))
+        .batch(count)
+    )
+    conditions = next(iter(drawn))
+    order = tf.random.experimental.stateless_shuffle(
+        tf.range(tf.shape(conditions)[0]), seed=tf.stack([base_seed, -1])
+    )
+    return tf.gather(conditions, order)
+
+
 def _centre_crop(image: tf.Tensor, stored: int, size: int) -> tf.Tensor:
     offset = (stored - size) // 2
     return tf.image.crop_to_bounding_box(image, offset, offset, size, size)

@@ -177,8 +177,14 @@ def train_stage(
             summaries.text("precision", chosen.describe(), start)
     recalibration = precise_bn.BatchNormRecalibration(
         precise_bn.embedding_batches(
-            input_pipeline.make_eval_dataset(train_pattern, config, batch_size),
-            train.precise_bn_batches,
+            input_pipeline.training_conditions(
+                train_pattern,
+                config,
+                batch_size * train.precise_bn_batches,
+                seed=train.seed,
+                num_examples=num_examples,
+            ),
+            batch_size,
         ),
         config,
     )
