@@ -169,8 +169,10 @@ class TrainConfig:
     d_augment: Literal["none", "translation_cutout"] = "none"
     # Later work, not the paper (0 = off): the generator that is sampled, exported and served
     # is an exponential moving average of the trained one's weights with this momentum (Karras
-    # et al. 2018; Yazici et al. 2019), kept by Keras' Adam (`use_ema`); its BatchNorm
-    # statistics are re-estimated under the averaged weights (precise_bn_batches).
+    # et al. 2018; Yazici et al. 2019), kept by Keras' Adam (`use_ema`) with TF's warm-up
+    # (momentum min(this, (1 + t) / (10 + t)) at step t, fused_adam.py), so a short stage does
+    # not keep its first weights; its BatchNorm statistics are re-estimated under the averaged
+    # weights (precise_bn_batches).
     generator_ema: float = 0.0
     # Batches over which the trained generator's BatchNorm statistics are re-estimated before
     # each sample sheet and the export (0 = keep the moving averages); see precise_bn.py.

@@ -43,3 +43,26 @@ class FusedAdam(keras.optimizers.Adam):
             epsilon=cast(self.epsilon),
             grad=cast(gradient),
         )
+
+    def _update_model_variables_moving_average(self, trainable_variables):
+        """The weights' moving average (`use_ema`) with a warm-up, as TensorFlow's
+        `tf.train.ExponentialMovingAverage(num_updates=t)` has: after the update of step t
+        (0-based) the average moves with momentum min(ema_momentum, (1 + t) / (10 + t)), and
+        takes the weights themselves at t = 0 (where Keras also starts it). Keras' own average
+        uses ema_momentum from t = 1, so a short run's average keeps its first, untrained
+        weights: at 0.995 over the demo's 300 Stage-II steps, 0.995^299 = 22 % of it. With the
+        warm-up it averages about the last ninth of the steps so far (momentum 0.971 at step
+        300) until (1 + t) / (10 + t) passes ema_momentum (at 0.995: step 1,791); from there on
+        it is Keras' average."""
+        if not self.use_ema:
+            return
+        step = tf.cast(self.iterations, tf.float32)
+        momentum = tf.where(
+            step > 0, tf.minimum(float(self.ema_momentum), (1.0 + step) / (10.0 + step)), 0.0
+        )
+        for variable, average in zip(
+            trainable_variables, self._model_variables_moving_average, strict=True
+        ):
+            if average is not None:
+                m = tf.cast(momentum, variable.dtype)
+                average.assign(m * average + (1.0 - m) * variable)
