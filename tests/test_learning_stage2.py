@@ -14,7 +14,10 @@ noise:
 - its edges are sharper than bicubic makes them (edge sharpness gain over 2).
 It trains with the settings the demo profile uses for Stage-II: the residual computed at
 Stage-I's size (`stage2_output="lowres_residual"`), the super-resolution term on real pairs, the
-generator at 1e-3 and the R1 penalty. The previous demo's Stage-II (`"residual"`, the downscaled
+generator at 1e-3, D at 2e-3 and the R1 penalty; but the super-resolution term's real images
+are blurred by 0.5 pixel, not the demo's 1. The demo matches that blur to its Stage-I's blurred
+birds; this world's Stage-I is exact, and taught to undo a blur of 1 that is not there, Stage-II
+overshoots every edge (seed 0: error 4.43 against bicubic's 3.73, consistency 3.89 levels). The previous demo's Stage-II (`"residual"`, the downscaled
 L1 consistency term, no super-resolution term) scored error 3.39 and edge sharpness gain 0.99
 here: closer to the truth than bicubic, but no sharper. Without R1 the same run painted stripes
 into the discs; without precise BatchNorm statistics the inference-mode images are striped.
@@ -110,7 +113,7 @@ def _config(tiny_config):
             "stage2_reconstruction_weight": 200.0,
             "stage2_reconstruction_blur": 0.5,
             "stage2_learning_rate": 1e-3,
-            "d_learning_rate": 4e-4,
+            "d_learning_rate": 2e-3,
             "r1_gamma": 1.0,
             "r1_every": 4,
         },
