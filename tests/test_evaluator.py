@@ -359,17 +359,35 @@ def three_in_four():
 
 
 def test_gate_blesses_at_the_ratio_and_refuses_below(three_in_four):
-    at = judge(three_in_four, dataclasses.replace(CFG, min_class_accuracy_ratio=0.75))
+    # chance 0.25 (4 classes), real top-1 1.0: ratio 2/3 asks for 0.25 + 2/3 x 0.75 = 0.75
+    assert three_in_four.chance == pytest.approx(0.25)
+    at = judge(three_in_four, dataclasses.replace(CFG, min_class_accuracy_ratio=2 / 3))
     assert at.blessed and at.reasons == () and at.required_top1 == pytest.approx(0.75)
-    above = judge(three_in_four, dataclasses.replace(CFG, min_class_accuracy_ratio=0.76))
+    above = judge(three_in_four, dataclasses.replace(CFG, min_class_accuracy_ratio=0.68))
     assert not above.blessed
-    assert above.message == "generated top-1 0.750 (36/48) < 0.76 x real top-1 1.000 = 0.760"
-    # the ratio scales with the classifier's own top-1 on real images: 0.5 x 1.5 = 0.75
-    weaker = judge(_with_top1(three_in_four, 0.75, 1.5), CFG)
+    assert above.message == (
+        "generated top-1 0.750 (36/48) < chance 0.250 + 0.68 x (real top-1 1.000 - chance) = 0.760"
+    )
+    # the bar scales with the classifier's own top-1 on real images: 0.25 + 0.5 x 1.0 = 0.75
+    weaker = judge(_with_top1(three_in_four, 0.75, 1.25), CFG)
     assert weaker.blessed
-    # 9/25 reaches 0.9 x 10/25 exactly, though in floating point 0.9 * 0.4 > 0.36
+    # 0.25 + 0.9 x (0.4 - 0.25) is reached by 0.385, whatever floating point makes of it
     ninety = dataclasses.replace(CFG, min_class_accuracy_ratio=0.9)
-    assert judge(_with_top1(three_in_four, 9 / 25, 10 / 25), ninety).blessed
+    assert judge(_with_top1(three_in_four, 0.385, 0.4), ninety).blessed
+
+
+def test_gate_measures_the_ratio_from_chance():
+    """A fifth of the real top-1 lies below chance among 4 classes; a fifth of the way from
+    chance to it does not: a generator barely above chance is refused (the real CUB sample's 5
+    species: generated 0.285, chance 0.2, real 0.8)."""
+    result = evaluate(dataset(12, 2, 5), collapsed_generator, classify, CFG, CLASS_IDS)
+    fifth = dataclasses.replace(CFG, min_class_accuracy_ratio=0.2)
+    barely = judge(_with_top1(result, 0.30, 1.0), fifth)
+    assert barely.required_top1 == pytest.approx(0.25 + 0.2 * 0.75)
+    assert barely.reasons == (
+        "generated top-1 0.300 (6/24) < chance 0.250 + 0.2 x (real top-1 1.000 - chance) = 0.400",
+    )
+    assert judge(_with_top1(result, 0.40, 1.0), fifth).blessed
 
 
 def test_gate_refuses_a_generator_that_ignores_the_caption():
@@ -378,14 +396,15 @@ def test_gate_refuses_a_generator_that_ignores_the_caption():
     assert result.generated.top1_accuracy == pytest.approx(result.chance) == pytest.approx(0.25)
     verdict = judge(result, EvalConfig())  # the default ratio, 0.5
     assert verdict.reasons == (
-        "generated top-1 0.250 (6/24) < 0.5 x real top-1 1.000 = 0.500",
+        "generated top-1 0.250 (6/24) < chance 0.250 + 0.5 x (real top-1 1.000 - chance) = 0.625",
         "generated top-1 0.250 is not above chance 0.250 (the largest class share among the"
         " captions)",
     )
-    # a weak classifier (real top-1 0.4) lowers the ratio's bar below chance: chance still holds
-    weak = judge(_with_top1(result, 0.25, 0.4), EvalConfig())
+    # a classifier no better than chance on real images (0.2) puts the ratio's bar below
+    # chance: chance still holds
+    weak = judge(_with_top1(result, 0.25, 0.2), EvalConfig())
     assert weak.reasons == verdict.reasons[1:]
-    assert judge(_with_top1(result, 0.26, 0.4), EvalConfig()).blessed
+    assert judge(_with_top1(result, 0.26, 0.2), EvalConfig()).blessed
     # ratio 0 (the tiny profile) turns both checks off
     off = dataclasses.replace(CFG, min_class_accuracy_ratio=0.0)
     assert judge(_with_top1(result, 0.0, 1.0), off).blessed
@@ -405,7 +424,7 @@ def test_gate_against_the_last_blessed_model(three_in_four):
     assert worse.blessed and worse.baseline_required_top1 == pytest.approx(0.48)
     # both the ratio and the baseline fail (0.3 is above chance 0.25): both reasons are given
     both = judge(_with_top1(three_in_four, 0.3, 1.0), CFG, baseline=better)
-    assert [reason.split(" < ")[1][:8] for reason in both.reasons] == ["0.5 x re", "the last"]
+    assert [reason.split(" < ")[1][:8] for reason in both.reasons] == ["chance 0", "the last"]
 
 
 def test_comparison_shows_each_classs_real_image_with_its_stage1_and_stage2_images():

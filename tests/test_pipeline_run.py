@@ -216,7 +216,9 @@ def test_summary_tells_this_runs_blessing_and_push_not_an_earlier_runs(tmp_path)
     first = results.summarize(str(work), PIPELINE, 1.0, "/data", text_signature=True)
     assert f"pushed model:  {old_version}" in first and "blessed:       yes" in first
 
-    reason = "generated top-1 0.000 (0/16) < 0.5 x real top-1 1.000 = 0.500"
+    reason = (
+        "generated top-1 0.000 (0/16) < chance 0.500 + 0.5 x (real top-1 1.000 - chance) = 0.750"
+    )
     store.run(
         "run-2",
         {

@@ -7,8 +7,9 @@ blessed, from a Resolver with TFX's LatestBlessedModelStrategy; absent on the fi
 Outputs: `evaluation` (ModelEvaluation: metrics.json, metrics.md, samples.png, and with a
 Stage-II comparison.png: real | Stage-I | Stage-II for the same captions) and `blessing`
 (ModelBlessing: custom property `blessed` = 1 when `stackgan.evaluation.evaluator.judge` passes
-the model (generated class accuracy >= EvalConfig.min_class_accuracy_ratio x the real images'
-and above chance, and >= the baseline's - EvalConfig.baseline_tolerance), else 0, with the
+the model (generated class accuracy at least EvalConfig.min_class_accuracy_ratio of the way
+from chance to the real images' and above chance, and >= the baseline's -
+EvalConfig.baseline_tolerance), else 0, with the
 reason in `blessing_message`, plus a BLESSED or NOT_BLESSED file, as TFX's Evaluator writes
 them, so TFX's Pusher reads it).
 Parameters: `eval_config`, `data_config` (JSON of the READS fields).

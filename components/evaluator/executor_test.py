@@ -172,7 +172,7 @@ def test_scores_the_generator_and_blesses_it(inputs, faithful_run):
     assert metrics["sampling"] == {"truncation": 1.0}
     assert metrics["gate"] == {
         "min_class_accuracy_ratio": 0.5,
-        "required_top1": 0.5,
+        "required_top1": 0.75,  # chance 0.5 + 0.5 x (real 1.0 - chance)
         "baseline_tolerance": 0.02,
         "baseline_required_top1": None,
         "min_colour_gain_ratio": 0.0,
@@ -245,7 +245,7 @@ def test_a_generator_that_draws_the_wrong_class_is_refused_against_the_baseline(
 def test_default_gate_refuses_a_generator_below_the_real_images_and_chance(inputs, tmp_path):
     metrics, _, blessing = _run(inputs, tmp_path, "swapped", min_class_accuracy_ratio=0.5)
     assert metrics["gate"]["reasons"] == [
-        "generated top-1 0.000 (0/16) < 0.5 x real top-1 1.000 = 0.500",
+        "generated top-1 0.000 (0/16) < chance 0.500 + 0.5 x (real top-1 1.000 - chance) = 0.750",
         "generated top-1 0.000 is not above chance 0.500 (the largest class share among the"
         " captions)",
     ]

@@ -435,7 +435,7 @@ class Verdict:
 
     blessed: bool
     reasons: tuple[str, ...]  # one line per failed check; empty when blessed
-    required_top1: float  # min_class_accuracy_ratio x the real images' top-1
+    required_top1: float  # chance + min_class_accuracy_ratio x (the real images' top-1 - chance)
     baseline_required_top1: float | None  # the baseline's generated top-1 - tolerance
     # min_colour_gain_ratio x the real images' colour gain; None: that check is off
     required_colour_gain: float | None = None
@@ -449,14 +449,17 @@ class Verdict:
 def judge(candidate: Evaluation, cfg: EvalConfig, baseline: Evaluation | None = None) -> Verdict:
     """Blesses `candidate` when both checks hold:
 
-    1. its generated top-1 >= `cfg.min_class_accuracy_ratio` x the real test images' top-1:
-       the generator draws the captioned class at least that fraction as often as the
+    1. its generated top-1 above chance >= `cfg.min_class_accuracy_ratio` x the real test
+       images' top-1 above chance, i.e. top-1 >= chance + ratio x (real top-1 - chance): the
+       generator draws the captioned class at least that fraction as far above chance as the
        classifier recognises real birds. Relative to the real images' top-1 so one setting
-       serves a weak from-scratch classifier and a fine-tuned one. With a positive ratio the
-       generated top-1 must also be above `chance`: with a weak classifier, ratio x real top-1
-       can fall below what drawing one class for every caption scores, and a generator that
-       ignores the caption must not pass. A ratio of 0 turns this check off (the tiny profile,
-       whose tests check the plumbing).
+       serves a weak from-scratch classifier and a fine-tuned one; measured from `chance` (what
+       drawing one class for every caption scores) so it means the same with 5 species as
+       with 50: 0.05 of a real top-1 of 0.8 lies far below chance 0.2 among 5 species, where
+       0.05 of the way from chance to it does not. With a positive ratio the generated top-1
+       must also be above chance (which the first part implies unless the real images score
+       no better than chance): a generator that ignores the caption must not pass. A ratio of
+       0 turns this check off (the tiny profile, whose tests check the plumbing).
     2. with a `baseline` (the latest model an earlier run blessed, evaluated with the same
        classifier, captions and seeds): its generated top-1 >= the baseline's -
        `cfg.baseline_tolerance`, as TFX's Evaluator checks a candidate against its baseline, so
@@ -467,12 +470,13 @@ def judge(candidate: Evaluation, cfg: EvalConfig, baseline: Evaluation | None = 
        gain - `cfg.baseline_tolerance`.
     """
     gen = candidate.generated
-    required = cfg.min_class_accuracy_ratio * candidate.real.top1_accuracy
+    ratio, chance, real = cfg.min_class_accuracy_ratio, candidate.chance, candidate.real
+    required = chance + ratio * (real.top1_accuracy - chance) if ratio > 0 else 0.0
     reasons = []
     if gen.top1_accuracy + _ROUNDING < required:
         reasons.append(
             f"generated top-1 {gen.top1_accuracy:.3f} ({gen.top1_correct}/{gen.count}) <"
-            f" {cfg.min_class_accuracy_ratio} x real top-1 {candidate.real.top1_accuracy:.3f}"
+            f" chance {chance:.3f} + {ratio} x (real top-1 {real.top1_accuracy:.3f} - chance)"
             f" = {required:.3f}"
         )
     if cfg.min_class_accuracy_ratio > 0 and gen.top1_accuracy <= candidate.chance + _ROUNDING:
