@@ -485,8 +485,8 @@ def demo() -> Config:
         ),
         # The gate judges captions of the training species. A caption names about three of a
         # bird's eight parts, too few to single out one of 36 species, so generated top-1 is
-        # well below the real images' (0.32-0.42 against 0.99, chance 0.03, in the Quickstart
-        # runs since 6fb89ed: 0.30-0.40 of the way from chance to real): the class check asks
+        # well below the real images' (0.320-0.425 against 0.99, chance 0.03, in the Quickstart
+        # runs since 6fb89ed: 0.30-0.41 of the way from chance to real): the class check asks
         # for 0.2 of the way. On the real CUB sample's 5 species (chance 0.2) the demo's
         # muted colour fields scored 0.285 against real 0.80, 0.14 of the way, and are refused
         # (README, "The real CUB sample"). The colour check asks for 0.3 of the real images'
