@@ -479,10 +479,10 @@ def judge(candidate: Evaluation, cfg: EvalConfig, baseline: Evaluation | None = 
             f" chance {chance:.3f} + {ratio} x (real top-1 {real.top1_accuracy:.3f} - chance)"
             f" = {required:.3f}"
         )
-    if cfg.min_class_accuracy_ratio > 0 and gen.top1_accuracy <= candidate.chance + _ROUNDING:
+    if ratio > 0 and gen.top1_accuracy <= chance + _ROUNDING:
         reasons.append(
             f"generated top-1 {gen.top1_accuracy:.3f} is not above chance"
-            f" {candidate.chance:.3f} (the largest class share among the captions)"
+            f" {chance:.3f} (the largest class share among the captions)"
         )
     baseline_required = None
     if baseline is not None:
