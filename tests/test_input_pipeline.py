@@ -116,6 +116,24 @@ def test_crops_flips_wrong_classes_and_embedding_means(examples_dir, stored, tin
     assert len(offsets) > 8  # of the 16 possible 16x16 windows of a 19x19 image
 
 
+def test_without_the_training_flip_every_image_is_an_unmirrored_crop(
+    examples_dir, stored, tiny_config
+):
+    """`data.train_flip=false` (the demo, whose birds all face right): crops, never mirrors."""
+    train_ids = sorted(_train_ids(examples_dir))
+    cfg = tiny_config.with_overrides(["data.train_flip=false"])
+    ds = input_pipeline.make_train_dataset(
+        _pattern(examples_dir, "train"), cfg, 1, 4, deterministic=True, repeat=True
+    )
+    offsets = set()
+    for batch in ds.take(15):
+        for image in _to_uint8(batch["image"].numpy()):
+            _, flipped, offset = _find(image, stored, train_ids)
+            assert not flipped
+            offsets.add(offset)
+    assert len(offsets) > 8  # still cropped at random
+
+
 def _train_ids(examples_dir):
     records = [
         r.numpy()

@@ -160,6 +160,38 @@ def test_the_synth_command_draws_plain_backgrounds_when_asked(tmp_path):
     assert len(texts) == 4 and all(plain[k] == scenes[k] for k in texts)
 
 
+def _beak_and_tail_columns(canvas: Image.Image, used: dict) -> tuple[float, float]:
+    pixels = np.asarray(canvas).astype(int)
+    columns = []
+    for part in ("beak", "tail"):
+        ys, xs = np.nonzero(np.abs(pixels - used[part]).max(axis=-1) == 0)
+        assert len(xs) >= 5, part
+        columns.append(float(xs.mean()))
+    return columns[0], columns[1]
+
+
+def test_facing_right_turns_every_bird_right_and_draws_nothing_else_differently():
+    """`facing="right"` (the demo): the beak right of the tail in every image; "both" faces
+    either way, and its right-facing birds are drawn pixel for pixel as "right" draws them."""
+    species = synth_birds.make_species(6, np.random.default_rng(5))
+    magenta = (255, 0, 255)
+    faced_right = {"both": [], "right": []}
+    for i in range(24):
+        sp = species[i % len(species)]
+        canvases = {}
+        for facing in faced_right:
+            canvas = Image.new("RGB", (300, 240), magenta)
+            box, used = synth_birds.draw_bird(canvas, sp, np.random.default_rng(i), facing)
+            beak, tail = _beak_and_tail_columns(canvas, used)
+            faced_right[facing].append(beak > tail)
+            canvases[facing] = (np.asarray(canvas), box)
+        if faced_right["both"][-1]:
+            assert np.array_equal(canvases["both"][0], canvases["right"][0])
+            assert canvases["both"][1] == canvases["right"][1]
+    assert all(faced_right["right"])
+    assert 6 <= sum(faced_right["both"]) <= 18  # p = 0.5 over 24 birds
+
+
 def test_draw_bird_paints_every_part_in_its_species_colour():
     species = synth_birds.make_species(12, np.random.default_rng(11))
     for i, sp in enumerate(species):
@@ -371,6 +403,34 @@ def test_refuses_a_non_empty_folder_and_replaces_it_only_when_asked(tmp_path):
     assert summary.root == out and not (out / "keep.txt").exists()
     assert (out / "CUB_200_2011" / "images.txt").is_file()
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_a_dataset_records_the_config_it_was_written_from(tmp_path):
+    out = tmp_path / "out"
+    synth.write_dataset(out, SMALL)
+    assert synth.written_by(out, SMALL)
+    assert not synth.written_by(out, dataclasses.replace(SMALL, facing="right"))
+    assert not synth.written_by(out, dataclasses.replace(SMALL, backgrounds="plain"))
+    assert not synth.written_by(tmp_path / "nothing here", SMALL)
+    (out / synth.CONFIG_FILE).write_text("{not json")
+    assert not synth.written_by(out, SMALL)
+
+
+def test_run_reuses_the_work_dirs_dataset_only_when_written_from_the_same_config(tmp_path, capsys):
+    from stackgan.commands.run import _ensure_synthetic
+    from stackgan.config import get_profile
+
+    cfg = get_profile("tiny").with_overrides(
+        ["synth.classes=3", "synth.images_per_class=2", "synth.min_side=96", "synth.max_side=128"]
+    )
+    root = _ensure_synthetic(cfg, str(tmp_path))
+    assert "synthesising" in capsys.readouterr().out
+    assert _ensure_synthetic(cfg, str(tmp_path)) == root
+    assert "using the synthetic dataset already in" in capsys.readouterr().out
+    turned = cfg.with_overrides(["synth.facing=right"])
+    assert _ensure_synthetic(turned, str(tmp_path)) == root
+    assert "synthesising" in capsys.readouterr().out
+    assert synth.written_by(root, turned.synth) and not synth.written_by(root, cfg.synth)
 
 
 @pytest.mark.parametrize(

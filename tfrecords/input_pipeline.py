@@ -158,8 +158,10 @@ def _count_drops(drops, example):
         return drops, {k: tf.identity(v) for k, v in example.items()}
 
 
-def _augment(image: tf.Tensor, size: int, crop_seed, flip_seed) -> tf.Tensor:
+def _augment(image: tf.Tensor, size: int, crop_seed, flip_seed, flip: bool) -> tf.Tensor:
     cropped = tf.image.stateless_random_crop(image, [size, size, 3], seed=crop_seed)
+    if not flip:
+        return cropped
     return tf.image.stateless_random_flip_left_right(cropped, seed=flip_seed)
 
 
@@ -236,8 +238,10 @@ def make_train_dataset(
         image = decoded(example[image_key])
         wrong = decoded(example[_WRONG])
         return {
-            keys.IMAGE: to_unit_range(_augment(image, size, seeds[0], seeds[1])),
-            keys.WRONG_IMAGE: to_unit_range(_augment(wrong, size, seeds[2], seeds[3])),
+            keys.IMAGE: to_unit_range(_augment(image, size, seeds[0], seeds[1], data.train_flip)),
+            keys.WRONG_IMAGE: to_unit_range(
+                _augment(wrong, size, seeds[2], seeds[3], data.train_flip)
+            ),
             keys.EMBEDDING: mean_of_random_embeddings(
                 example[features.EMBEDDING], data.embeddings_per_sample, seeds[4]
             ),

@@ -111,16 +111,16 @@ def _ensure_synthetic(cfg: config_lib.Config, work_dir: str) -> str:
     from stackgan.pipeline import layout
 
     out = layout.data_dir(work_dir)
-    expected = cfg.synth.classes * cfg.synth.images_per_class
-    if os.path.isdir(os.path.join(out, "CUB_200_2011")):
-        # write_dataset renames a finished staging dir into place, so a dir here is complete;
-        # it is reused only if it is the dataset this profile asks for.
+    # write_dataset renames a finished staging dir into place, so a dir here is complete; it
+    # is reused only if it was written from this profile's SynthConfig (a changed
+    # `--set synth.facing=...` or seed must not train on the old birds).
+    if synth.written_by(out, cfg.synth):
         try:
             existing = CubDataset(out, strict=True)
             found = sum(r.present for r in existing.reports.values())
         except CubFormatError:
             found = -1
-        if found == expected and existing.num_classes == cfg.synth.classes:
+        if found == cfg.synth.classes * cfg.synth.images_per_class:
             print(f"using the synthetic dataset already in {out} ({found} images)", flush=True)
             return out
     print(f"synthesising the embedded default dataset into {out} ...", flush=True)

@@ -37,6 +37,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help="scenes (sky, grass, branches, foliage, water) or a plain sky gradient",
     )
     parser.add_argument(
+        "--facing",
+        choices=typing.get_args(typing.get_type_hints(config.SynthConfig)["facing"]),
+        help="birds facing left or right at random (both), or all to the right",
+    )
+    parser.add_argument(
         "--overwrite",
         action="store_true",
         help="replace OUT_DIR if it is not empty (only once the new dataset is complete)",
@@ -53,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
         "images_per_class": args.images_per_class,
         "seed": args.seed,
         "backgrounds": args.backgrounds,
+        "facing": args.facing,
     }
     cfg = dataclasses.replace(
         config.get_profile(args.profile).synth,
@@ -60,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     )
     print(
         f"writing {cfg.classes} classes x {cfg.images_per_class} images (seed {cfg.seed},"
-        f" {cfg.backgrounds} backgrounds)"
+        f" {cfg.backgrounds} backgrounds, facing {cfg.facing})"
         f" to {args.out_dir}",
         flush=True,
     )

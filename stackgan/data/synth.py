@@ -7,6 +7,7 @@ download, and without Reed et al.'s char-CNN-RNN embeddings, which are not obtai
     OUT/CUB_200_2011/{images,bounding_boxes,image_class_labels,train_test_split,classes}.txt
     OUT/birds/{train,test}/{filenames,class_info,char-CNN-RNN-embeddings}.pickle
     OUT/birds/text_c10/<NNN.Name>/<Name_XXXX_id>.txt
+    OUT/synth_config.json  (the SynthConfig it was made from, so a reuse can check it)
 
 Each class is a species (`synth_birds`), each image one bird on a scene with its exact bounding
 box, each image 10 captions that state what is drawn and 10 embeddings that are a function of
@@ -21,6 +22,7 @@ place at the end, so an interrupted run never leaves a folder that looks complet
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import pickle
@@ -112,6 +114,19 @@ def held_out_classes(cfg: SynthConfig) -> tuple[int, ...]:
     return tuple(sorted(int(c) for c in chosen))
 
 
+CONFIG_FILE = "synth_config.json"
+
+
+def written_by(root: str | os.PathLike, cfg: SynthConfig) -> bool:
+    """Whether the dataset at `root` was written, whole, from `cfg` (what `write_dataset`
+    records last); False for a folder without that record or written from another config."""
+    try:
+        recorded = json.loads((Path(root) / CONFIG_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return recorded == json.loads(json.dumps(dataclasses.asdict(cfg)))
+
+
 def write_dataset(
     out_dir: str | os.PathLike,
     cfg: SynthConfig,
@@ -185,7 +200,7 @@ def _write_layout(root: Path, cfg: SynthConfig, progress: Callable[[str], None])
             canvas = synth_birds.draw_background(
                 synth_birds.image_size(cfg.min_side, cfg.max_side, rng), rng, cfg.backgrounds
             )
-            bbox, _ = synth_birds.draw_bird(canvas, sp, rng)
+            bbox, _ = synth_birds.draw_bird(canvas, sp, rng, cfg.facing)
             canvas.save(class_images / f"{stem}.jpg", quality=JPEG_QUALITY, subsampling=0)
             captions = synth_text.write_captions(
                 sp.traits,
@@ -215,6 +230,9 @@ def _write_layout(root: Path, cfg: SynthConfig, progress: Callable[[str], None])
         _dump(folder / "class_info.pickle", [im.species.class_id for im in chosen])
         _dump(folder / EMBEDDINGS_FILE, [embeddings[im.filename] for im in chosen])
     official_train = sum(im.is_train_official for im in images)
+    (root / CONFIG_FILE).write_text(
+        json.dumps(dataclasses.asdict(cfg), indent=2, sort_keys=True) + "\n", encoding="utf-8"
+    )
     return SynthSummary(
         root=root,
         species=tuple(species),

@@ -163,9 +163,10 @@ def _shape(species: Species, rng: np.random.Generator) -> _Shape:
 
 
 def draw_bird(
-    canvas: Image.Image, species: Species, rng: np.random.Generator
+    canvas: Image.Image, species: Species, rng: np.random.Generator, facing: str = "both"
 ) -> tuple[tuple[int, int, int, int], dict[str, tuple[int, ...]]]:
-    """Paint one bird of `species` onto `canvas` (RGB, modified in place).
+    """Paint one bird of `species` onto `canvas` (RGB, modified in place), facing left or
+    right at random (`facing="both"`) or right (`"right"`).
 
     Returns the bird's bounding box `(x, y, width, height)` in pixels, exact (the extent of the
     painted pixels), and the RGB used for each part.
@@ -179,7 +180,9 @@ def draw_bird(
     margin = 2
     x_room = width - scale * (right - left) - 2 * margin
     y_room = height - scale * (bottom - top) - 2 * margin
-    facing_right = rng.random() < 0.5
+    # drawn whatever `facing` says, so every later draw is the same as under "both"
+    coin = rng.random()
+    facing_right = coin < 0.5 if facing == "both" else facing == "right"
     # the bird's leftmost / topmost canvas coordinate, then the origin (body centre) from it
     x0 = margin + rng.uniform(0, max(x_room, 0))
     y0 = margin + rng.uniform(0, max(y_room, 0))
