@@ -192,6 +192,18 @@ def test_facing_right_turns_every_bird_right_and_draws_nothing_else_differently(
     assert 6 <= sum(faced_right["both"]) <= 18  # p = 0.5 over 24 birds
 
 
+def test_the_synth_command_turns_every_bird_right_when_asked(tmp_path):
+    from stackgan.config import get_profile
+
+    args = ["synth", "--profile", "tiny", "--classes", "2", "--images-per-class", "2"]
+    assert cli.main([*args, str(tmp_path / "right"), "--facing", "right"]) == 0
+    asked = dataclasses.replace(
+        get_profile("tiny").synth, classes=2, images_per_class=2, facing="right"
+    )
+    assert synth.written_by(tmp_path / "right", asked)
+    assert not synth.written_by(tmp_path / "right", dataclasses.replace(asked, facing="both"))
+
+
 def test_draw_bird_paints_every_part_in_its_species_colour():
     species = synth_birds.make_species(12, np.random.default_rng(11))
     for i, sp in enumerate(species):
