@@ -482,3 +482,14 @@ def test_synth_command_writes_reports_and_refuses_to_clobber(tmp_path, capsys):
 
     assert cli.main([*argv[:-1], "10", "--overwrite"]) == 0
     assert _all_files(out) != before  # another seed: other birds
+
+
+def test_a_run_on_photographs_without_the_flip_says_how_to_turn_it_on():
+    from stackgan.commands.run import unmirrored_photographs_note
+    from stackgan.config import get_profile
+
+    demo = get_profile("demo")
+    assert not demo.data.train_flip and demo.synth.facing == "right"
+    note = unmirrored_photographs_note(demo)
+    assert "--set data.train_flip=true" in note and "\n" not in note
+    assert unmirrored_photographs_note(get_profile("paper")) is None

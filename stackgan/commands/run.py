@@ -76,6 +76,10 @@ def run(args: argparse.Namespace) -> int:
         ),
         flush=True,
     )
+    if args.data:
+        note = unmirrored_photographs_note(cfg)
+        if note:
+            print(note, flush=True)
 
     def factory(connection):
         return create_pipeline(
@@ -102,6 +106,18 @@ def run(args: argparse.Namespace) -> int:
         flush=True,
     )
     return 0
+
+
+def unmirrored_photographs_note(cfg: config_lib.Config) -> str | None:
+    """One line for a run on the user's data with the training flip off (the demo profile:
+    its synthetic birds all face right); birds in photographs face both ways."""
+    if cfg.data.train_flip:
+        return None
+    return (
+        "  note: training images are not mirrored (data.train_flip=false: the demo's synthetic"
+        " birds all face right); birds in photographs face both ways, and"
+        " --set data.train_flip=true mirrors them as the paper does"
+    )
 
 
 def _ensure_synthetic(cfg: config_lib.Config, work_dir: str) -> str:
