@@ -117,6 +117,10 @@ def held_out_classes(cfg: SynthConfig) -> tuple[int, ...]:
 CONFIG_FILE = "synth_config.json"
 
 
+def _config_record(cfg: SynthConfig) -> str:
+    return json.dumps(dataclasses.asdict(cfg), indent=2, sort_keys=True) + "\n"
+
+
 def written_by(root: str | os.PathLike, cfg: SynthConfig) -> bool:
     """Whether the dataset at `root` was written, whole, from `cfg` (what `write_dataset`
     records last); False for a folder without that record or written from another config."""
@@ -124,7 +128,7 @@ def written_by(root: str | os.PathLike, cfg: SynthConfig) -> bool:
         recorded = json.loads((Path(root) / CONFIG_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return recorded == json.loads(json.dumps(dataclasses.asdict(cfg)))
+    return recorded == json.loads(_config_record(cfg))
 
 
 def write_dataset(
@@ -230,9 +234,7 @@ def _write_layout(root: Path, cfg: SynthConfig, progress: Callable[[str], None])
         _dump(folder / "class_info.pickle", [im.species.class_id for im in chosen])
         _dump(folder / EMBEDDINGS_FILE, [embeddings[im.filename] for im in chosen])
     official_train = sum(im.is_train_official for im in images)
-    (root / CONFIG_FILE).write_text(
-        json.dumps(dataclasses.asdict(cfg), indent=2, sort_keys=True) + "\n", encoding="utf-8"
-    )
+    (root / CONFIG_FILE).write_text(_config_record(cfg), encoding="utf-8")
     return SynthSummary(
         root=root,
         species=tuple(species),
