@@ -5,9 +5,8 @@ a list of {"config": Config JSON, "stage", "examples" (an Examples directory), "
 "stage1_model_path" (Stage-II)}. Each stage is restored from the latest checkpoint and trained to
 the end without interruption, as the trainer component does (stackgan.training.runner).
 
-Run it with TF_DETERMINISTIC_OPS=1 and TF_NUM_INTRAOP_THREADS=1, as the runs it is compared
-with: the training input pipeline may otherwise reorder its parallel stages, and a kernel's
-reductions may be split across a number of threads that depends on scheduling.
+Run it with TF_NUM_INTRAOP_THREADS=1, as the runs it is compared with: a kernel's reductions
+may otherwise be split across a number of threads that depends on scheduling.
 """
 
 from __future__ import annotations

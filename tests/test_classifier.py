@@ -483,3 +483,31 @@ def test_cached_training_images_are_random_crops_of_the_shrunk_stored_image(tiny
     for (images, labels), (expected, expected_labels) in zip(held, uncached, strict=True):
         np.testing.assert_array_equal(labels.numpy(), expected_labels.numpy())
         np.testing.assert_allclose(images.numpy(), expected.numpy(), atol=1e-6)
+
+
+@pytest.mark.parametrize("cache_images", [False, True])
+def test_training_augmentation_repeats_exactly_for_a_seed_and_changes_each_epoch(
+    tiny_config, tmp_path, cache_images
+):
+    """The classifier's crops and flips come from its seed alone (stateless, not drawn by
+    whichever map thread runs first), so the same seed gives the same training batches in a
+    new pipeline, epoch for epoch; each epoch crops anew, and another seed crops otherwise."""
+    cfg = dataclasses.replace(tiny_config.classifier, cache_images=cache_images)
+    write_tiny_examples(
+        str(tmp_path), tiny_config, train_classes=(0, 1), test_classes=(2,), per_class=4
+    )
+    patterns = [str(tmp_path / f"Split-{s}" / "*") for s in ("train", "test")]
+    indexes = [classifier_data.scan_split(p) for p in patterns]
+    classes, holdout = [0, 1, 2], np.array([1, 2001])
+
+    def epochs(seed):
+        train, _ = classifier_data.make_datasets(
+            patterns, indexes, tiny_config.data, cfg, classes, holdout, seed
+        )
+        return [np.concatenate([images.numpy() for images, _ in train]) for _ in range(2)]
+
+    first, again, other = epochs(0), epochs(0), epochs(1)
+    for epoch in range(2):
+        np.testing.assert_array_equal(first[epoch], again[epoch], err_msg=f"epoch {epoch}")
+    assert np.abs(first[0] - first[1]).max() > 0.1  # reshuffled and cropped anew
+    assert np.abs(first[0] - other[0]).max() > 0.1

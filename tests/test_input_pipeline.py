@@ -169,6 +169,16 @@ def test_deterministic_mode_repeats_exactly_and_seeds_differ(examples_dir, tiny_
     assert any(not np.array_equal(x, z) for x, z in zip(a, c, strict=True))
 
 
+def test_the_trainers_pipeline_keeps_its_order_unless_data_ordered_is_off(
+    examples_dir, tiny_config
+):
+    """The trainers call make_train_dataset without `deterministic`: `data.ordered` decides."""
+    for ordered in (True, False):
+        cfg = tiny_config.replace(data={"ordered": ordered})
+        ds = input_pipeline.make_train_dataset(_pattern(examples_dir, "train"), cfg, 1, 4)
+        assert ds.options().deterministic is ordered
+
+
 def test_cached_and_streamed_pipelines_give_the_same_first_epoch(examples_dir, tiny_config):
     streamed = tiny_config.replace(data={"cache_decoded_mb": 0})
     for stage in (1, 2):

@@ -455,12 +455,12 @@ def test_a_larger_max_steps_resumes_stage1_from_its_last_checkpoint(first_run):
 KILL_SETTINGS = ("train.max_steps=40", "train.sample_every_steps=1000", "train.lr_decay_epochs=10")
 
 
-# Deterministic ops: the training input pipeline reorders its parallel stages otherwise, and a
-# resumed stage could not be compared with its replay weight for weight. One intra-op thread:
-# oneDNN splits a kernel's reductions by the threads it gets, and it gets one when the kernel runs
-# on a thread of the intra-op pool, all of them otherwise, which depends on scheduling. CI once
-# saw a resumed Stage-I differ from its replay by 1 ulp in 29 % of a kernel (7e-9) that way.
-DETERMINISTIC = {**os.environ, "TF_DETERMINISTIC_OPS": "1", "TF_NUM_INTRAOP_THREADS": "1"}
+# The training input pipeline keeps its order (`data.ordered`), so a resumed stage can be
+# compared with its replay weight for weight, given one intra-op thread: oneDNN splits a
+# kernel's reductions by the threads it gets, and it gets one when the kernel runs on a thread of
+# the intra-op pool, all of them otherwise, which depends on scheduling. CI once saw a resumed
+# Stage-I differ from its replay by 1 ulp in 29 % of a kernel (7e-9) that way.
+DETERMINISTIC = {**os.environ, "TF_NUM_INTRAOP_THREADS": "1"}
 
 
 def _lr(step: int) -> float:
@@ -560,8 +560,7 @@ def test_a_killed_run_resumes_each_stage_from_its_checkpoint(tmp_path, first_run
     hold is that the resumed stage is exactly the uninterrupted continuation of the checkpoint
     the kill left: its final weights equal, bit for bit, those of the same stage restored in
     another process from a copy of that checkpoint and trained to the end (every process with
-    deterministic ops; without them the parallel input pipeline reorders batches, and two
-    replays of one checkpoint already differ by ~0.04 in some weights)."""
+    one intra-op thread, see DETERMINISTIC)."""
     import keras
 
     from stackgan import config as config_lib

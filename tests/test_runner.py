@@ -3,7 +3,6 @@ progress line and strategy choice."""
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import os
@@ -18,18 +17,6 @@ from tiny_examples import write_tiny_examples
 from stackgan.tfrecords import input_pipeline
 from stackgan.training import distribute, runner
 from stackgan.training.progress import ProgressLine, format_duration
-
-
-@contextlib.contextmanager
-def _deterministic_ops():
-    """TF's op determinism, for this block only (it is process-wide)."""
-    from tensorflow.python.framework import config as tf_config
-
-    tf.config.experimental.enable_op_determinism()
-    try:
-        yield
-    finally:
-        tf_config.disable_op_determinism()
 
 
 class Crash(Exception):
@@ -84,6 +71,30 @@ def test_count_examples_counts_records_and_rejects_empty_pattern(examples, tmp_p
         runner.count_examples(str(tmp_path / "nothing" / "*"))
 
 
+def test_the_same_seed_trains_the_same_generator_bit_for_bit(
+    tmp_path, tiny_run_config, examples, uninterrupted
+):
+    """`train.seed` decides the initial weights and the noise, and the input pipeline keeps
+    its order (`data.ordered`), so training again in the same process, with TensorFlow's
+    ordinary (not forced deterministic) ops, repeats the fixture's run exactly; another seed
+    trains another generator."""
+    reference, _, _ = uninterrupted
+
+    def weights(config, name):
+        run = runner.train_stage(
+            config, 1, examples["train"], str(tmp_path / name), stream=io.StringIO()
+        )
+        return run.gan.generator.get_weights()
+
+    expected = reference.gan.generator.get_weights()
+    again = weights(tiny_run_config, "again")
+    assert len(again) == len(expected)
+    for i, (got, want) in enumerate(zip(again, expected, strict=True)):
+        np.testing.assert_array_equal(got, want, err_msg=f"weight {i} of {len(expected)}")
+    other_seed = weights(tiny_run_config.replace(train={"seed": 1}), "seed1")
+    assert max(np.abs(a - b).max() for a, b in zip(other_seed, expected, strict=True)) > 0.01
+
+
 @pytest.mark.slow
 def test_killed_run_resumes_with_step_optimizer_lr_and_noise_state(
     tmp_path, tiny_run_config, examples, uninterrupted
@@ -121,19 +132,18 @@ def test_killed_run_resumes_with_step_optimizer_lr_and_noise_state(
         np.testing.assert_array_equal(got.numpy(), saved)
 
     # The resumed run must be the uninterrupted continuation of the step-2 checkpoint, whose
-    # copy is resumed a second time below: with deterministic ops (the parallel input pipeline
-    # reorders batches otherwise) both give the same weights, bit for bit.
+    # copy is resumed a second time below: the input pipeline keeps its order (`data.ordered`),
+    # so both give the same weights, bit for bit.
     shutil.copytree(checkpoints, tmp_path / "checkpoint_copy")
     stream = io.StringIO()
-    with _deterministic_ops():
-        resumed = runner.train_stage(
-            tiny_run_config, 1, examples["train"], run_dir, sample_pattern=examples["test"],
-            stream=stream,
-        )  # fmt: skip
-        replay = runner.train_stage(
-            tiny_run_config, 1, examples["train"], str(tmp_path / "replay"),
-            checkpoint_dir=str(tmp_path / "checkpoint_copy"), stream=io.StringIO(),
-        )  # fmt: skip
+    resumed = runner.train_stage(
+        tiny_run_config, 1, examples["train"], run_dir, sample_pattern=examples["test"],
+        stream=stream,
+    )  # fmt: skip
+    replay = runner.train_stage(
+        tiny_run_config, 1, examples["train"], str(tmp_path / "replay"),
+        checkpoint_dir=str(tmp_path / "checkpoint_copy"), stream=io.StringIO(),
+    )  # fmt: skip
     assert resumed.resumed_from_step == replay.resumed_from_step == 2
     for network in ("generator", "discriminator"):
         got, want = getattr(resumed.gan, network), getattr(replay.gan, network)
@@ -304,19 +314,15 @@ def test_generator_average_is_what_samples_and_the_end_of_training_give(
     averaged_cfg = tiny_run_config.replace(
         train={"generator_ema": momentum, "sample_every_steps": 1, "max_steps": steps}
     )
-    import keras
-
-    with _deterministic_ops():
-        keras.utils.set_random_seed(0)  # the same initial weights in both runs
-        averaged = runner.train_stage(
-            averaged_cfg, 1, examples["train"], str(tmp_path / "ema"),
-            sample_pattern=examples["test"], on_step=record, stream=io.StringIO(),
-        )  # fmt: skip
-        keras.utils.set_random_seed(0)
-        plain = runner.train_stage(
-            tiny_run_config.replace(train={"max_steps": steps}), 1, examples["train"],
-            str(tmp_path / "plain"), sample_pattern=examples["test"], stream=io.StringIO(),
-        )  # fmt: skip
+    # the same seed: the same initial weights and batches in both runs
+    averaged = runner.train_stage(
+        averaged_cfg, 1, examples["train"], str(tmp_path / "ema"),
+        sample_pattern=examples["test"], on_step=record, stream=io.StringIO(),
+    )  # fmt: skip
+    plain = runner.train_stage(
+        tiny_run_config.replace(train={"max_steps": steps}), 1, examples["train"],
+        str(tmp_path / "plain"), sample_pattern=examples["test"], stream=io.StringIO(),
+    )  # fmt: skip
     expected = seen[1]
     for step in range(2, steps + 1):
         m = min(momentum, step / (9 + step))  # 0.18, 0.25, ..., 0.47, then 0.5 (not 0.53)

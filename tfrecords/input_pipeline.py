@@ -6,8 +6,9 @@ is the mean of `data.embeddings_per_sample` randomly chosen embeddings of the im
 averages 4, PT takes 1); and a matching-aware "wrong" image drawn from a DIFFERENT class, as in
 the authors' TF code (PT's in-batch shift can pair an image with its own class).
 
-Randomness is stateless, keyed by (seed, element index), so `deterministic=True` makes a run
-reproducible element for element; `deterministic=False` only lets parallel stages reorder.
+Randomness is stateless, keyed by (seed, element index), so `deterministic=True` (the trainers'
+default, `data.ordered`) makes a run reproducible element for element; `deterministic=False`
+only lets parallel stages reorder.
 
 Where the decoded training images fit `data.cache_decoded_mb`, each is read, parsed and decoded
 once and kept in memory (`Dataset.cache`), and later epochs only crop, flip and pick from it.
@@ -178,7 +179,7 @@ def make_train_dataset(
     stage: int,
     batch_size: int,
     *,
-    deterministic: bool = False,
+    deterministic: bool | None = None,
     seed: int = 0,
     repeat: bool = False,
     num_examples: int | None = None,
@@ -187,10 +188,13 @@ def make_train_dataset(
     "embedding": f32[B,E]}, S = data.low_res (stage 1) or data.high_res (stage 2).
 
     One pass over the files unless `repeat`. `num_examples` (the files' record count, counted
-    when not given) decides whether the decoded images fit `data.cache_decoded_mb`. Raises
+    when not given) decides whether the decoded images fit `data.cache_decoded_mb`.
+    `deterministic` (default `data.ordered`) keeps the elements in order. Raises
     MissingEmbeddingsError for Examples without embeddings.
     """
     data = config.data
+    if deterministic is None:
+        deterministic = data.ordered
     files = _files(file_pattern)
     _require_embeddings(files)
     image_key, stored, size = _stage_image(config, stage)

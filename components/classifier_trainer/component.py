@@ -23,7 +23,7 @@ READS = config_view.Reads(
     "ClassifierTrainer",
     {
         "classifier": config_view.ALL,
-        "data": ("high_res_stored", "high_res", "image_encoding", "shuffle_buffer"),
+        "data": ("high_res_stored", "high_res", "image_encoding", "shuffle_buffer", "ordered"),
         "train": ("seed",),
     },
 )

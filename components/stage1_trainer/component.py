@@ -37,7 +37,7 @@ READS = config_view.Reads(
         "data": (
             "low_res_stored", "low_res", "high_res_stored", "high_res", "image_encoding",
             "embedding_dim", "captions_per_image", "embeddings_per_sample", "shuffle_buffer",
-            "cache_decoded_mb", "train_flip",
+            "cache_decoded_mb", "train_flip", "ordered",
         ),
         "model": config_view.all_but(*STAGE2_ONLY_MODEL_FIELDS),
         "train": config_view.all_but(*STAGE2_ONLY_TRAIN_FIELDS),

@@ -112,6 +112,23 @@ def count_images(indexes: Sequence[ImageIndex], classes: Sequence[int]) -> int:
     return int(sum(np.isin(index.labels, classes).sum() for index in indexes))
 
 
+def _with_augmentation_seeds(dataset: tf.data.Dataset, seed: int) -> tf.data.Dataset:
+    """(encoded or image, index) -> (..., index, seeds int64[2, 2]): stateless seeds for each
+    element's crop and flip, from a stream seeded by `seed` that draws anew each epoch. Stateful
+    random ops in a parallel map draw in whatever order its threads run; these do not, so an
+    ordered pipeline trains the same classifier every time."""
+    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(4)
+    return tf.data.Dataset.zip(dataset, seeds).map(
+        lambda element, drawn: (*element, tf.reshape(drawn, [2, 2]))
+    )
+
+
+def _crop_and_flip(image: tf.Tensor, size: int, seeds: tf.Tensor) -> tf.Tensor:
+    """A random `size` square of `image`, mirrored with p = 0.5 (stateless: `seeds` [2, 2])."""
+    image = tf.image.stateless_random_crop(image, [size, size, 3], seed=seeds[0])
+    return tf.image.stateless_random_flip_left_right(image, seed=seeds[1])
+
+
 def make_datasets(
     file_patterns: Sequence[str],
     indexes: Sequence[ImageIndex],
@@ -164,11 +181,9 @@ def make_datasets(
         image = tf.image.resize(image, [size, size], antialias=True)
         return to_unit_range(image)
 
-    def augment(encoded, index):
+    def augment(encoded, index, seeds):
         image = decode_image(encoded, data_cfg)
-        image = tf.image.random_crop(image, [crop, crop, 3])
-        image = tf.image.random_flip_left_right(image)
-        return to_float(image), index
+        return to_float(_crop_and_flip(image, crop, seeds)), index
 
     # the cached path crops after shrinking: the same crop of the bird, `size` pixels wide
     shrunk = round(size * data_cfg.high_res_stored / crop)
@@ -177,10 +192,8 @@ def make_datasets(
         image = tf.image.resize(decode_image(encoded, data_cfg), [shrunk, shrunk], antialias=True)
         return tf.cast(tf.round(image), tf.uint8), index
 
-    def crop_small(image, index):
-        image = tf.image.random_crop(image, [size, size, 3])
-        image = tf.image.random_flip_left_right(image)
-        return to_unit_range(image), index
+    def crop_small(image, index, seeds):
+        return to_unit_range(_crop_and_flip(image, size, seeds)), index
 
     def centre(encoded, index):
         image = decode_image(encoded, data_cfg)
@@ -198,18 +211,21 @@ def make_datasets(
     train = parsed.filter(lambda encoded, index, held: tf.logical_not(held)).map(
         lambda encoded, index, held: (encoded, index)
     )
+    ordered = data_cfg.ordered
     if cfg.cache_images:
         train = (
-            train.map(shrink, num_parallel_calls=tf.data.AUTOTUNE)
+            train.map(shrink, num_parallel_calls=tf.data.AUTOTUNE, deterministic=ordered)
             .cache()
             # every image is in memory already, so a full shuffle costs nothing more
             .shuffle(num_train, seed=seed, reshuffle_each_iteration=True)
-            .map(crop_small, num_parallel_calls=tf.data.AUTOTUNE)
         )
+        crop_and_flip = crop_small
     else:
-        train = train.shuffle(
-            data_cfg.shuffle_buffer, seed=seed, reshuffle_each_iteration=True
-        ).map(augment, num_parallel_calls=tf.data.AUTOTUNE)
+        train = train.shuffle(data_cfg.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+        crop_and_flip = augment
+    train = _with_augmentation_seeds(train, seed).map(
+        crop_and_flip, num_parallel_calls=tf.data.AUTOTUNE, deterministic=ordered
+    )
     train = (
         train.batch(cfg.batch_size)
         # filter() hides the size from Keras, which then warns that the data "ran out"

@@ -153,6 +153,9 @@ def train_stage(
     steps_per_epoch, total_steps = plan_steps(config, stage, num_examples)
     batch_size = get_stage(stage).batch_size(train)
 
+    # The networks' initial weights and the noise stream come from `train.seed`: with the
+    # ordered input pipeline (`data.ordered`) a run repeats bit for bit on the same machine.
+    keras.utils.set_random_seed(train.seed)
     with strategy.scope():
         gan = build_gan(config, stage, steps_per_epoch, stage1_model_path, chosen.policy)
         step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
