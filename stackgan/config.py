@@ -62,8 +62,8 @@ class DataConfig:
     # the paper mirrors every training image at random (both official codes)
     train_flip: bool = True
     # The training input pipelines (the GANs' and the classifier's) hand out their elements in
-    # order, so that a run repeats bit for bit on the same machine with the same seed (the
-    # augmentation is stateless, keyed by the seed and the element). False lets their parallel
+    # order, so that a run repeats bit for bit with the same `train.seed` (the augmentation is
+    # stateless, keyed by the seed and the element). False lets their parallel
     # stages hand out whichever element is ready first: the same data, in an order that
     # changes from run to run, for when reading is the bottleneck (slow storage).
     ordered: bool = True
@@ -195,6 +195,8 @@ class TrainConfig:
     # loss scaling on older GPUs, else float32; float16 on a CPU is refused at training start.
     precision: Literal["float32", "bfloat16", "float16", "auto"] = "auto"
     xla: bool = False
+    # Every trainer's initial weights, noise, data order and augmentation (with `data.ordered`,
+    # a run repeats bit for bit on the same kind of machine with the same thread count).
     seed: int = 0
 
 
