@@ -4,8 +4,9 @@ Converts a replica dataset (real CUB photos, random embeddings) with the paper p
 (76/304 stored) once per image encoding, then times `make_train_dataset(..., repeat=True)`
 after a warm-up, twice: streamed from the files (`data.cache_decoded_mb=0`) and with the
 decoded images kept in memory (the default where they fit; the warm-up then covers one whole
-epoch, which fills the cache). The whole machine is used (this project's CPU hosts have 2
-cores). Run:
+epoch, which fills the cache), each with the elements kept in order (`data.ordered=true`, the
+default: reproducible runs) and, with `--orders ordered unordered`, without. The whole machine
+is used (this project's CPU hosts have 2 cores). Run:
 
     .venv/bin/python bench/bench_input_pipeline.py [--images 640] [--batches 20]
 """
@@ -52,6 +53,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--sample", type=Path, default=REPO.parent / "shared" / "cub-sample")
     parser.add_argument("--encodings", nargs="+", default=["png", "jpeg", "raw"])
+    parser.add_argument(
+        "--orders", nargs="+", default=["ordered"], choices=["ordered", "unordered"]
+    )
     args = parser.parse_args()
     print(
         f"host: {platform.machine()}, {os.cpu_count()} CPUs, load average"
@@ -69,22 +73,25 @@ def main() -> None:
             epoch = -(-args.images * 8 // 10 // args.batch_size)  # ~80 % of them are train
             for stage, size in ((1, cfg.data.low_res), (2, cfg.data.high_res)):
                 for mode, cache_mb, warmup in (("streamed", 0, 3), ("cached", 4096, epoch + 3)):
-                    run_cfg = cfg.replace(data={"cache_decoded_mb": cache_mb})
-                    if (
-                        cache_mb
-                        and input_pipeline.decoded_cache_bytes(args.images, run_cfg, stage)
-                        > cache_mb * 2**20
-                    ):
-                        continue
-                    rate = batches_per_second(
-                        pattern, run_cfg, stage, args.batch_size, args.batches, warmup
-                    )
-                    print(
-                        f"{encoding:<5} stage {stage} ({size}x{size}) {mode:<8}: {rate:6.2f}"
-                        f" batches/s = {rate * args.batch_size:7.0f} images/s (+ as many wrong"
-                        " images)",
-                        flush=True,
-                    )
+                    for order in args.orders:
+                        run_cfg = cfg.replace(
+                            data={"cache_decoded_mb": cache_mb, "ordered": order == "ordered"}
+                        )
+                        if (
+                            cache_mb
+                            and input_pipeline.decoded_cache_bytes(args.images, run_cfg, stage)
+                            > cache_mb * 2**20
+                        ):
+                            continue
+                        rate = batches_per_second(
+                            pattern, run_cfg, stage, args.batch_size, args.batches, warmup
+                        )
+                        print(
+                            f"{encoding:<5} stage {stage} ({size}x{size}) {mode:<8} {order:<9}:"
+                            f" {rate:6.2f} batches/s = {rate * args.batch_size:7.0f} images/s"
+                            " (+ as many wrong images)",
+                            flush=True,
+                        )
 
 
 if __name__ == "__main__":
