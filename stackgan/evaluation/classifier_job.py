@@ -40,6 +40,9 @@ class ClassifierJobResult:
 def run_classifier_job(args: ClassifierJobArgs) -> ClassifierJobResult:
     config = args.config
     cfg = config.classifier
+    # First: tf.data's seeded ops (the shuffle, the augmentation's seed stream) pair their seed
+    # with the global one, which an earlier component in this process may have set otherwise.
+    keras.utils.set_random_seed(config.train.seed)
     patterns = {"train": args.train_pattern, "test": args.test_pattern}
     indexes = {split: classifier_data.scan_split(p) for split, p in patterns.items()}
     classes = classifier_data.choose_classes(cfg, indexes["train"], indexes["test"])
@@ -64,7 +67,6 @@ def run_classifier_job(args: ClassifierJobArgs) -> ClassifierJobResult:
     weights = classifier.choose_weights(cfg)
     if weights.warning:
         logging.warning("ClassifierTrainer: %s", weights.warning)
-    keras.utils.set_random_seed(config.train.seed)
     models = classifier.build_classifier(cfg, len(classes), weights)
     # TFX's convention: TensorBoard logs in the ModelRun (`tensorboard --logdir <uri>`)
     tensorboard = keras.callbacks.TensorBoard(
