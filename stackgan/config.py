@@ -221,6 +221,10 @@ class ClassifierConfig:
     cache_images: bool = False
     # from scratch only: linear warm-up of the learning rate before its cosine decay
     warmup_epochs: int = 2
+    # The classifier's own seed (initial weights, hold-out, order, augmentation), apart from
+    # `train.seed`: it is the measuring instrument, so GANs trained with other seeds are scored
+    # by the same classifier (and `--set train.seed=N` leaves it cached).
+    seed: int = 0
 
 
 @dataclasses.dataclass(frozen=True)

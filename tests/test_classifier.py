@@ -446,15 +446,21 @@ def test_datasets_hold_the_chosen_classes_with_indexed_labels(tiny_config, tmp_p
         assert batch.numpy().min() >= -1.0 and batch.numpy().max() <= 1.0
 
 
-def test_cached_training_images_are_random_crops_of_the_shrunk_stored_image(tiny_config, tmp_path):
-    data_cfg = tiny_config.data
-    cfg = dataclasses.replace(tiny_config.classifier, cache_images=True)
+def _two_splits(tmp_path, tiny_config, per_class):
+    """Tiny Examples of classes 0, 1 (train split) and 2 (test split): (patterns, indexes,
+    classes [0, 1, 2], hold-out ids [1, 2001])."""
     write_tiny_examples(
-        str(tmp_path), tiny_config, train_classes=(0, 1), test_classes=(2,), per_class=3
+        str(tmp_path), tiny_config, train_classes=(0, 1), test_classes=(2,), per_class=per_class
     )
     patterns = [str(tmp_path / f"Split-{s}" / "*") for s in ("train", "test")]
     indexes = [classifier_data.scan_split(p) for p in patterns]
-    classes, holdout = [0, 1, 2], np.array([1, 2001])
+    return patterns, indexes, [0, 1, 2], np.array([1, 2001])
+
+
+def test_cached_training_images_are_random_crops_of_the_shrunk_stored_image(tiny_config, tmp_path):
+    data_cfg = tiny_config.data
+    cfg = dataclasses.replace(tiny_config.classifier, cache_images=True)
+    patterns, indexes, classes, holdout = _two_splits(tmp_path, tiny_config, per_class=3)
     train, held = classifier_data.make_datasets(
         patterns, indexes, data_cfg, cfg, classes, holdout, 0
     )
@@ -493,12 +499,7 @@ def test_training_augmentation_repeats_exactly_for_a_seed_and_changes_each_epoch
     whichever map thread runs first), so the same seed gives the same training batches in a
     new pipeline, epoch for epoch; each epoch crops anew, and another seed crops otherwise."""
     cfg = dataclasses.replace(tiny_config.classifier, cache_images=cache_images)
-    write_tiny_examples(
-        str(tmp_path), tiny_config, train_classes=(0, 1), test_classes=(2,), per_class=4
-    )
-    patterns = [str(tmp_path / f"Split-{s}" / "*") for s in ("train", "test")]
-    indexes = [classifier_data.scan_split(p) for p in patterns]
-    classes, holdout = [0, 1, 2], np.array([1, 2001])
+    patterns, indexes, classes, holdout = _two_splits(tmp_path, tiny_config, per_class=4)
 
     def epochs(seed):
         train, _ = classifier_data.make_datasets(

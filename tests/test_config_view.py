@@ -42,8 +42,9 @@ def _properties_changed(before: config_lib.Config, after: config_lib.Config) -> 
         ("train.stage2_batch_size=2", {"Stage2Trainer"}),
         ("model.stage2_residual_blocks=2", {"Stage2Trainer"}),
         ("train.max_steps=9", {"Stage1Trainer", "Stage2Trainer"}),
-        ("train.seed=3", {"ClassifierTrainer", "TextEncoderTrainer", "Stage1Trainer",
-                          "Stage2Trainer"}),
+        # the classifier, the measuring instrument, keeps its own seed
+        ("train.seed=3", {"TextEncoderTrainer", "Stage1Trainer", "Stage2Trainer"}),
+        ("classifier.seed=3", {"ClassifierTrainer"}),
         ("train.precision=bfloat16", {"TextEncoderTrainer", "Stage1Trainer", "Stage2Trainer"}),
         ("data.shuffle_buffer=8", {"ClassifierTrainer", "Stage1Trainer", "Stage2Trainer"}),
         # in memory or streamed: the same first epoch, later ones in another order
@@ -60,8 +61,8 @@ def test_a_change_reaches_only_the_components_that_read_it(tiny_config, assignme
 
 def test_exec_properties_hold_only_the_declared_fields(tiny_config):
     properties = CLASSIFIER.exec_properties(tiny_config)
-    assert set(properties) == {"classifier_config", "data_config", "train_config"}
-    assert json.loads(properties["train_config"]) == {"seed": 0}
+    assert set(properties) == {"classifier_config", "data_config"}
+    assert json.loads(properties["classifier_config"])["seed"] == 0
     stage1_train = json.loads(STAGE1.exec_properties(tiny_config)["train_config"])
     assert "max_steps" in stage1_train and "stage2_max_steps" not in stage1_train
     # all_but: a field added to a section later is sent unless excluded
@@ -72,7 +73,7 @@ def test_exec_properties_hold_only_the_declared_fields(tiny_config):
 
 def test_an_undeclared_field_raises_naming_component_and_field(tiny_config):
     config = CLASSIFIER.restrict(tiny_config)
-    assert config.train.seed == tiny_config.train.seed
+    assert config.data.ordered == tiny_config.data.ordered
     assert config_view.given(config.classifier) == dataclasses.asdict(tiny_config.classifier)
     for read in (
         lambda: config.train.max_steps,
@@ -84,9 +85,13 @@ def test_an_undeclared_field_raises_naming_component_and_field(tiny_config):
         with pytest.raises(config_view.UndeclaredConfigFieldError, match="ClassifierTrainer"):
             read()
     with pytest.raises(
-        config_view.UndeclaredConfigFieldError, match=r"reads train\.max_steps, which its config"
+        config_view.UndeclaredConfigFieldError, match=r"reads data\.low_res, which its config"
     ):
-        _ = config.train.max_steps
+        _ = config.data.low_res
+    with pytest.raises(
+        config_view.UndeclaredConfigFieldError, match=r"reads config\.train, which its config"
+    ):
+        _ = config.train.seed  # the classifier keeps its own seed
 
 
 def test_a_restricted_config_pickles_for_beam_workers(tiny_config):

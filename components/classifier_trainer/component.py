@@ -4,7 +4,7 @@ Input: `examples` (Examples with Split-train and Split-test; embeddings not need
 `model` (Model: the classifier SavedModel at <uri>/Format-Serving, see the classifier contract
 in docs/ARCHITECTURE.md) and `model_run` (ModelRun: run.json with the phases' histories, the
 held-out top-1 accuracy, the weights it started from and any from-scratch warning).
-Parameters: `classifier_config`, `data_config`, `train_config` (JSON of the READS fields).
+Parameters: `classifier_config`, `data_config` (JSON of the READS fields).
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ READS = config_view.Reads(
     {
         "classifier": config_view.ALL,
         "data": ("high_res_stored", "high_res", "image_encoding", "shuffle_buffer", "ordered"),
-        "train": ("seed",),
     },
 )
 

@@ -28,8 +28,8 @@ class Executor(base_executor.BaseExecutor):
         output_dict: "model" (one Model: <uri>/Format-Serving; custom properties
           holdout_top1_accuracy, weights_source, warning), "model_run" (one ModelRun:
           <uri>/run.json, <uri>/logs).
-        exec_properties: "classifier_config", "data_config", "train_config" (JSON of the fields
-          component.READS names).
+        exec_properties: "classifier_config", "data_config" (JSON of the fields component.READS
+          names).
         """
         examples = artifact_utils.get_single_instance(input_dict["examples"])
         model = artifact_utils.get_single_instance(output_dict["model"])

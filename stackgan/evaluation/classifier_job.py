@@ -23,7 +23,7 @@ TENSORBOARD_DIR = "logs"
 
 @dataclasses.dataclass(frozen=True)
 class ClassifierJobArgs:
-    config: Config  # classifier, data crop sizes and encoding, train.seed (component READS)
+    config: Config  # classifier, data crop sizes, encoding and order (component READS)
     train_pattern: str  # TFRecord files of the Examples' train split
     test_pattern: str  # ... and of the test split (both feed the classes and the hold-out)
     serving_dir: str  # the SavedModel goes here (<Model>/Format-Serving)
@@ -42,12 +42,12 @@ def run_classifier_job(args: ClassifierJobArgs) -> ClassifierJobResult:
     cfg = config.classifier
     # First: tf.data's seeded ops (the shuffle, the augmentation's seed stream) pair their seed
     # with the global one, which an earlier component in this process may have set otherwise.
-    keras.utils.set_random_seed(config.train.seed)
+    keras.utils.set_random_seed(cfg.seed)
     patterns = {"train": args.train_pattern, "test": args.test_pattern}
     indexes = {split: classifier_data.scan_split(p) for split, p in patterns.items()}
     classes = classifier_data.choose_classes(cfg, indexes["train"], indexes["test"])
     holdout = classifier_data.choose_holdout(
-        list(indexes.values()), classes, cfg.holdout_fraction, config.train.seed
+        list(indexes.values()), classes, cfg.holdout_fraction, cfg.seed
     )
     train_ds, holdout_ds = classifier_data.make_datasets(
         list(patterns.values()),
@@ -56,7 +56,7 @@ def run_classifier_job(args: ClassifierJobArgs) -> ClassifierJobResult:
         cfg,
         classes,
         holdout,
-        config.train.seed,
+        cfg.seed,
     )
     in_classes = classifier_data.count_images(list(indexes.values()), classes)
     logging.info(
