@@ -378,13 +378,33 @@ def test_dag_end_to_end_on_synthetic_data_then_cached(tmp_path, first_run):
     assert second["baseline"]["table"] == second["table"]
 
 
+def _assert_same_numbers(got, want, path="metrics"):
+    """Equal JSON, floats to within rounding (see the test below), NaN nowhere."""
+    if isinstance(want, dict):
+        assert isinstance(got, dict) and got.keys() == want.keys(), path
+        for key in want:
+            _assert_same_numbers(got[key], want[key], f"{path}.{key}")
+    elif isinstance(want, list):
+        assert isinstance(got, list) and len(got) == len(want), path
+        for i, (g, w) in enumerate(zip(got, want, strict=True)):
+            _assert_same_numbers(g, w, f"{path}[{i}]")
+    elif isinstance(want, float):
+        assert math.isfinite(want) and got == pytest.approx(want, rel=1e-4, abs=1e-6), path
+    else:
+        assert got == want, path
+
+
 @pytest.mark.slow
 def test_a_second_run_in_a_new_work_dir_trains_the_same_models(tmp_path, first_run):
     """The same command again, from nothing (a new work dir: new data, no cache, no
-    checkpoints), trains the same four models in this process: the same scores to the last
-    digit, the same generator weights and the same sample sheet, byte for byte. The trainers
-    seed from `train.seed` and their input pipelines keep their order (`data.ordered`)."""
+    checkpoints), trains the same four models in this process: the same scores, generator
+    weights and sample sheet. The trainers seed from `train.seed` (the classifier from
+    `classifier.seed`) and their input pipelines keep their order (`data.ordered`). Compared to
+    within rounding, not bit for bit: with two intra-op threads oneDNN may, rarely, split a
+    reduction otherwise (a 1-ulp difference; see DETERMINISTIC below). When the classifier
+    seeded after building its datasets, the second run's top-1 was 0.4375 against 0.0625."""
     import keras
+    from PIL import Image
 
     first = first_run.restore()
     second = tmp_path / "work"
@@ -395,14 +415,17 @@ def test_a_second_run_in_a_new_work_dir_trains_the_same_models(tmp_path, first_r
     def evaluation(outputs, work):
         folder = outputs["Evaluator"]["evaluation"]
         with open(os.path.join(folder, "metrics.json")) as f:
-            metrics = f.read().replace(str(work), "<work>")
-        with open(os.path.join(folder, "samples.png"), "rb") as f:
-            return json.loads(metrics), f.read()
+            metrics = json.loads(f.read().replace(str(work), "<work>"))
+        sheet = np.asarray(Image.open(os.path.join(folder, "samples.png")), np.int16)
+        return metrics, sheet
 
-    metrics, sheet = evaluation(ran_first, first)
-    assert evaluation(ran_second, second) == (metrics, sheet)
-    generated = metrics["table"][0]
-    assert generated["images"] == "generated" and math.isfinite(generated["fid"])
+    (metrics, sheet), (again, sheet_again) = (
+        evaluation(ran_first, first),
+        evaluation(ran_second, second),
+    )
+    assert metrics["table"][0]["images"] == "generated"
+    _assert_same_numbers(again, metrics)
+    assert sheet_again.shape == sheet.shape and np.abs(sheet_again - sheet).max() <= 1
     for node in ("Stage1Trainer", "Stage2Trainer"):
         weights = [
             keras.saving.load_model(
@@ -412,7 +435,7 @@ def test_a_second_run_in_a_new_work_dir_trains_the_same_models(tmp_path, first_r
         ]
         assert len(weights[0]) == len(weights[1]) > 0
         for i, (a, b) in enumerate(zip(*weights, strict=True)):
-            np.testing.assert_array_equal(a, b, err_msg=f"{node} generator weight {i}")
+            np.testing.assert_allclose(a, b, atol=1e-5, err_msg=f"{node} generator weight {i}")
 
 
 @pytest.mark.slow

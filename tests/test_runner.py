@@ -71,13 +71,14 @@ def test_count_examples_counts_records_and_rejects_empty_pattern(examples, tmp_p
         runner.count_examples(str(tmp_path / "nothing" / "*"))
 
 
-def test_the_same_seed_trains_the_same_generator_bit_for_bit(
+def test_the_same_seed_trains_the_same_generator(
     tmp_path, tiny_run_config, examples, uninterrupted
 ):
     """`train.seed` decides the initial weights and the noise, and the input pipeline keeps
     its order (`data.ordered`), so training again in the same process, with TensorFlow's
-    ordinary (not forced deterministic) ops, repeats the fixture's run exactly; another seed
-    trains another generator."""
+    ordinary (not forced deterministic) ops, repeats the fixture's run (to within rounding:
+    with two intra-op threads oneDNN may, rarely, split a reduction otherwise, by 1 ulp;
+    unseeded, the weights differ by ~0.1); another seed trains another generator."""
     reference, _, _ = uninterrupted
 
     def weights(config, name):
@@ -90,7 +91,7 @@ def test_the_same_seed_trains_the_same_generator_bit_for_bit(
     again = weights(tiny_run_config, "again")
     assert len(again) == len(expected)
     for i, (got, want) in enumerate(zip(again, expected, strict=True)):
-        np.testing.assert_array_equal(got, want, err_msg=f"weight {i} of {len(expected)}")
+        np.testing.assert_allclose(got, want, atol=1e-6, err_msg=f"weight {i} of {len(expected)}")
     other_seed = weights(tiny_run_config.replace(train={"seed": 1}), "seed1")
     assert max(np.abs(a - b).max() for a, b in zip(other_seed, expected, strict=True)) > 0.01
 
