@@ -313,6 +313,7 @@ def test_dag_end_to_end_on_synthetic_data_then_cached(tmp_path, first_run):
     assert distilled["objective"] == "distill"
     assert distilled["test_captions"]["captions"] > 0
     assert f"pushed model:  {version_dir}" in printed and "baseline: none" in printed
+    assert "  seeds: train.seed=0, classifier.seed=0 (the same seeds train the same" in printed
     assert "top-1" in printed and "Stage-I -> Stage-II: consistency" in printed
 
     # the pushed model generates in this process from its signature alone, given the
