@@ -62,10 +62,10 @@ class DataConfig:
     # the paper mirrors every training image at random (both official codes)
     train_flip: bool = True
     # The training input pipelines (the GANs' and the classifier's) hand out their elements in
-    # order, so that a run repeats bit for bit with the same `train.seed` (the augmentation is
-    # stateless, keyed by the seed and the element). False lets their parallel
-    # stages hand out whichever element is ready first: the same data, in an order that
-    # changes from run to run, for when reading is the bottleneck (slow storage).
+    # order, so that a run repeats bit for bit with the same seeds (the augmentation is
+    # stateless, keyed by the seed and the element). False lets their parallel stages hand out
+    # whichever element is ready first: the same data, in an order that changes from run to
+    # run, for when reading is the bottleneck (slow storage).
     ordered: bool = True
     # The training images are kept decoded in memory when they fit in this many MiB (two
     # decoded copies of every image plus its embeddings; tfrecords/input_pipeline.py); 0 streams

@@ -19,8 +19,8 @@ are blurred by 0.5 pixel, not the demo's 1. The demo matches that blur to its St
 birds; this world's Stage-I is exact, and taught to undo a blur of 1 that is not there, Stage-II
 overshoots every edge (seed 0: error 4.43 against bicubic's 3.73, consistency 3.89 levels).
 The previous demo's Stage-II (`"residual"`, the downscaled L1 consistency term, no
-super-resolution term) scored error 3.39 and edge sharpness gain 0.99 here: closer to the truth than bicubic, but no sharper. Without R1 the same run painted stripes
-into the discs; without precise BatchNorm statistics the inference-mode images are striped.
+super-resolution term) scored error 3.39 and edge sharpness gain 0.99 here: closer to the truth
+than bicubic, but no sharper. Without R1 the same run painted stripes into the discs; without precise BatchNorm statistics the inference-mode images are striped.
 A Stage-II that ignores its input (fed a blank Stage-I image, so it cannot know where the disc
 is) fails both.
 """

@@ -159,7 +159,12 @@ def _count_drops(drops, example):
         return drops, {k: tf.identity(v) for k, v in example.items()}
 
 
-def _augment(image: tf.Tensor, size: int, crop_seed, flip_seed, flip: bool) -> tf.Tensor:
+def crop_and_flip(
+    image: tf.Tensor, size: int, crop_seed, flip_seed, flip: bool = True
+) -> tf.Tensor:
+    """A random `size` square of `image`, mirrored with p = 0.5 unless `flip` is off; stateless
+    (the seeds decide), so a parallel map gives the same result whichever thread runs it. The
+    GANs' augmentation and the classifier's."""
     cropped = tf.image.stateless_random_crop(image, [size, size, 3], seed=crop_seed)
     if not flip:
         return cropped
@@ -242,9 +247,11 @@ def make_train_dataset(
         image = decoded(example[image_key])
         wrong = decoded(example[_WRONG])
         return {
-            keys.IMAGE: to_unit_range(_augment(image, size, seeds[0], seeds[1], data.train_flip)),
+            keys.IMAGE: to_unit_range(
+                crop_and_flip(image, size, seeds[0], seeds[1], data.train_flip)
+            ),
             keys.WRONG_IMAGE: to_unit_range(
-                _augment(wrong, size, seeds[2], seeds[3], data.train_flip)
+                crop_and_flip(wrong, size, seeds[2], seeds[3], data.train_flip)
             ),
             keys.EMBEDDING: mean_of_random_embeddings(
                 example[features.EMBEDDING], data.embeddings_per_sample, seeds[4]

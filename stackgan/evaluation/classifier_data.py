@@ -123,12 +123,6 @@ def _with_augmentation_seeds(dataset: tf.data.Dataset, seed: int) -> tf.data.Dat
     )
 
 
-def _crop_and_flip(image: tf.Tensor, size: int, seeds: tf.Tensor) -> tf.Tensor:
-    """A random `size` square of `image`, mirrored with p = 0.5 (stateless: `seeds` [2, 2])."""
-    image = tf.image.stateless_random_crop(image, [size, size, 3], seed=seeds[0])
-    return tf.image.stateless_random_flip_left_right(image, seed=seeds[1])
-
-
 def make_datasets(
     file_patterns: Sequence[str],
     indexes: Sequence[ImageIndex],
@@ -183,7 +177,7 @@ def make_datasets(
 
     def augment(encoded, index, seeds):
         image = decode_image(encoded, data_cfg)
-        return to_float(_crop_and_flip(image, crop, seeds)), index
+        return to_float(input_pipeline.crop_and_flip(image, crop, seeds[0], seeds[1])), index
 
     # the cached path crops after shrinking: the same crop of the bird, `size` pixels wide
     shrunk = round(size * data_cfg.high_res_stored / crop)
@@ -193,7 +187,7 @@ def make_datasets(
         return tf.cast(tf.round(image), tf.uint8), index
 
     def crop_small(image, index, seeds):
-        return to_unit_range(_crop_and_flip(image, size, seeds)), index
+        return to_unit_range(input_pipeline.crop_and_flip(image, size, seeds[0], seeds[1])), index
 
     def centre(encoded, index):
         image = decode_image(encoded, data_cfg)
