@@ -12,7 +12,10 @@ Evaluator's own code, on the captions of both splits:
 - FID against the real images of that split (the classifier's features), and seconds per step;
 - edges vs real: the gradient energy (stackgan/evaluation/refinement.py) of the 64 px images
   of one caption of each of the first 200 training images over that of those real 64 px
-  images (1 = edges as sharp as the real birds'; blur lowers it, noise and texture raise it).
+  images (1 = edges as sharp as the real birds'; blur lowers it, noise and texture raise it);
+- frame vs real: the same images' frame contrast (each side's outer 2 pixels against the 2
+  inside them, refinement.frame_contrast) over the real ones' (1 = no frame the real images
+  lack; a generator's zero padding draws one).
 
     .venv/bin/stackgan run --work-dir stackgan-work          # the Quickstart, first
     .venv/bin/python bench/bench_stage1_variants.py --work-dir stackgan-work
@@ -88,11 +91,12 @@ def score(generator, cfg, examples, split, classifier):
     )
 
 
-def edges_vs_real(generator, cfg, examples, count=200):
-    """Gradient energy of generated 64 px images over the real ones' of the same captions."""
+def against_real(generator, cfg, examples, count=200):
+    """(edges, frame) of generated 64 px images over the real ones' of the same captions:
+    gradient energy and frame contrast."""
     import numpy as np
 
-    from stackgan.evaluation.refinement import gradient_energy
+    from stackgan.evaluation.refinement import frame_contrast, gradient_energy
     from stackgan.tfrecords import batch_keys as keys
     from stackgan.tfrecords.input_pipeline import make_eval_dataset
     from stackgan.tfrecords.pixels import to_uint8
@@ -104,7 +108,10 @@ def edges_vs_real(generator, cfg, examples, count=200):
     # one caption of each of `count` images
     fake = generate(np.asarray(batch[keys.EMBEDDING])[::per_image], cfg.train.seed)["image_64"]
     real = np.asarray(to_uint8(batch[keys.IMAGE_LOW]))[::per_image]
-    return gradient_energy(fake) / gradient_energy(real)
+    return (
+        gradient_energy(fake) / gradient_energy(real),
+        frame_contrast(fake) / frame_contrast(real),
+    )
 
 
 def run_variant(name, overrides, base, examples, steps, seed, out_dir, classifier):
@@ -129,11 +136,13 @@ def run_variant(name, overrides, base, examples, steps, seed, out_dir, classifie
             stream=open(os.devnull, "w"),  # noqa: SIM115 (closed with the process)
         )
         seconds = time.perf_counter() - start
+    edges, frame = against_real(run.gan.generator, cfg, examples)
     row = {
         "variant": name,
         "seed": seed,
         "s/step": seconds / run.total_steps,
-        "edges": edges_vs_real(run.gan.generator, cfg, examples),
+        "edges": edges,
+        "frame": frame,
     }
     for split in ("train", "test"):
         result = score(run.gan.generator, cfg, examples, split, classifier)
@@ -166,9 +175,10 @@ def main():
     print(f"examples: {inputs['examples']}; profile {args.profile}, {args.steps} Stage-I steps")
     print(
         "| variant | seed | s/step | train captions: top-1 (chance, real) | colour gain | FID"
-        " | edges vs real | unseen species: top-1 (chance, real) | colour gain | FID |"
+        " | edges vs real | frame vs real | unseen species: top-1 (chance, real) | colour gain"
+        " | FID |"
     )
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     variants = checked_variants(parser, args, VARIANTS, base, PAPER_STAGE1)
     for name, overrides in variants:
         for seed in args.seeds:
@@ -188,7 +198,7 @@ def main():
             ]
             print(
                 f"| {name} | {seed} | {row['s/step']:.3f} | {cells[0]} | {row['edges']:.2f} |"
-                f" {cells[1]} |",
+                f" {row['frame']:.2f} | {cells[1]} |",
                 flush=True,
             )
 

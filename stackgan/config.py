@@ -35,7 +35,7 @@ class SynthConfig:
     test_class_fraction: float = 0.25
     # "scenes": sky, grass, branches, foliage or water behind the bird, as in CUB's photographs;
     # "plain": a sky-coloured gradient only, so a short training run spends its steps on the
-    # bird (the demo: README, "What limits Stage-I").
+    # bird (the demo: docs/EXPERIMENTS.md, "What limits Stage-I").
     backgrounds: Literal["scenes", "plain"] = "scenes"
     # which way the birds face: "both" at random, as CUB's photographs do, or all "right"
     facing: Literal["both", "right"] = "both"
@@ -111,6 +111,11 @@ class ModelConfig:
     stage2_output: Literal["image", "residual", "lowres_residual"] = "image"
     # channels of the "lowres_residual" path (its three 3x3 convs at Stage-I's size)
     stage2_lowres_residual_dim: int = 64
+    # How both generators' stride-1 3x3 convolutions pad: "zeros" (both official codes) or
+    # "replicate" (copies of the border; stackgan/models/edge_padding.py), so the border pixels
+    # see what the interior sees and no frame is drawn around the image. Stage-II's stride-2
+    # encoder convs keep zeros.
+    generator_padding: Literal["zeros", "replicate"] = "zeros"
     # How the generators' up-sampling (nearest x2, then a 3x3 conv) is computed, not what:
     # up to this many output channels as one conv at the input's resolution
     # (stackgan/models/nearest_up_conv.py: the same function and kernel, up to 4x faster on a
@@ -145,7 +150,7 @@ class TrainConfig:
     d_learning_rate: float = 0.0
     # Stage-II's generator's own starting rate when >0 (0 = learning_rate): a Stage-II that
     # learns to sharpen from `stage2_reconstruction_weight` in a few hundred steps needs more
-    # than the paper's 2e-4 (README, "Stage-II that sharpens").
+    # than the paper's 2e-4 (docs/EXPERIMENTS.md, "A Stage-II that sharpens").
     stage2_learning_rate: float = 0.0
     beta_1: float = 0.5
     lr_decay_epochs: int = 50  # TF halves every 50 epochs; the paper says 100
@@ -275,7 +280,8 @@ class TextEncoderConfig:
     distill_pickle: bool = True
     distill_epochs: int = 30
     # the regression learns several times faster than DS-SJE's rate allows: on the demo's
-    # captions 4e-4 reached cosine 0.46 on unseen captions in 30 epochs, 3e-3 0.70 (README)
+    # captions 4e-4 reached cosine 0.46 on unseen captions in 30 epochs, 3e-3 0.70
+    # (docs/EXPERIMENTS.md)
     distill_learning_rate: float = 3e-3
 
 
@@ -387,17 +393,17 @@ def demo() -> Config:
         # part colours seen in training, and a generator learns to compose them only from many
         # combinations. The same 384 images as 16 species of 24 gave unseen-species colour
         # gain +0.01 (12 training species are learnt whole); 48 of 8 gave +0.09, 32 of 12
-        # +0.08 (README, "Unseen species"). Plain skies behind them: in a few CPU minutes a
-        # GAN spends its steps on CUB-like scenes and paints colour blobs where the bird is
-        # (README, "What limits Stage-I").
-        # Every bird faces right and no training image is mirrored: no caption says which way
-        # a bird faces, so G must pick it from the noise, and in 2,400 steps it drew the
-        # average of both ways, a symmetric wedge rising at both ends. One way round it draws
-        # a bird: a tail, a body and a head. Stage-I alone, 2,400 steps, seeds 0-2 on one
-        # Quickstart's data (bench_stage1_variants.py, Zen 4): top-1 0.385 / 0.425 / 0.380
-        # against 0.325 / 0.280 / 0.300 mirrored at random, FID 32.6 / 29.5 / 39.3 against
-        # 48.9 / 54.6 / 41.8 (README, "Which way the birds face"). The paper profile keeps the
-        # paper's random flip; real CUB's birds face both ways.
+        # +0.08 (docs/EXPERIMENTS.md, "Unseen species"). Plain skies behind them: in a few CPU
+        # minutes a GAN spends its steps on CUB-like scenes and paints colour blobs where the bird
+        # is (docs/EXPERIMENTS.md, "What limits Stage-I").
+        # Every bird faces right and no training image is mirrored: no caption says which way a bird
+        # faces, so G must pick it from the noise, and in 2,400 steps it drew the average of both
+        # ways, a symmetric wedge rising at both ends. One way round it draws a bird: a tail, a body
+        # and a head. Stage-I alone, 2,400 steps, seeds 0-2 on one Quickstart's data
+        # (bench_stage1_variants.py, Zen 4): top-1 0.385 / 0.425 / 0.380 against 0.325 / 0.280 /
+        # 0.300 mirrored at random, FID 32.6 / 29.5 / 39.3 against 48.9 / 54.6 / 41.8
+        # (docs/EXPERIMENTS.md, "Which way the birds face"). The paper profile keeps the paper's
+        # random flip; real CUB's birds face both ways.
         synth=SynthConfig(classes=48, images_per_class=8, backgrounds="plain", facing="right"),
         data=DataConfig(shuffle_buffer=256, train_flip=False),
         model=ModelConfig(
@@ -410,7 +416,7 @@ def demo() -> Config:
             # steps, seeds 0-2 (bench_stage1_variants.py, AMD): training captions' colour gain
             # +0.082 / +0.126 / +0.171 against +0.162 / +0.177 / +0.152, FID 66 / 57 / 67 against
             # 108 / 49 / 101, unseen species' gain +0.068 / +0.082 / +0.102 against +0.102 /
-            # +0.114 / +0.083 (README, "The Quickstart run").
+            # +0.114 / +0.083 (docs/EXPERIMENTS.md, "The Quickstart run").
             gf_dim=8,
             df_dim=8,
             text_dim_d=32,
@@ -422,23 +428,30 @@ def demo() -> Config:
             # data (bench_stage1_variants.py, AMD): training captions' top-1 0.230 / 0.240 /
             # 0.240 against 0.175 / 0.170 / 0.140, colour gain +0.245 / +0.253 / +0.261 against
             # +0.173 / +0.186 / +0.136, unseen species' gain +0.147-0.161 against +0.105-0.129
-            # (README, "The projection discriminator").
+            # (docs/EXPERIMENTS.md, "The projection discriminator").
             d_conditioning="projection",
-            # Later work (README, "Stage-II variants"): with the paper's Stage-II, a few hundred
-            # CPU steps give grey stripes unrelated to Stage-I's image; a residual refines it,
-            # and computed at Stage-I's size it learns to sharpen within the demo's steps
-            # (README, "Stage-II that sharpens").
+            # Later work (docs/EXPERIMENTS.md, "Stage-II: what failed and what fixed it"): with the
+            # paper's Stage-II, a few hundred CPU steps give grey stripes unrelated to Stage-I's
+            # image; a residual refines it, and computed at Stage-I's size it learns to sharpen
+            # within the demo's steps (docs/EXPERIMENTS.md, "A Stage-II that sharpens").
             stage2_output="lowres_residual",
             stage2_lowres_residual_dim=32,
-            # Noise at half its scale when sampling (README, "Sampling with less noise"): on
-            # four Quickstart runs' Stage-I generators (bench_truncation.py), colour gain up on
-            # all four on both splits (training species' captions +0.131-0.151 -> +0.153-0.194,
-            # unseen species' +0.095-0.112 -> +0.106-0.137), class top-1 up on all four; at 0
-            # every image of a caption would be the same.
+            # Noise at half its scale when sampling (docs/EXPERIMENTS.md, "Sampling with less
+            # noise"): on four Quickstart runs' Stage-I generators (bench_truncation.py), colour
+            # gain up on all four on both splits (training species' captions +0.131-0.151 ->
+            # +0.153-0.194, unseen species' +0.095-0.112 -> +0.106-0.137), class top-1 up on all
+            # four; at 0 every image of a caption would be the same.
             truncation=0.5,
             # Stage-II trains on the Stage-I images it is served (measured 13-18 levels apart
             # with batch statistics)
             frozen_stage1_batchnorm="moving",
+            # Zero padding drew a light frame around every Stage-I image and the Stage-II image
+            # kept it. Padded with the border's own pixels (later work): Stage-I alone, 2,400
+            # steps, seeds 0-2 on one Quickstart's data (bench_stage1_variants.py, Zen 4), frame
+            # contrast 1.49-1.56x the real images' against 6.6-7.5x, top-1 0.520-0.540 against
+            # 0.475-0.530, colour gain +0.271-0.303 against +0.267-0.276 (docs/EXPERIMENTS.md,
+            # "Padding with the border, not zeros").
+            generator_padding="replicate",
         ),
         train=TrainConfig(
             batch_size=16,
@@ -446,20 +459,22 @@ def demo() -> Config:
             # Measured class top-1 of the whole DAG's 256 px images (train captions, chance
             # 0.085; AMX Xeon, one run each): 0.24-0.25 (FID 57-66) with 1,500 + 200 steps,
             # 0.405 (FID 29) with 2,400 + 100 in about the same AMD-estimated time: Stage-II
-            # steps cost ~7x Stage-I's and in 100-200 of them it adds little (README).
+            # steps cost ~7x Stage-I's and in 100-200 of them it adds little
+            # (docs/EXPERIMENTS.md).
             max_steps=2400,
             # Sharpening is learnt per step more than per image: 300 steps of 4 cost about
-            # what 100 of 16 did and narrow the edges where those did not (README).
+            # what 100 of 16 did and narrow the edges where those did not (docs/EXPERIMENTS.md).
             stage2_max_steps=300,
             stage2_batch_size=4,
             lr_decay_epochs=100,
             # D at twice G's rate (TTUR, later work): Stage-I's class top-1 on the training
             # species' captions rose from 0.295-0.440 (seeds 0-2) to 0.455-0.490 at 2,400 steps
-            # on the same data (bench_stage1_variants.py; README, "Stage-I"). Both at 5x that,
-            # sampled and exported from the generator's average (later work, as StyleGAN trains:
-            # fast steps, the average smooths their noise): Stage-I alone, 2,400 steps, seeds
-            # 0-2, top-1 0.475 / 0.500 / 0.500 against 0.385 / 0.320 / 0.330, FID 17-20 against
-            # 18-21; at 5x without the average 0.340 / 0.390 (README, "Faster steps, averaged").
+            # on the same data (bench_stage1_variants.py; docs/EXPERIMENTS.md, "What limits
+            # Stage-I"). Both at 5x that, sampled and exported from the generator's average (later
+            # work, as StyleGAN trains: fast steps, the average smooths their noise): Stage-I alone,
+            # 2,400 steps, seeds 0-2, top-1 0.475 / 0.500 / 0.500 against 0.385 / 0.320 / 0.330, FID
+            # 17-20 against 18-21; at 5x without the average 0.340 / 0.390 (docs/EXPERIMENTS.md,
+            # "Faster steps, averaged").
             learning_rate=1e-3,
             d_learning_rate=2e-3,
             generator_ema=0.995,
@@ -476,7 +491,8 @@ def demo() -> Config:
             # taught on the heavier blur Stage-II sharpens more: on one Stage-I, seeds 0-2,
             # edge sharpness gain 2.72 / 2.46 / 2.55 against 1.77 / 1.69 / 1.71, keeping
             # Stage-I's colours (2.5-2.8 levels against 1.5-1.6), FID 16.6-17.2 against
-            # 15.8-16.3, with this D rate and average (README, "Faster steps, averaged").
+            # 15.8-16.3, with this D rate and average (docs/EXPERIMENTS.md, "Faster steps,
+            # averaged").
             stage2_reconstruction_blur=1.0,
             stage2_learning_rate=1e-3,
             r1_gamma=1.0,
@@ -513,8 +529,8 @@ def demo() -> Config:
         # runs since 6fb89ed: 0.30-0.41 of the way from chance to real): the class check asks
         # for 0.2 of the way. On the real CUB sample's 5 species (chance 0.2) the demo's
         # muted colour fields scored 0.285 against real 0.80, 0.14 of the way, and are refused
-        # (README, "The real CUB sample"). The colour check asks for 0.3 of the real images'
-        # colour gain (generated +0.27-0.29 of real +0.274; a generator that ignores the
+        # (docs/EXPERIMENTS.md, "The real CUB sample"). The colour check asks for 0.3 of the real
+        # images' colour gain (generated +0.27-0.29 of real +0.274; a generator that ignores the
         # caption gains 0). Unseen species' captions: --set eval.captions_split=test.
         eval=EvalConfig(
             captions_split="train",

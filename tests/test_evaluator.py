@@ -18,6 +18,7 @@ from stackgan.evaluation.refinement import (
     consistency_mad,
     detail_gain,
     edge_sharpness_gain,
+    frame_contrast,
 )
 
 NUM_CLASSES = 4
@@ -337,6 +338,21 @@ def test_edge_sharpness_sees_narrower_edges_that_detail_gain_cannot():
     upsampled = upsampled.clip(0, 255).round().astype(np.uint8)
     assert detail_gain(low, upsampled) == pytest.approx(1.0, abs=0.02)
     assert edge_sharpness_gain(low, upsampled) == pytest.approx(1.0, abs=0.03)
+
+
+def test_frame_contrast_sees_a_frame_and_not_a_scene_running_to_the_border():
+    rng = np.random.default_rng(0)
+    ys = np.linspace(0, 200, 32)[None, :, None, None]
+    sky = np.broadcast_to(ys, (4, 32, 32, 3)) + rng.normal(0, 2, (4, 32, 32, 3))
+    framed = sky.copy()
+    framed[:, :2], framed[:, -2:], framed[:, :, :2], framed[:, :, -2:] = 255, 255, 255, 255
+    # a gradient running on to the border: only its slope and noise, a few levels
+    assert frame_contrast(sky) < 15
+    assert frame_contrast(framed) > 5 * frame_contrast(sky)
+    # one side framed counts a quarter as much as all four
+    left = sky.copy()
+    left[:, :, :2] = 255
+    assert frame_contrast(left) < frame_contrast(framed) / 2
 
 
 def test_a_stage1_only_generator_has_no_refinement_scores():

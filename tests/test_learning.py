@@ -98,24 +98,27 @@ def _gan(cfg, d_lr: float, g_lr: float):
 
 # bfloat16 too: train.precision=auto may pick it only while it learns as float32 does; the
 # hinge loss (train.gan_loss), an option a user may turn on; and the projection discriminator
-# (model.d_conditioning), which the demo trains with
+# (model.d_conditioning) with G padded by its border (model.generator_padding), which the demo
+# trains with
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "precision, gan_loss, d_conditioning",
+    "precision, gan_loss, d_conditioning, padding",
     [
-        ("float32", "cross_entropy", "concat"),
-        ("bfloat16", "cross_entropy", "concat"),
-        ("float32", "hinge", "concat"),
-        ("float32", "cross_entropy", "projection"),
+        ("float32", "cross_entropy", "concat", "zeros"),
+        ("bfloat16", "cross_entropy", "concat", "zeros"),
+        ("float32", "hinge", "concat", "zeros"),
+        ("float32", "cross_entropy", "projection", "replicate"),
     ],
 )
-def test_generated_colour_follows_the_caption(tiny_config, precision, gan_loss, d_conditioning):
+def test_generated_colour_follows_the_caption(
+    tiny_config, precision, gan_loss, d_conditioning, padding
+):
     import tensorflow as tf
 
     assert tiny_config.data.low_res == SIZE
     cfg = tiny_config.replace(
         train={"batch_size": 16, "precision": precision, "gan_loss": gan_loss},
-        model={"d_conditioning": d_conditioning},
+        model={"d_conditioning": d_conditioning, "generator_padding": padding},
     )
     data = _colour_dataset(512, np.random.default_rng(0))
     held_out = _captions(64, np.random.default_rng(1))

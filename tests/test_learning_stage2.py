@@ -107,6 +107,7 @@ def _config(tiny_config):
             "stage2_residual_blocks": 2,
             "stage2_output": "lowres_residual",
             "stage2_lowres_residual_dim": 32,
+            "generator_padding": "replicate",
         },
         train={
             "batch_size": 16,

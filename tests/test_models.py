@@ -301,24 +301,32 @@ def test_freezable_batch_norm_modes(models):
     assert isinstance(bn, keras.layers.BatchNormalization)
 
 
-@pytest.mark.parametrize("dtype, tolerance", [("float32", 1e-5), ("mixed_bfloat16", 2e-2)])
-def test_nearest_up_conv_is_upsampling_then_conv_with_the_same_kernel(dtype, tolerance):
+@pytest.mark.parametrize(
+    "dtype, tolerance, padding",
+    [("float32", 1e-5, "zeros"), ("mixed_bfloat16", 2e-2, "zeros"), ("float32", 1e-5, "replicate")],
+)
+def test_nearest_up_conv_is_upsampling_then_conv_with_the_same_kernel(dtype, tolerance, padding):
     """NearestUpConv2D must compute what the paper's two layers compute in float32, in the
     output and in both gradients, at every border: a wrong tap or padding gives an error of
-    the order of the values themselves. (bf16 rounds its inputs and products to 8 bits.)"""
+    the order of the values themselves. (bf16 rounds its inputs and products to 8 bits.) With
+    replicate padding the two layers are the upsampling, the border copied, a valid conv."""
     import keras
     import tensorflow as tf
 
+    from stackgan.models.edge_padding import EdgePadding2D
     from stackgan.models.nearest_up_conv import NearestUpConv2D
 
     rng = np.random.default_rng(0)
     x = tf.constant(rng.normal(size=(3, 5, 7, 4)), tf.float32)  # odd, non-square: every edge
-    phased = NearestUpConv2D(6, use_bias=True, dtype=dtype)
+    phased = NearestUpConv2D(6, use_bias=True, padding=padding, dtype=dtype)
     phased.build(x.shape)
     phased.kernel.assign(rng.normal(size=(3, 3, 4, 6)))
     phased.bias.assign(rng.normal(size=6))
     upsample = keras.layers.UpSampling2D(2, interpolation="nearest")
-    conv = keras.layers.Conv2D(6, 3, padding="same")
+    if padding == "replicate":
+        pad = EdgePadding2D(1)
+        upsample = lambda t: pad(keras.layers.UpSampling2D(2, interpolation="nearest")(t))  # noqa: E731
+    conv = keras.layers.Conv2D(6, 3, padding="same" if padding == "zeros" else "valid")
     conv.build((3, 10, 14, 4))
     conv.kernel.assign(phased.kernel)
     conv.bias.assign(phased.bias)
@@ -341,7 +349,7 @@ def test_nearest_up_conv_is_upsampling_then_conv_with_the_same_kernel(dtype, tol
     # the same parameters a Conv2D has, under the same names
     assert [w.path.split("/")[-1] for w in phased.weights] == ["kernel", "bias"]
     restored = NearestUpConv2D.from_config(phased.get_config())
-    assert (restored.filters, restored.use_bias) == (6, True)
+    assert (restored.filters, restored.use_bias, restored.padding) == (6, True, padding)
 
 
 @pytest.mark.parametrize("dtype, tolerance", [("float32", 1e-6), ("mixed_bfloat16", 1e-2)])
@@ -383,14 +391,17 @@ def test_pointwise_conv_is_the_1x1_conv_it_replaces(dtype, tolerance):
         PointwiseConv2D(6, 1, strides=2, name="strided")(x)
 
 
-def test_both_ways_of_upsampling_build_the_same_generators(models, tiny_config):
+@pytest.mark.parametrize("padding", ["zeros", "replicate"])
+def test_both_ways_of_upsampling_build_the_same_generators(models, tiny_config, padding):
     """`model.upsample_conv_max_filters` changes how the generators compute, not what: with the
-    same weights (same names, same order) both builds give the same images."""
+    same weights (same names, same order) both builds give the same images, with either
+    padding."""
     import dataclasses
 
     from stackgan.models.nearest_up_conv import NearestUpConv2D
 
-    m, low = tiny_config.model, tiny_config.data.low_res
+    m = dataclasses.replace(tiny_config.model, generator_padding=padding)
+    low = tiny_config.data.low_res
     two_layers = dataclasses.replace(m, upsample_conv_max_filters=0)
     embedding, noise, ca_noise = _tiny_inputs(m)
     stage1_image = np.random.default_rng(1).uniform(-1, 1, (4, low, low, 3)).astype("float32")
@@ -410,10 +421,40 @@ def test_both_ways_of_upsampling_build_the_same_generators(models, tiny_config):
         np.testing.assert_allclose(image, theirs(inputs, training=True)[0], atol=1e-5)
 
 
-def test_generator_round_trips_through_keras_file(models, tiny_config, tmp_path):
+@pytest.mark.parametrize("padding", ["zeros", "replicate"])
+def test_stage1_generator_pads_its_border_like_its_interior_with_replicate_padding(
+    models, tiny_config, padding
+):
+    """With `model.generator_padding=replicate` a Stage-I G whose 4x4 seed map is the same at
+    every position draws an image that is the same at every pixel: the border is computed as
+    the interior is, so no frame. Zero padding darkens the border's inputs and draws one."""
+    import dataclasses
+
+    m = dataclasses.replace(tiny_config.model, generator_padding=padding)
+    g = models.build_stage1_generator(m, tiny_config.data.low_res)
+    fc = g.get_layer("fc")
+    kernel = np.asarray(fc.kernel).reshape(fc.kernel.shape[0], 16, -1)
+    fc.kernel.assign(np.repeat(kernel[:, :1], 16, axis=1).reshape(fc.kernel.shape))
+    bn = g.get_layer("fc_bn")  # per-unit affine: the same at every position too
+    bn.gamma.assign(np.ones(bn.gamma.shape))
+    bn.beta.assign(np.zeros(bn.beta.shape))
+    image = np.asarray(g(list(_tiny_inputs(m)), training=True)[0])
+    spread = image.max(axis=(1, 2)) - image.min(axis=(1, 2))  # per image and channel
+    scale = np.abs(image).mean()
+    assert scale > 1e-3, scale  # an image, not zeros that any padding matches
+    if padding == "replicate":
+        assert spread.max() < 1e-4 * max(1.0, scale), spread.max()
+    else:
+        assert spread.max() > 0.1 * scale, (spread.max(), scale)
+
+
+@pytest.mark.parametrize("padding", ["zeros", "replicate"])
+def test_generator_round_trips_through_keras_file(models, tiny_config, tmp_path, padding):
+    import dataclasses
+
     import keras
 
-    m = tiny_config.model
+    m = dataclasses.replace(tiny_config.model, generator_padding=padding)
     g = models.build_stage1_generator(m, tiny_config.data.low_res)
     path = tmp_path / "g.keras"
     g.save(path)

@@ -37,10 +37,12 @@ def generators(tiny_config):
     keras_seed = 1
     tf.keras.utils.set_random_seed(keras_seed)
     cfg = tiny_config
-    # the demo's residual Stage-II: its custom layer must serve without the project's code
-    residual = dataclasses.replace(cfg.model, stage2_output="residual")
+    # the demo's residual Stage-II and border padding: their custom layers must serve without
+    # the project's code
+    padded = dataclasses.replace(cfg.model, generator_padding="replicate")
+    residual = dataclasses.replace(padded, stage2_output="residual")
     return (
-        build_stage1_generator(cfg.model, cfg.data.low_res),
+        build_stage1_generator(padded, cfg.data.low_res),
         build_stage2_generator(residual, cfg.data.low_res),
     )
 

@@ -258,7 +258,8 @@ def _unit_vector(key: str, dim: int) -> np.ndarray:
 # al.'s encoder, trained against images, maps a colour word near the pixels of that colour on any
 # part. With independent (part, colour) vectors a generator cannot know what an unseen pair such
 # as "yellow wings" looks like. Unseen-species colour gain of the demo DAG on 48 species
-# (README, "Unseen species"): +0.074 with 0, +0.094 with 0.5, +0.097 with 0.8 (one run each).
+# (docs/EXPERIMENTS.md, "Unseen species"): +0.074 with 0, +0.094 with 0.5, +0.097 with 0.8
+# (one run each).
 COLOUR_SHARE = 0.5
 
 

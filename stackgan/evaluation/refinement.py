@@ -61,6 +61,21 @@ def gradient_energy(images: np.ndarray) -> float:
     return float((np.square(across).mean() + np.square(down).mean()) / 2)
 
 
+def frame_contrast(images: np.ndarray, width: int = 2) -> float:
+    """Mean absolute difference between each side's outermost `width` rows (or columns) and the
+    `width` inside them, over all four sides: a frame drawn around the image raises it, a
+    scene that runs on to the border does not."""
+    x = np.asarray(images, np.float64)
+    w = width
+    sides = [
+        x[:, :w] - x[:, w : 2 * w],
+        x[:, -w:] - x[:, -2 * w : -w],
+        x[:, :, :w] - x[:, :, w : 2 * w],
+        x[:, :, -w:] - x[:, :, -2 * w : -w],
+    ]
+    return float(np.mean([np.abs(side).mean() for side in sides]))
+
+
 def _over_upsampled(low: np.ndarray, high: np.ndarray, measure) -> float:
     low, high = _checked(low, high)
     upsampled = tf.image.resize(low, high.shape[1:3], method="bicubic").numpy().clip(0, 255)

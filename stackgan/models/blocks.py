@@ -14,6 +14,7 @@ import keras
 from keras import layers
 
 from stackgan.models.batch_norm import FreezableBatchNorm
+from stackgan.models.edge_padding import EdgePadding2D
 from stackgan.models.nearest_up_conv import NearestUpConv2D
 from stackgan.models.pointwise_conv import PointwiseConv2D
 
@@ -49,8 +50,16 @@ def conv(
     padding: str = "same",
     initializer=None,
 ):
+    """`padding`: "same" / "valid" as Keras; "replicate" pads a stride-1 conv with copies of
+    its border (edge_padding.py) where "same" would pad with zeros."""
     # a 1x1 stride-1 conv runs as a matmul over the channels (pointwise_conv.py: the same layer)
     layer = PointwiseConv2D if kernel == 1 and stride == 1 else layers.Conv2D
+    if padding == "replicate":
+        if kernel > 1:
+            if stride != 1 or kernel % 2 == 0:
+                raise ValueError(f"replicate padding needs an odd stride-1 kernel, got {name}")
+            x = EdgePadding2D(kernel // 2, name=f"{name}_pad", dtype=dtype)(x)
+        padding = "valid"
     return layer(
         filters,
         kernel,
@@ -77,32 +86,66 @@ def leaky_relu(x, name: str, dtype=None):
     return layers.LeakyReLU(negative_slope=LEAKY_SLOPE, name=name, dtype=dtype)(x)
 
 
+def same_padding(generator_padding: str) -> str:
+    """`model.generator_padding` ("zeros" / "replicate") -> `conv`'s padding for a stride-1 conv
+    that keeps the map's size."""
+    return "replicate" if generator_padding == "replicate" else "same"
+
+
 def up_block(
-    x, filters: int, name: str, *, max_phase_filters: int, activate: bool = True, dtype=None
+    x,
+    filters: int,
+    name: str,
+    *,
+    max_phase_filters: int,
+    activate: bool = True,
+    padding: str = "zeros",
+    dtype=None,
 ):
     """Nearest-neighbour x2, 3x3 stride-1 conv, BatchNorm, ReLU (paper's up-sampling block).
 
     `activate=False` leaves out the ReLU where TF's Stage-I G adds a residual bottleneck first.
-    `max_phase_filters`: see `nearest_up_conv`.
+    `max_phase_filters`, `padding`: see `nearest_up_conv`.
     """
     x = nearest_up_conv(
-        x, filters, f"{name}_conv", bias=False, max_phase_filters=max_phase_filters, dtype=dtype
+        x,
+        filters,
+        f"{name}_conv",
+        bias=False,
+        max_phase_filters=max_phase_filters,
+        padding=padding,
+        dtype=dtype,
     )
     x = batch_norm(x, f"{name}_bn", dtype=dtype)
     return relu(x, f"{name}_relu", dtype=dtype) if activate else x
 
 
-def nearest_up_conv(x, filters: int, name: str, *, bias: bool, max_phase_filters: int, dtype=None):
-    """Nearest-neighbour x2, then a 3x3 stride-1 conv named `name`. Up to `max_phase_filters`
-    output channels (`model.upsample_conv_max_filters`) it is computed at the input's
-    resolution (`NearestUpConv2D`: the same function and kernel, up to 4x faster there);
-    above, as the two layers."""
+def nearest_up_conv(
+    x,
+    filters: int,
+    name: str,
+    *,
+    bias: bool,
+    max_phase_filters: int,
+    padding: str = "zeros",
+    dtype=None,
+):
+    """Nearest-neighbour x2, then a 3x3 stride-1 conv named `name`, padded with zeros or with
+    copies of the border (`padding="replicate"`). Up to `max_phase_filters` output channels
+    (`model.upsample_conv_max_filters`) it is computed at the input's resolution
+    (`NearestUpConv2D`: the same function and kernel, up to 4x faster there); above, as the
+    two layers."""
     if filters <= max_phase_filters:
         return NearestUpConv2D(
-            filters, use_bias=bias, kernel_initializer=weight_init(), name=name, dtype=dtype
+            filters,
+            use_bias=bias,
+            kernel_initializer=weight_init(),
+            padding=padding,
+            name=name,
+            dtype=dtype,
         )(x)
     x = layers.UpSampling2D(2, interpolation="nearest", name=f"{name}_upsample", dtype=dtype)(x)
-    return conv(x, filters, 3, 1, name, bias=bias, dtype=dtype)
+    return conv(x, filters, 3, 1, name, bias=bias, padding=same_padding(padding), dtype=dtype)
 
 
 def down_block(x, filters: int, name: str, *, normalize: bool = True, dtype=None):
@@ -113,27 +156,30 @@ def down_block(x, filters: int, name: str, *, normalize: bool = True, dtype=None
     return leaky_relu(x, f"{name}_lrelu", dtype=dtype)
 
 
-def residual_block(x, filters: int, name: str, dtype=None):
-    """Stage-II G: x + BN(conv3(ReLU(BN(conv3(x))))), then ReLU."""
-    h = conv(x, filters, 3, 1, f"{name}_conv1", bias=False, dtype=dtype)
+def residual_block(x, filters: int, name: str, padding: str = "zeros", dtype=None):
+    """Stage-II G: x + BN(conv3(ReLU(BN(conv3(x))))), then ReLU; `padding` as `nearest_up_conv`."""
+    same = same_padding(padding)
+    h = conv(x, filters, 3, 1, f"{name}_conv1", bias=False, padding=same, dtype=dtype)
     h = relu(batch_norm(h, f"{name}_bn1", dtype=dtype), f"{name}_relu1", dtype=dtype)
-    h = conv(h, filters, 3, 1, f"{name}_conv2", bias=False, dtype=dtype)
+    h = conv(h, filters, 3, 1, f"{name}_conv2", bias=False, padding=same, dtype=dtype)
     h = batch_norm(h, f"{name}_bn2", dtype=dtype)
     x = layers.Add(name=f"{name}_add", dtype=dtype)([x, h])
     return relu(x, f"{name}_relu", dtype=dtype)
 
 
-def bottleneck_block(x, filters: int, name: str, dtype=None):
+def bottleneck_block(x, filters: int, name: str, padding: str = "zeros", dtype=None):
     """TF Stage-I G's residual bottleneck: x + BN(3x3 -> C)(ReLU BN 3x3)(ReLU BN 1x1 -> C/4).
 
     `x` arrives BatchNormed but not activated; the sum is activated (as in the TF code).
+    `padding`: the 3x3 convs' ("zeros" or "replicate").
     """
     squeezed = max(1, filters // 4)
+    same = same_padding(padding)
     h = conv(x, squeezed, 1, 1, f"{name}_conv1", bias=False, dtype=dtype)
     h = relu(batch_norm(h, f"{name}_bn1", dtype=dtype), f"{name}_relu1", dtype=dtype)
-    h = conv(h, squeezed, 3, 1, f"{name}_conv2", bias=False, dtype=dtype)
+    h = conv(h, squeezed, 3, 1, f"{name}_conv2", bias=False, padding=same, dtype=dtype)
     h = relu(batch_norm(h, f"{name}_bn2", dtype=dtype), f"{name}_relu2", dtype=dtype)
-    h = conv(h, filters, 3, 1, f"{name}_conv3", bias=False, dtype=dtype)
+    h = conv(h, filters, 3, 1, f"{name}_conv3", bias=False, padding=same, dtype=dtype)
     h = batch_norm(h, f"{name}_bn3", dtype=dtype)
     x = layers.Add(name=f"{name}_add", dtype=dtype)([x, h])
     return relu(x, f"{name}_relu", dtype=dtype)

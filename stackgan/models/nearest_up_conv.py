@@ -8,8 +8,8 @@ channels come out (every generator's last conv has 3): such a conv runs far belo
 rate, and the upsampled map and its gradient hold 4x the input. One conv with 4x the output
 channels on the input's grid does the same multiply-adds at a better rate. Not where many
 come out: its kernel, and the kernel's gradient, are then 4x as large as the upsampled
-activations are. Measured by `bench/bench_nearest_up_conv.py` (figures in the README,
-"Benchmarks"; 2-core AMD EPYC, float32, forward and both gradients): the RGB convs 3.3x (the
+activations are. Measured by `bench/bench_nearest_up_conv.py` (figures in
+docs/BENCHMARKS.md; 2-core AMD EPYC, float32, forward and both gradients): the RGB convs 3.3x (the
 demo's, 8 -> 3 channels) and 4.8x (the paper's, 128 -> 3) faster, the demo's other up-blocks
 1.05-2.6x and the paper's last two Stage-II ones 1.7x; slower for the demo's first block; and
 slower with 128 or more channels out on maps of 16 px or less (down to 0.21x for the paper's
@@ -21,7 +21,9 @@ How: output row 2i + a of the upsampled conv reads upsampled rows 2i + a - 1 .. 
 which are input rows (i - 1, i, i) for a = 0 and (i, i, i + 1) for a = 1. So each of the four
 output phases (a, b) is a 3x3 conv of the input whose taps are sums of the kernel's taps
 (`PHASE_TAPS`); the four run as one conv with 4 f output channels, and `depth_to_space`
-interleaves them. Zero padding agrees too: upsampled row -1 is input row -1.
+interleaves them. Zero padding agrees too: upsampled row -1 is input row -1; so does replicate
+padding (`padding="replicate"`): upsampled row -1 copies upsampled row 0, which is input row 0,
+and so does the input padded by copying its row 0.
 """
 
 from __future__ import annotations
@@ -45,10 +47,20 @@ PHASE_TAPS = np.array(
 class NearestUpConv2D(keras.layers.Layer):
     """[B, H, W, C] -> [B, 2H, 2W, filters]: nearest x2 then a 3x3 same conv (+ bias)."""
 
-    def __init__(self, filters: int, use_bias: bool = True, kernel_initializer=None, **kwargs):
+    def __init__(
+        self,
+        filters: int,
+        use_bias: bool = True,
+        kernel_initializer=None,
+        padding: str = "zeros",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
+        if padding not in ("zeros", "replicate"):
+            raise ValueError(f"padding must be 'zeros' or 'replicate', got {padding!r}")
         self.filters = filters
         self.use_bias = use_bias
+        self.padding = padding
         self.kernel_initializer = keras.initializers.get(kernel_initializer or "glorot_uniform")
 
     def build(self, input_shape):
@@ -69,7 +81,13 @@ class NearestUpConv2D(keras.layers.Layer):
         taps = tf.constant(PHASE_TAPS)
         phases = tf.einsum("apy,bqx,yxio->pqiabo", taps, taps, kernel)
         phases = tf.reshape(phases, [3, 3, kernel.shape[2], 4 * self.filters])
-        x = tf.nn.conv2d(inputs, tf.cast(phases, inputs.dtype), 1, "SAME")
+        if self.padding == "replicate":
+            edges = [[0, 0], [1, 1], [1, 1], [0, 0]]
+            x = tf.nn.conv2d(
+                tf.pad(inputs, edges, "SYMMETRIC"), tf.cast(phases, inputs.dtype), 1, "VALID"
+            )
+        else:
+            x = tf.nn.conv2d(inputs, tf.cast(phases, inputs.dtype), 1, "SAME")
         # depth_to_space reads channel (a * 2 + b) * filters + o as phase (a, b), channel o
         x = tf.nn.depth_to_space(x, 2)
         if self.bias is not None:
@@ -85,5 +103,6 @@ class NearestUpConv2D(keras.layers.Layer):
             **super().get_config(),
             "filters": self.filters,
             "use_bias": self.use_bias,
+            "padding": self.padding,
             "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
         }

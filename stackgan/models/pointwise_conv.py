@@ -6,7 +6,7 @@ Why: on a CPU TensorFlow runs a 1x1 convolution, and above all its gradients, th
 convolution kernels, which are slow where few channels come out (Stage-II's RGB layer at full
 size has 3) and where many go in on small maps (D's 1x1 squeezes of 2,048 channels at 4x4). As
 a matmul the same multiply-adds run at the matmul rate, forward and backward. Measured by
-`bench/bench_pointwise_conv.py` (figures in the README, "Benchmarks"). The einsum must name
+`bench/bench_pointwise_conv.py` (figures in docs/BENCHMARKS.md). The einsum must name
 its axes: TensorFlow lowers `"...c,co->...o"` another way, which measured 8-30x slower than the
 convolution.
 """

@@ -52,7 +52,11 @@ def build_stage1_generator(
     x = batch_norm(x, "fc_bn", dtype=d)
     x = layers.Reshape((SEED_SIZE, SEED_SIZE, channels), name="fc_reshape", dtype=d)(x)
     bottlenecks = model_cfg.stage1_residual_bottlenecks
-    x = bottleneck_block(x, channels, "res4", dtype=d) if bottlenecks else relu(x, "fc_relu", d)
+    pad = model_cfg.generator_padding
+    if bottlenecks:
+        x = bottleneck_block(x, channels, "res4", padding=pad, dtype=d)
+    else:
+        x = relu(x, "fc_relu", d)
 
     # steps - 1 up-blocks; the last x2 step goes straight to RGB
     for i in range(1, steps):
@@ -65,10 +69,11 @@ def build_stage1_generator(
             f"up{size}",
             max_phase_filters=model_cfg.upsample_conv_max_filters,
             activate=not with_bottleneck,
+            padding=pad,
             dtype=d,
         )
         if with_bottleneck:
-            x = bottleneck_block(x, channels, f"res{size}", dtype=d)
+            x = bottleneck_block(x, channels, f"res{size}", padding=pad, dtype=d)
 
     x = nearest_up_conv(
         x,
@@ -76,6 +81,7 @@ def build_stage1_generator(
         "to_rgb_conv",
         bias=True,
         max_phase_filters=model_cfg.upsample_conv_max_filters,
+        padding=pad,
         dtype=d,
     )
     image = layers.Activation("tanh", name="image", dtype="float32")(x)

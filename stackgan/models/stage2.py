@@ -20,6 +20,7 @@ from stackgan.models.blocks import (
     relu,
     resampling_steps,
     residual_block,
+    same_padding,
     spatial_tile,
     up_block,
 )
@@ -44,19 +45,23 @@ def build_stage2_generator(
     ca_noise = keras.Input((model_cfg.ca_dim,), name="ca_noise")
 
     c, mu, log_sigma = conditioning_augmentation(embedding, ca_noise, model_cfg, "ca", dtype=d)
+    pad = model_cfg.generator_padding
+    same = same_padding(pad)
 
     # image encoder: 3x3 conv gf + ReLU, then two 4x4 stride-2 convs (2 gf, 4 gf) + BN + ReLU
-    x = relu(conv(stage1_image, gf, 3, 1, "enc_conv1", bias=True, dtype=d), "enc_relu1", d)
+    x = relu(
+        conv(stage1_image, gf, 3, 1, "enc_conv1", bias=True, padding=same, dtype=d), "enc_relu1", d
+    )
     for i, filters in enumerate((2 * gf, 4 * gf), start=2):
         x = conv(x, filters, 4, 2, f"enc_conv{i}", bias=False, dtype=d)
         x = relu(batch_norm(x, f"enc_bn{i}", dtype=d), f"enc_relu{i}", d)
 
     # joint image-text code at Mg x Mg
     x = layers.Concatenate(name="joint_concat", dtype=d)([x, spatial_tile(c, joint_size, "c", d)])
-    x = conv(x, 4 * gf, 3, 1, "joint_conv", bias=False, dtype=d)
+    x = conv(x, 4 * gf, 3, 1, "joint_conv", bias=False, padding=same, dtype=d)
     x = relu(batch_norm(x, "joint_bn", dtype=d), "joint_relu", d)
     for i in range(model_cfg.stage2_residual_blocks):
-        x = residual_block(x, 4 * gf, f"res{i + 1}", dtype=d)
+        x = residual_block(x, 4 * gf, f"res{i + 1}", padding=pad, dtype=d)
 
     # 4 up-blocks (16 -> 256 in the paper): 2 gf, gf, gf/2, gf/4 channels, then RGB;
     # "lowres_residual" stops at Stage-I's size (2 up-blocks) and goes on from there
@@ -71,10 +76,11 @@ def build_stage2_generator(
             channels,
             f"up{joint_size * 2 ** (i + 1)}",
             max_phase_filters=model_cfg.upsample_conv_max_filters,
+            padding=pad,
             dtype=d,
         )
     if model_cfg.stage2_output == "lowres_residual":
-        image = _lowres_residual(x, stage1_image, model_cfg.stage2_lowres_residual_dim, d)
+        image = _lowres_residual(x, stage1_image, model_cfg.stage2_lowres_residual_dim, same, d)
     elif model_cfg.stage2_output == "residual":
         # The correction needs to see the edges it sharpens: the 16x16 code cannot say where
         # they are to the pixel, so the upsampled Stage-I image joins the last features (a
@@ -83,11 +89,12 @@ def build_stage2_generator(
             4, interpolation="bilinear", name="stage1_upsample", dtype=d
         )(stage1_image)
         x = layers.Concatenate(name="skip_concat", dtype=d)([x, upsampled])
-        x = relu(conv(x, max(8, channels), 3, 1, "skip_conv", bias=True, dtype=d), "skip_relu", d)
-        x = conv(x, 3, 3, 1, "to_rgb_conv", bias=True, dtype=d)
+        x = conv(x, max(8, channels), 3, 1, "skip_conv", bias=True, padding=same, dtype=d)
+        x = relu(x, "skip_relu", d)
+        x = conv(x, 3, 3, 1, "to_rgb_conv", bias=True, padding=same, dtype=d)
         image = TanhResidual(name="image", dtype="float32")([upsampled, x])
     else:
-        x = conv(x, 3, 3, 1, "to_rgb_conv", bias=True, dtype=d)
+        x = conv(x, 3, 3, 1, "to_rgb_conv", bias=True, padding=same, dtype=d)
         image = layers.Activation("tanh", name="image", dtype="float32")(x)
     mu = layers.Identity(name="mu", dtype="float32")(mu)
     log_sigma = layers.Identity(name="log_sigma", dtype="float32")(log_sigma)
@@ -96,14 +103,14 @@ def build_stage2_generator(
     )
 
 
-def _lowres_residual(features, stage1_image, width: int, d):
+def _lowres_residual(features, stage1_image, width: int, same: str, d):
     """[text-conditioned features, Stage-I image] at Stage-I's size -> the 4x image as
     tanh(atanh(bilinear x4 Stage-I) + correction).
 
     Sharpening an edge means knowing where it lies to a fraction of a Stage-I pixel, and
     Stage-I's edges are smeared over several pixels. The paper's up-blocks see them only
     through the 16x16 code and a 3x3 conv at 256 px covers less than one Stage-I pixel, so
-    they learn it slowly (README, "Edge sharpness"). Here three 3x3 convs at Stage-I's size
+    they learn it slowly (docs/EXPERIMENTS.md, "Edge sharpness"). Here three 3x3 convs at Stage-I's size
     (a 7 px field there, 28 px at full size) find the edges; their features are bilinearly
     interpolated to full size, where a per-pixel MLP (1x1 convs) with the upsampled image
     draws them: a nonlinearity after interpolation turns a smooth feature into a step at the
@@ -117,11 +124,12 @@ def _lowres_residual(features, stage1_image, width: int, d):
     # their noisy batch statistics kept the path from learning to sharpen in a few hundred
     # steps (edge sharpness 1.55 against 5.2 without them, bench_stage2_variants.py), so the
     # path starts as a pure sharpener of the Stage-I image and lets the text in as it helps.
-    x = conv(stage1_image, width, 3, 1, "lowres_conv1", bias=True, dtype=d)
+    x = conv(stage1_image, width, 3, 1, "lowres_conv1", bias=True, padding=same, dtype=d)
     text = conv(features, width, 1, 1, "lowres_text", bias=False, dtype=d, initializer="zeros")
     x = relu(layers.Add(name="lowres_add", dtype=d)([x, text]), "lowres_relu1", d)
     for i in (2, 3):
-        x = relu(conv(x, width, 3, 1, f"lowres_conv{i}", bias=True, dtype=d), f"lowres_relu{i}", d)
+        x = conv(x, width, 3, 1, f"lowres_conv{i}", bias=True, padding=same, dtype=d)
+        x = relu(x, f"lowres_relu{i}", d)
     # The per-pixel MLP's first layer is linear, and so is bilinear interpolation: applied to
     # [features, Stage-I image] at Stage-I's size and interpolated after, it is the same function
     # at 1/16 of the cost, and only its narrower output is interpolated to full size.

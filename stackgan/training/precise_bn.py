@@ -15,7 +15,7 @@ Those batches must be a sample of the training batches. Until 2026-11-28 they we
 split's first 320 captions in file order: 32 images of 4 of the demo's 36 species, whose
 statistics the served generator then used for every caption. Re-estimated from a spread sample,
 the same trained demo Stage-I scored class top-1 0.390 instead of 0.250 and FID 17.0 instead of
-60.5 on the training species' captions (README, "Precise BatchNorm statistics").
+60.5 on the training species' captions (docs/EXPERIMENTS.md, "Precise BatchNorm statistics").
 """
 
 from __future__ import annotations
