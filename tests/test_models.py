@@ -313,7 +313,6 @@ def test_nearest_up_conv_is_upsampling_then_conv_with_the_same_kernel(dtype, tol
     import keras
     import tensorflow as tf
 
-    from stackgan.models.edge_padding import EdgePadding2D
     from stackgan.models.nearest_up_conv import NearestUpConv2D
 
     rng = np.random.default_rng(0)
@@ -323,9 +322,13 @@ def test_nearest_up_conv_is_upsampling_then_conv_with_the_same_kernel(dtype, tol
     phased.kernel.assign(rng.normal(size=(3, 3, 4, 6)))
     phased.bias.assign(rng.normal(size=6))
     upsample = keras.layers.UpSampling2D(2, interpolation="nearest")
-    if padding == "replicate":
-        pad = EdgePadding2D(1)
-        upsample = lambda t: pad(keras.layers.UpSampling2D(2, interpolation="nearest")(t))  # noqa: E731
+    if padding == "replicate":  # the upsampled map's border rows, then columns, copied
+
+        def upsample(t):
+            t = keras.layers.UpSampling2D(2, interpolation="nearest")(t)
+            t = tf.concat([t[:, :1], t, t[:, -1:]], axis=1)
+            return tf.concat([t[:, :, :1], t, t[:, :, -1:]], axis=2)
+
     conv = keras.layers.Conv2D(6, 3, padding="same" if padding == "zeros" else "valid")
     conv.build((3, 10, 14, 4))
     conv.kernel.assign(phased.kernel)
