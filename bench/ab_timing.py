@@ -69,6 +69,22 @@ def alternate_steps(runs: dict, rounds: int, steps: int) -> dict[str, list[float
     return times
 
 
+def compare_iterations(cfg, stage: int, batch_size: int, builds: dict, rounds: int, steps: int):
+    """{label: () -> (gan, batch)}: two float32 builds of `cfg`'s Stage-`stage` at `batch_size`,
+    the first the "before"; both traced train steps timed in alternating rounds, then
+    `print_iterations`."""
+    import tensorflow as tf
+
+    title = f"{cfg.profile} Stage-{'I' * stage} iteration, batch {batch_size}, float32"
+
+    runs = {}
+    for label, build in builds.items():
+        gan, batch = build()
+        runs[label] = (tf.function(gan.train_step), batch)
+    before, after = alternate_steps(runs, rounds, steps).items()
+    print_iterations(title, before, after)
+
+
 def print_iterations(title: str, before: tuple[str, list], after: tuple[str, list]) -> None:
     """Best and median s/iteration of both forms and the ratio before / after."""
     print(f"\n{title}:")

@@ -29,20 +29,20 @@ def _parse_args():
 
 
 def bench_steps(cfg, stage: int, batch_size: int, rounds: int, steps: int) -> None:
-    import tensorflow as tf
-
-    runs = {}
-    for padding in ("zeros", "replicate"):
+    def build(padding):
         padded = cfg.replace(model={"generator_padding": padding})
         gan, size = _build(padded, stage)
         names = [type(layer).__name__ for layer in gan.generator.layers]
         assert ("EdgePadding2D" in names) == (padding == "replicate"), padding
-        runs[padding] = (tf.function(gan.train_step), make_batch(padded, size, batch_size))
-    times = ab_timing.alternate_steps(runs, rounds, steps)
-    ab_timing.print_iterations(
-        f"{cfg.profile} Stage-{'I' * stage} iteration, batch {batch_size}, float32",
-        ("zero padding", times["zeros"]),
-        ("replicate padding", times["replicate"]),
+        return gan, make_batch(padded, size, batch_size)
+
+    ab_timing.compare_iterations(
+        cfg,
+        stage,
+        batch_size,
+        {"zero padding": lambda: build("zeros"), "replicate padding": lambda: build("replicate")},
+        rounds,
+        steps,
     )
 
 

@@ -94,18 +94,22 @@ def bench_layers(repeats: int) -> None:
 
 
 def bench_steps(cfg, stage: int, batch_size: int, rounds: int, steps: int) -> None:
-    import tensorflow as tf
-
-    runs = {}
     default = cfg.model.upsample_conv_max_filters
-    for form, max_filters in (("now", default), ("two layers", 0)):
+
+    def build(max_filters):
         gan, size = _build(cfg.replace(model={"upsample_conv_max_filters": max_filters}), stage)
-        runs[form] = (tf.function(gan.train_step), make_batch(cfg, size, batch_size))
-    times = ab_timing.alternate_steps(runs, rounds, steps)
-    ab_timing.print_iterations(
-        f"{cfg.profile} Stage-{'I' * stage} iteration, batch {batch_size}, float32",
-        ("two layers", times["two layers"]),
-        (f"at input res up to {default} out", times["now"]),
+        return gan, make_batch(cfg, size, batch_size)
+
+    ab_timing.compare_iterations(
+        cfg,
+        stage,
+        batch_size,
+        {
+            "two layers": lambda: build(0),
+            f"at input res up to {default} out": lambda: build(default),
+        },
+        rounds,
+        steps,
     )
 
 

@@ -94,10 +94,8 @@ def bench_layers(repeats: int) -> None:
 
 def bench_steps(cfg, stage: int, batch_size: int, rounds: int, steps: int) -> None:
     import keras
-    import tensorflow as tf
 
-    runs = {}
-    for form in ("matmul", "Conv2D"):
+    def build(form):
         with contextlib.ExitStack() as patches:
             if form == "Conv2D":  # blocks.conv, which builds every 1x1 conv, gets Keras' layer
                 target = "stackgan.models.blocks.PointwiseConv2D"
@@ -109,12 +107,18 @@ def bench_steps(cfg, stage: int, batch_size: int, rounds: int, steps: int) -> No
             for layer in net.layers
         ]
         assert ("PointwiseConv2D" in layers) == (form == "matmul"), form
-        runs[form] = (tf.function(gan.train_step), make_batch(cfg, size, batch_size))
-    times = ab_timing.alternate_steps(runs, rounds, steps)
-    ab_timing.print_iterations(
-        f"{cfg.profile} Stage-{'I' * stage} iteration, batch {batch_size}, float32",
-        ("1x1 convs as Conv2D", times["Conv2D"]),
-        ("1x1 convs as matmuls", times["matmul"]),
+        return gan, make_batch(cfg, size, batch_size)
+
+    ab_timing.compare_iterations(
+        cfg,
+        stage,
+        batch_size,
+        {
+            "1x1 convs as Conv2D": lambda: build("Conv2D"),
+            "1x1 convs as matmuls": lambda: build("matmul"),
+        },
+        rounds,
+        steps,
     )
 
 
