@@ -48,8 +48,8 @@ def pytest_collection_modifyitems(config, items):
     file is one unit of work (its module-scoped fixtures, such as the whole-DAG run that
     test_pipeline_run.py shares, are built once, on one worker), handed to whichever worker is
     free, in this order. Longest first is what keeps the two workers busy to the end: with the
-    long files last, one worker sat idle for minutes while the other ran them (README, "Test
-    suite"). A sorted() of the modules by their count of slow items (stable: ties keep
+    long files last, one worker sat idle for minutes while the other ran them
+    (docs/EXPERIMENTS.md, "Test suite timings"). A sorted() of the modules by their count of slow items (stable: ties keep
     collection order) is a cheap proxy for their length."""
     slow_in_module = collections.Counter()
     for item in items:
