@@ -186,6 +186,35 @@ def test_checkpoints_of_another_model_are_refused(
         )  # fmt: skip
 
 
+def test_checkpoints_from_before_a_model_field_existed_resume_at_its_default(
+    tmp_path, tiny_run_config, examples, uninterrupted
+):
+    """A run killed before an upgrade that added a model field (here generator_padding) must
+    resume with the field at its default, the old behaviour, and be refused with another."""
+    _, run_dir, _ = uninterrupted
+    old = str(tmp_path / "old_checkpoints")
+    shutil.copytree(os.path.join(run_dir, "checkpoints"), old)
+    record = os.path.join(old, "stage.json")
+    with open(record) as f:
+        identity = json.load(f)
+    del identity["model"]["generator_padding"]
+    with open(record, "w") as f:
+        json.dump(identity, f)
+
+    run = runner.train_stage(
+        tiny_run_config, 1, examples["train"], str(tmp_path / "resumed"), stream=io.StringIO(),
+        checkpoint_dir=old,
+    )  # fmt: skip
+    assert run.resumed_from_step == tiny_run_config.train.max_steps  # resumed, nothing redone
+    padded = tiny_run_config.replace(model={"generator_padding": "replicate"})
+    expected = r"model\.generator_padding: checkpoint 'zeros' \(not recorded: the default then\)"
+    with pytest.raises(ValueError, match=expected):
+        runner.train_stage(
+            padded, 1, examples["train"], str(tmp_path / "refused"), stream=io.StringIO(),
+            checkpoint_dir=old,
+        )  # fmt: skip
+
+
 def test_tensorboard_scalars_images_and_sample_sheets(uninterrupted, examples):
     run, run_dir, progress = uninterrupted
     records = {}

@@ -8,6 +8,7 @@ at step 0. The input pipeline's position is not saved (see runner.py): a resumed
 
 A `stage.json` beside the checkpoints records the stage and the model config; resuming with a
 different one fails with the differing fields named, instead of a shape error from TensorFlow.
+A field added to the config after the checkpoint was written counts as its default.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import os
 import tensorflow as tf
 
 from stackgan import config_view
-from stackgan.config import Config
+from stackgan.config import Config, ModelConfig
 from stackgan.training.conditional_gan import ConditionalGAN
 
 IDENTITY_FILE = "stage.json"
@@ -85,11 +86,18 @@ class TrainingCheckpoint:
                 f"{self.directory} holds Stage-{saved.get('stage')} checkpoints, "
                 f"not Stage-{self.identity['stage']}"
             )
-        differing = sorted(
-            f"model.{key}: checkpoint {saved['model'].get(key)!r}, config {value!r}"
-            for key, value in self.identity["model"].items()
-            if saved["model"].get(key) != value
-        )
+        # A field the record lacks was added to ModelConfig after the checkpoint was written,
+        # and a new field's default is what the code did before it (options are added off), so
+        # a long run resumes across an upgrade unless the config now asks for something else.
+        recorded = saved["model"]
+        defaults = config_view.given(ModelConfig())
+        differing = []
+        for key, value in self.identity["model"].items():
+            was = recorded[key] if key in recorded else defaults.get(key)
+            if was != value:
+                note = "" if key in recorded else " (not recorded: the default then)"
+                differing.append(f"model.{key}: checkpoint {was!r}{note}, config {value!r}")
+        differing.sort()
         if differing:
             raise ValueError(
                 f"checkpoints in {self.directory} were written with a different model config "
