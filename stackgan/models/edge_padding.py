@@ -14,14 +14,16 @@ import tensorflow as tf
 
 @keras.saving.register_keras_serializable(package="stackgan")
 class EdgePadding2D(keras.layers.Layer):
-    """[B, H, W, C] -> [B, H + 2p, W + 2p, C], the new rows and columns copies of the border's.
+    """[B, H, W, C] -> [B, H + 2, W + 2, C], the new rows and columns copies of the border's.
 
-    tf.pad's SYMMETRIC mode mirrors including the border, so for p = 1 it copies the border row
-    and column: replicate padding (for p > 1 it mirrors, which for 3x3 and 1-pixel pads never
-    arises here)."""
+    tf.pad's SYMMETRIC mode mirrors including the border, so one pixel of it copies the border
+    row and column: replicate padding. Two or more would mirror, so they are refused (the
+    generators' convs are 3x3 and need one)."""
 
     def __init__(self, pad: int = 1, **kwargs):
         super().__init__(**kwargs)
+        if pad != 1:
+            raise ValueError(f"EdgePadding2D copies a 1-pixel border (a 3x3 conv's), got pad={pad}")
         self.pad = pad
 
     def call(self, inputs):

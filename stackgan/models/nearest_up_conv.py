@@ -8,9 +8,9 @@ channels come out (every generator's last conv has 3): such a conv runs far belo
 rate, and the upsampled map and its gradient hold 4x the input. One conv with 4x the output
 channels on the input's grid does the same multiply-adds at a better rate. Not where many
 come out: its kernel, and the kernel's gradient, are then 4x as large as the upsampled
-activations are. Measured by `bench/bench_nearest_up_conv.py` (figures in
-docs/BENCHMARKS.md; 2-core AMD EPYC, float32, forward and both gradients): the RGB convs 3.3x (the
-demo's, 8 -> 3 channels) and 4.8x (the paper's, 128 -> 3) faster, the demo's other up-blocks
+activations are. Measured by `bench/bench_nearest_up_conv.py` (figures in docs/BENCHMARKS.md;
+2-core AMD EPYC, float32, forward and both gradients): the RGB convs 3.3x (the demo's, 8 -> 3
+channels) and 4.8x (the paper's, 128 -> 3) faster, the demo's other up-blocks
 1.05-2.6x and the paper's last two Stage-II ones 1.7x; slower for the demo's first block; and
 slower with 128 or more channels out on maps of 16 px or less (down to 0.21x for the paper's
 1,024 -> 512 at 4 px). So `blocks.nearest_up_conv` uses it up to
