@@ -116,6 +116,11 @@ class ModelConfig:
     # see what the interior sees and no frame is drawn around the image. Stage-II's stride-2
     # encoder convs keep zeros.
     generator_padding: Literal["zeros", "replicate"] = "zeros"
+    # How both generators' up-blocks (and Stage-I's last x2 step) enlarge their features before
+    # each 3x3 conv: "nearest" (both official codes) or "bilinear". In a few CPU minutes on
+    # photographs, nearest upsampling drew a grid of streaks that bilinear does not (the real
+    # CUB sample; docs/EXPERIMENTS.md, "Bilinear upsampling on photographs").
+    generator_upsampling: Literal["nearest", "bilinear"] = "nearest"
     # How the generators' up-sampling (nearest x2, then a 3x3 conv) is computed, not what:
     # up to this many output channels as one conv at the input's resolution
     # (stackgan/models/nearest_up_conv.py: the same function and kernel, up to 4x faster on a

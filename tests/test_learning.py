@@ -99,26 +99,32 @@ def _gan(cfg, d_lr: float, g_lr: float):
 # bfloat16 too: train.precision=auto may pick it only while it learns as float32 does; the
 # hinge loss (train.gan_loss), an option a user may turn on; and the projection discriminator
 # (model.d_conditioning) with G padded by its border (model.generator_padding), which the demo
-# trains with
+# trains with; and the same with bilinear upsampling in G (model.generator_upsampling), the
+# option for photographs
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "precision, gan_loss, d_conditioning, padding",
+    "precision, gan_loss, d_conditioning, padding, upsampling",
     [
-        ("float32", "cross_entropy", "concat", "zeros"),
-        ("bfloat16", "cross_entropy", "concat", "zeros"),
-        ("float32", "hinge", "concat", "zeros"),
-        ("float32", "cross_entropy", "projection", "replicate"),
+        ("float32", "cross_entropy", "concat", "zeros", "nearest"),
+        ("bfloat16", "cross_entropy", "concat", "zeros", "nearest"),
+        ("float32", "hinge", "concat", "zeros", "nearest"),
+        ("float32", "cross_entropy", "projection", "replicate", "nearest"),
+        ("float32", "cross_entropy", "projection", "replicate", "bilinear"),
     ],
 )
 def test_generated_colour_follows_the_caption(
-    tiny_config, precision, gan_loss, d_conditioning, padding
+    tiny_config, precision, gan_loss, d_conditioning, padding, upsampling
 ):
     import tensorflow as tf
 
     assert tiny_config.data.low_res == SIZE
     cfg = tiny_config.replace(
         train={"batch_size": 16, "precision": precision, "gan_loss": gan_loss},
-        model={"d_conditioning": d_conditioning, "generator_padding": padding},
+        model={
+            "d_conditioning": d_conditioning,
+            "generator_padding": padding,
+            "generator_upsampling": upsampling,
+        },
     )
     data = _colour_dataset(512, np.random.default_rng(0))
     held_out = _captions(64, np.random.default_rng(1))

@@ -451,13 +451,57 @@ def test_stage1_generator_pads_its_border_like_its_interior_with_replicate_paddi
         assert spread.max() > 0.1 * scale, (spread.max(), scale)
 
 
-@pytest.mark.parametrize("padding", ["zeros", "replicate"])
-def test_generator_round_trips_through_keras_file(models, tiny_config, tmp_path, padding):
+def test_bilinear_upsampling_changes_how_the_generators_enlarge_not_their_weights(
+    models, tiny_config
+):
+    """`model.generator_upsampling=bilinear`: every x2 step of both generators upsamples
+    bilinearly (as two layers: NearestUpConv2D computes nearest only), with the same weights
+    under the same names as the nearest build, and so draws another image from them."""
     import dataclasses
 
     import keras
 
-    m = dataclasses.replace(tiny_config.model, generator_padding=padding)
+    from stackgan.models.nearest_up_conv import NearestUpConv2D
+
+    m, low = tiny_config.model, tiny_config.data.low_res
+    bilinear = dataclasses.replace(m, generator_upsampling="bilinear")
+    embedding, noise, ca_noise = _tiny_inputs(m)
+    stage1_image = np.random.default_rng(1).uniform(-1, 1, (4, low, low, 3)).astype("float32")
+    for build, inputs in (
+        (models.build_stage1_generator, [embedding, noise, ca_noise]),
+        (models.build_stage2_generator, [stage1_image, embedding, ca_noise]),
+    ):
+        nearest, smooth = build(m, low), build(bilinear, low)
+        assert not any(isinstance(layer, NearestUpConv2D) for layer in smooth.layers)
+        upsampling = [
+            layer.interpolation
+            for layer in smooth.layers
+            if isinstance(layer, keras.layers.UpSampling2D)
+            and layer.name.endswith("_upsample")
+            and layer.name not in ("stage1_upsample", "lowres_upsample")
+        ]
+        assert upsampling and set(upsampling) == {"bilinear"}, upsampling
+        assert [w.path for w in nearest.weights] == [w.path for w in smooth.weights]
+        smooth.set_weights(nearest.get_weights())
+        a = np.asarray(nearest(inputs, training=True)[0])
+        b = np.asarray(smooth(inputs, training=True)[0])
+        assert np.abs(a - b).mean() > 0.01 * np.abs(a).mean(), build.__name__
+
+
+@pytest.mark.parametrize(
+    "padding, upsampling",
+    [("zeros", "nearest"), ("replicate", "nearest"), ("replicate", "bilinear")],
+)
+def test_generator_round_trips_through_keras_file(
+    models, tiny_config, tmp_path, padding, upsampling
+):
+    import dataclasses
+
+    import keras
+
+    m = dataclasses.replace(
+        tiny_config.model, generator_padding=padding, generator_upsampling=upsampling
+    )
     g = models.build_stage1_generator(m, tiny_config.data.low_res)
     path = tmp_path / "g.keras"
     g.save(path)

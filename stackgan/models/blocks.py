@@ -100,12 +100,14 @@ def up_block(
     max_phase_filters: int,
     activate: bool = True,
     padding: str = "zeros",
+    interpolation: str = "nearest",
     dtype=None,
 ):
-    """Nearest-neighbour x2, 3x3 stride-1 conv, BatchNorm, ReLU (paper's up-sampling block).
+    """x2 upsampling (nearest-neighbour in the paper), 3x3 stride-1 conv, BatchNorm, ReLU (the
+    paper's up-sampling block).
 
     `activate=False` leaves out the ReLU where TF's Stage-I G adds a residual bottleneck first.
-    `max_phase_filters`, `padding`: see `nearest_up_conv`.
+    `max_phase_filters`, `padding`, `interpolation`: see `nearest_up_conv`.
     """
     x = nearest_up_conv(
         x,
@@ -114,6 +116,7 @@ def up_block(
         bias=False,
         max_phase_filters=max_phase_filters,
         padding=padding,
+        interpolation=interpolation,
         dtype=dtype,
     )
     x = batch_norm(x, f"{name}_bn", dtype=dtype)
@@ -128,14 +131,18 @@ def nearest_up_conv(
     bias: bool,
     max_phase_filters: int,
     padding: str = "zeros",
+    interpolation: str = "nearest",
     dtype=None,
 ):
     """Nearest-neighbour x2, then a 3x3 stride-1 conv named `name`, padded with zeros or with
     copies of the border (`padding="replicate"`). Up to `max_phase_filters` output channels
     (`model.upsample_conv_max_filters`) it is computed at the input's resolution
     (`NearestUpConv2D`: the same function and kernel, up to 4x faster there); above, as the
-    two layers."""
-    if filters <= max_phase_filters:
+    two layers. `interpolation="bilinear"` (`model.generator_upsampling`) upsamples bilinearly
+    instead, always as the two layers."""
+    if interpolation not in ("nearest", "bilinear"):
+        raise ValueError(f"interpolation must be 'nearest' or 'bilinear', got {interpolation!r}")
+    if interpolation == "nearest" and filters <= max_phase_filters:
         return NearestUpConv2D(
             filters,
             use_bias=bias,
@@ -144,7 +151,7 @@ def nearest_up_conv(
             name=name,
             dtype=dtype,
         )(x)
-    x = layers.UpSampling2D(2, interpolation="nearest", name=f"{name}_upsample", dtype=dtype)(x)
+    x = layers.UpSampling2D(2, interpolation=interpolation, name=f"{name}_upsample", dtype=dtype)(x)
     return conv(x, filters, 3, 1, name, bias=bias, padding=same_padding(padding), dtype=dtype)
 
 

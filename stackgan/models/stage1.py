@@ -70,6 +70,7 @@ def build_stage1_generator(
             max_phase_filters=model_cfg.upsample_conv_max_filters,
             activate=not with_bottleneck,
             padding=pad,
+            interpolation=model_cfg.generator_upsampling,
             dtype=d,
         )
         if with_bottleneck:
@@ -82,6 +83,7 @@ def build_stage1_generator(
         bias=True,
         max_phase_filters=model_cfg.upsample_conv_max_filters,
         padding=pad,
+        interpolation=model_cfg.generator_upsampling,
         dtype=d,
     )
     image = layers.Activation("tanh", name="image", dtype="float32")(x)

@@ -77,6 +77,7 @@ def build_stage2_generator(
             f"up{joint_size * 2 ** (i + 1)}",
             max_phase_filters=model_cfg.upsample_conv_max_filters,
             padding=pad,
+            interpolation=model_cfg.generator_upsampling,
             dtype=d,
         )
     if model_cfg.stage2_output == "lowres_residual":
