@@ -394,6 +394,16 @@ def test_pointwise_conv_is_the_1x1_conv_it_replaces(dtype, tolerance):
         PointwiseConv2D(6, 1, strides=2, name="strided")(x)
 
 
+def _both_generators(models, m, low):
+    """(builder, tiny inputs) of Stage-I's and Stage-II's generator."""
+    embedding, noise, ca_noise = _tiny_inputs(m)
+    stage1_image = np.random.default_rng(1).uniform(-1, 1, (4, low, low, 3)).astype("float32")
+    return (
+        (models.build_stage1_generator, [embedding, noise, ca_noise]),
+        (models.build_stage2_generator, [stage1_image, embedding, ca_noise]),
+    )
+
+
 @pytest.mark.parametrize("padding", ["zeros", "replicate"])
 def test_both_ways_of_upsampling_build_the_same_generators(models, tiny_config, padding):
     """`model.upsample_conv_max_filters` changes how the generators compute, not what: with the
@@ -406,12 +416,7 @@ def test_both_ways_of_upsampling_build_the_same_generators(models, tiny_config, 
     m = dataclasses.replace(tiny_config.model, generator_padding=padding)
     low = tiny_config.data.low_res
     two_layers = dataclasses.replace(m, upsample_conv_max_filters=0)
-    embedding, noise, ca_noise = _tiny_inputs(m)
-    stage1_image = np.random.default_rng(1).uniform(-1, 1, (4, low, low, 3)).astype("float32")
-    for build, inputs in (
-        (models.build_stage1_generator, [embedding, noise, ca_noise]),
-        (models.build_stage2_generator, [stage1_image, embedding, ca_noise]),
-    ):
+    for build, inputs in _both_generators(models, m, low):
         ours, theirs = build(m, low), build(two_layers, low)
         assert any(isinstance(layer, NearestUpConv2D) for layer in ours.layers)
         assert not any(isinstance(layer, NearestUpConv2D) for layer in theirs.layers)
@@ -465,12 +470,7 @@ def test_bilinear_upsampling_changes_how_the_generators_enlarge_not_their_weight
 
     m, low = tiny_config.model, tiny_config.data.low_res
     bilinear = dataclasses.replace(m, generator_upsampling="bilinear")
-    embedding, noise, ca_noise = _tiny_inputs(m)
-    stage1_image = np.random.default_rng(1).uniform(-1, 1, (4, low, low, 3)).astype("float32")
-    for build, inputs in (
-        (models.build_stage1_generator, [embedding, noise, ca_noise]),
-        (models.build_stage2_generator, [stage1_image, embedding, ca_noise]),
-    ):
+    for build, inputs in _both_generators(models, m, low):
         nearest, smooth = build(m, low), build(bilinear, low)
         assert not any(isinstance(layer, NearestUpConv2D) for layer in smooth.layers)
         upsampling = [
