@@ -50,10 +50,12 @@ def conv(
     padding: str = "same",
     initializer=None,
 ):
-    """`padding`: "same" / "valid" as Keras; "replicate" pads a stride-1 conv with copies of
-    its border (edge_padding.py) where "same" would pad with zeros."""
+    """`padding`: "same" / "valid" as Keras; "zeros" is "same" (`model.generator_padding`'s
+    name for it); "replicate" pads a stride-1 conv with copies of its border (edge_padding.py)."""
     # a 1x1 stride-1 conv runs as a matmul over the channels (pointwise_conv.py: the same layer)
     layer = PointwiseConv2D if kernel == 1 and stride == 1 else layers.Conv2D
+    if padding == "zeros":
+        padding = "same"
     if padding == "replicate":
         if kernel > 1:
             if stride != 1 or kernel % 2 == 0:
@@ -86,12 +88,6 @@ def leaky_relu(x, name: str, dtype=None):
     return layers.LeakyReLU(negative_slope=LEAKY_SLOPE, name=name, dtype=dtype)(x)
 
 
-def same_padding(generator_padding: str) -> str:
-    """`model.generator_padding` ("zeros" / "replicate") -> `conv`'s padding for a stride-1 conv
-    that keeps the map's size."""
-    return "replicate" if generator_padding == "replicate" else "same"
-
-
 def up_block(
     x,
     filters: int,
@@ -107,9 +103,9 @@ def up_block(
     paper's up-sampling block).
 
     `activate=False` leaves out the ReLU where TF's Stage-I G adds a residual bottleneck first.
-    `max_phase_filters`, `padding`, `interpolation`: see `nearest_up_conv`.
+    `max_phase_filters`, `padding`, `interpolation`: see `up_conv`.
     """
-    x = nearest_up_conv(
+    x = up_conv(
         x,
         filters,
         f"{name}_conv",
@@ -123,7 +119,7 @@ def up_block(
     return relu(x, f"{name}_relu", dtype=dtype) if activate else x
 
 
-def nearest_up_conv(
+def up_conv(
     x,
     filters: int,
     name: str,
@@ -134,12 +130,12 @@ def nearest_up_conv(
     interpolation: str = "nearest",
     dtype=None,
 ):
-    """Nearest-neighbour x2, then a 3x3 stride-1 conv named `name`, padded with zeros or with
+    """x2 upsampling, then a 3x3 stride-1 conv named `name`, padded with zeros or with
     copies of the border (`padding="replicate"`). Up to `max_phase_filters` output channels
     (`model.upsample_conv_max_filters`) it is computed at the input's resolution
     (`NearestUpConv2D`: the same function and kernel, up to 4x faster there); above, as the
-    two layers. `interpolation="bilinear"` (`model.generator_upsampling`) upsamples bilinearly
-    instead, always as the two layers."""
+    two layers. That is nearest-neighbour upsampling, as in the paper; `interpolation="bilinear"`
+    (`model.generator_upsampling`) upsamples bilinearly instead, always as the two layers."""
     if interpolation not in ("nearest", "bilinear"):
         raise ValueError(f"interpolation must be 'nearest' or 'bilinear', got {interpolation!r}")
     if interpolation == "nearest" and filters <= max_phase_filters:
@@ -152,7 +148,7 @@ def nearest_up_conv(
             dtype=dtype,
         )(x)
     x = layers.UpSampling2D(2, interpolation=interpolation, name=f"{name}_upsample", dtype=dtype)(x)
-    return conv(x, filters, 3, 1, name, bias=bias, padding=same_padding(padding), dtype=dtype)
+    return conv(x, filters, 3, 1, name, bias=bias, padding=padding, dtype=dtype)
 
 
 def down_block(x, filters: int, name: str, *, normalize: bool = True, dtype=None):
@@ -164,11 +160,10 @@ def down_block(x, filters: int, name: str, *, normalize: bool = True, dtype=None
 
 
 def residual_block(x, filters: int, name: str, padding: str = "zeros", dtype=None):
-    """Stage-II G: x + BN(conv3(ReLU(BN(conv3(x))))), then ReLU; `padding` as `nearest_up_conv`."""
-    same = same_padding(padding)
-    h = conv(x, filters, 3, 1, f"{name}_conv1", bias=False, padding=same, dtype=dtype)
+    """Stage-II G: x + BN(conv3(ReLU(BN(conv3(x))))), then ReLU; `padding` as `up_conv`."""
+    h = conv(x, filters, 3, 1, f"{name}_conv1", bias=False, padding=padding, dtype=dtype)
     h = relu(batch_norm(h, f"{name}_bn1", dtype=dtype), f"{name}_relu1", dtype=dtype)
-    h = conv(h, filters, 3, 1, f"{name}_conv2", bias=False, padding=same, dtype=dtype)
+    h = conv(h, filters, 3, 1, f"{name}_conv2", bias=False, padding=padding, dtype=dtype)
     h = batch_norm(h, f"{name}_bn2", dtype=dtype)
     x = layers.Add(name=f"{name}_add", dtype=dtype)([x, h])
     return relu(x, f"{name}_relu", dtype=dtype)
@@ -181,12 +176,11 @@ def bottleneck_block(x, filters: int, name: str, padding: str = "zeros", dtype=N
     `padding`: the 3x3 convs' ("zeros" or "replicate").
     """
     squeezed = max(1, filters // 4)
-    same = same_padding(padding)
     h = conv(x, squeezed, 1, 1, f"{name}_conv1", bias=False, dtype=dtype)
     h = relu(batch_norm(h, f"{name}_bn1", dtype=dtype), f"{name}_relu1", dtype=dtype)
-    h = conv(h, squeezed, 3, 1, f"{name}_conv2", bias=False, padding=same, dtype=dtype)
+    h = conv(h, squeezed, 3, 1, f"{name}_conv2", bias=False, padding=padding, dtype=dtype)
     h = relu(batch_norm(h, f"{name}_bn2", dtype=dtype), f"{name}_relu2", dtype=dtype)
-    h = conv(h, filters, 3, 1, f"{name}_conv3", bias=False, padding=same, dtype=dtype)
+    h = conv(h, filters, 3, 1, f"{name}_conv3", bias=False, padding=padding, dtype=dtype)
     h = batch_norm(h, f"{name}_bn3", dtype=dtype)
     x = layers.Add(name=f"{name}_add", dtype=dtype)([x, h])
     return relu(x, f"{name}_relu", dtype=dtype)

@@ -16,10 +16,10 @@ from stackgan.models.blocks import (
     bottleneck_block,
     dense,
     down_block,
-    nearest_up_conv,
     relu,
     resampling_steps,
     up_block,
+    up_conv,
 )
 from stackgan.models.conditioning import conditioning_augmentation
 from stackgan.models.discriminator_head import conditional_logit
@@ -76,7 +76,7 @@ def build_stage1_generator(
         if with_bottleneck:
             x = bottleneck_block(x, channels, f"res{size}", padding=pad, dtype=d)
 
-    x = nearest_up_conv(
+    x = up_conv(
         x,
         3,
         "to_rgb_conv",

@@ -20,7 +20,6 @@ from stackgan.models.blocks import (
     relu,
     resampling_steps,
     residual_block,
-    same_padding,
     spatial_tile,
     up_block,
 )
@@ -46,11 +45,10 @@ def build_stage2_generator(
 
     c, mu, log_sigma = conditioning_augmentation(embedding, ca_noise, model_cfg, "ca", dtype=d)
     pad = model_cfg.generator_padding
-    same = same_padding(pad)
 
     # image encoder: 3x3 conv gf + ReLU, then two 4x4 stride-2 convs (2 gf, 4 gf) + BN + ReLU
     x = relu(
-        conv(stage1_image, gf, 3, 1, "enc_conv1", bias=True, padding=same, dtype=d), "enc_relu1", d
+        conv(stage1_image, gf, 3, 1, "enc_conv1", bias=True, padding=pad, dtype=d), "enc_relu1", d
     )
     for i, filters in enumerate((2 * gf, 4 * gf), start=2):
         x = conv(x, filters, 4, 2, f"enc_conv{i}", bias=False, dtype=d)
@@ -58,7 +56,7 @@ def build_stage2_generator(
 
     # joint image-text code at Mg x Mg
     x = layers.Concatenate(name="joint_concat", dtype=d)([x, spatial_tile(c, joint_size, "c", d)])
-    x = conv(x, 4 * gf, 3, 1, "joint_conv", bias=False, padding=same, dtype=d)
+    x = conv(x, 4 * gf, 3, 1, "joint_conv", bias=False, padding=pad, dtype=d)
     x = relu(batch_norm(x, "joint_bn", dtype=d), "joint_relu", d)
     for i in range(model_cfg.stage2_residual_blocks):
         x = residual_block(x, 4 * gf, f"res{i + 1}", padding=pad, dtype=d)
@@ -81,7 +79,7 @@ def build_stage2_generator(
             dtype=d,
         )
     if model_cfg.stage2_output == "lowres_residual":
-        image = _lowres_residual(x, stage1_image, model_cfg.stage2_lowres_residual_dim, same, d)
+        image = _lowres_residual(x, stage1_image, model_cfg.stage2_lowres_residual_dim, pad, d)
     elif model_cfg.stage2_output == "residual":
         # The correction needs to see the edges it sharpens: the 16x16 code cannot say where
         # they are to the pixel, so the upsampled Stage-I image joins the last features (a
@@ -90,12 +88,12 @@ def build_stage2_generator(
             4, interpolation="bilinear", name="stage1_upsample", dtype=d
         )(stage1_image)
         x = layers.Concatenate(name="skip_concat", dtype=d)([x, upsampled])
-        x = conv(x, max(8, channels), 3, 1, "skip_conv", bias=True, padding=same, dtype=d)
+        x = conv(x, max(8, channels), 3, 1, "skip_conv", bias=True, padding=pad, dtype=d)
         x = relu(x, "skip_relu", d)
-        x = conv(x, 3, 3, 1, "to_rgb_conv", bias=True, padding=same, dtype=d)
+        x = conv(x, 3, 3, 1, "to_rgb_conv", bias=True, padding=pad, dtype=d)
         image = TanhResidual(name="image", dtype="float32")([upsampled, x])
     else:
-        x = conv(x, 3, 3, 1, "to_rgb_conv", bias=True, padding=same, dtype=d)
+        x = conv(x, 3, 3, 1, "to_rgb_conv", bias=True, padding=pad, dtype=d)
         image = layers.Activation("tanh", name="image", dtype="float32")(x)
     mu = layers.Identity(name="mu", dtype="float32")(mu)
     log_sigma = layers.Identity(name="log_sigma", dtype="float32")(log_sigma)
@@ -104,17 +102,17 @@ def build_stage2_generator(
     )
 
 
-def _lowres_residual(features, stage1_image, width: int, same: str, d):
+def _lowres_residual(features, stage1_image, width: int, pad: str, d):
     """[text-conditioned features, Stage-I image] at Stage-I's size -> the 4x image as
     tanh(atanh(bilinear x4 Stage-I) + correction).
 
     Sharpening an edge means knowing where it lies to a fraction of a Stage-I pixel, and
     Stage-I's edges are smeared over several pixels. The paper's up-blocks see them only
     through the 16x16 code and a 3x3 conv at 256 px covers less than one Stage-I pixel, so
-    they learn it slowly (docs/EXPERIMENTS.md, "Edge sharpness"). Here three 3x3 convs at Stage-I's size
-    (a 7 px field there, 28 px at full size) find the edges; their features are bilinearly
-    interpolated to full size, where a per-pixel MLP (1x1 convs) with the upsampled image
-    draws them: a nonlinearity after interpolation turns a smooth feature into a step at the
+    they learn it slowly (docs/EXPERIMENTS.md, "Edge sharpness"). Here three 3x3 convs at
+    Stage-I's size (a 7 px field there, 28 px at full size) find the edges; their features are
+    bilinearly interpolated to full size, where a per-pixel MLP (1x1 convs) with the upsampled
+    image draws them: a nonlinearity after interpolation turns a smooth feature into a step at the
     sub-pixel place where it crosses zero (as implicit-function super-resolution, LIIF, does).
     Unlike a pixel shuffle it paints no 4x4 checkerboard, and it costs no 3x3 conv at full size.
     """
@@ -125,11 +123,11 @@ def _lowres_residual(features, stage1_image, width: int, same: str, d):
     # their noisy batch statistics kept the path from learning to sharpen in a few hundred
     # steps (edge sharpness 1.55 against 5.2 without them, bench_stage2_variants.py), so the
     # path starts as a pure sharpener of the Stage-I image and lets the text in as it helps.
-    x = conv(stage1_image, width, 3, 1, "lowres_conv1", bias=True, padding=same, dtype=d)
+    x = conv(stage1_image, width, 3, 1, "lowres_conv1", bias=True, padding=pad, dtype=d)
     text = conv(features, width, 1, 1, "lowres_text", bias=False, dtype=d, initializer="zeros")
     x = relu(layers.Add(name="lowres_add", dtype=d)([x, text]), "lowres_relu1", d)
     for i in (2, 3):
-        x = conv(x, width, 3, 1, f"lowres_conv{i}", bias=True, padding=same, dtype=d)
+        x = conv(x, width, 3, 1, f"lowres_conv{i}", bias=True, padding=pad, dtype=d)
         x = relu(x, f"lowres_relu{i}", d)
     # The per-pixel MLP's first layer is linear, and so is bilinear interpolation: applied to
     # [features, Stage-I image] at Stage-I's size and interpolated after, it is the same function
