@@ -288,6 +288,10 @@ class TextEncoderConfig:
     # captions 4e-4 reached cosine 0.46 on unseen captions in 30 epochs, 3e-3 0.70
     # (docs/EXPERIMENTS.md)
     distill_learning_rate: float = 3e-3
+    # The encoder's own seed (initial weights, caption order), apart from `train.seed`: with
+    # the dataset's embeddings the GANs never see this encoder, so `--set train.seed=N` trains
+    # other GANs and leaves it cached; with trained embeddings, this seed decides them.
+    seed: int = 0
 
 
 @dataclasses.dataclass(frozen=True)

@@ -42,9 +42,10 @@ def _properties_changed(before: config_lib.Config, after: config_lib.Config) -> 
         ("train.stage2_batch_size=2", {"Stage2Trainer"}),
         ("model.stage2_residual_blocks=2", {"Stage2Trainer"}),
         ("train.max_steps=9", {"Stage1Trainer", "Stage2Trainer"}),
-        # the classifier, the measuring instrument, keeps its own seed
-        ("train.seed=3", {"TextEncoderTrainer", "Stage1Trainer", "Stage2Trainer"}),
+        # the classifier, the measuring instrument, and the text encoder keep their own seeds
+        ("train.seed=3", {"Stage1Trainer", "Stage2Trainer"}),
         ("classifier.seed=3", {"ClassifierTrainer"}),
+        ("text.seed=3", {"TextEncoderTrainer"}),
         ("train.precision=bfloat16", {"TextEncoderTrainer", "Stage1Trainer", "Stage2Trainer"}),
         ("data.shuffle_buffer=8", {"ClassifierTrainer", "Stage1Trainer", "Stage2Trainer"}),
         # in memory or streamed: the same first epoch, later ones in another order

@@ -313,7 +313,7 @@ def test_dag_end_to_end_on_synthetic_data_then_cached(tmp_path, first_run):
     assert distilled["objective"] == "distill"
     assert distilled["test_captions"]["captions"] > 0
     assert f"pushed model:  {version_dir}" in printed and "baseline: none" in printed
-    assert "  seeds: train.seed=0, classifier.seed=0 (the same seeds train the same" in printed
+    assert "  seeds: train.seed=0, classifier.seed=0, text.seed=0 (the same seeds" in printed
     assert "top-1" in printed and "Stage-I -> Stage-II: consistency" in printed
 
     # the pushed model generates in this process from its signature alone, given the
@@ -400,10 +400,11 @@ def test_a_second_run_in_a_new_work_dir_trains_the_same_models(tmp_path, first_r
     """The same command again, from nothing (a new work dir: new data, no cache, no
     checkpoints), trains the same four models in this process: the same scores, generator
     weights and sample sheet. The trainers seed from `train.seed` (the classifier from
-    `classifier.seed`) and their input pipelines keep their order (`data.ordered`). Compared to
-    within rounding, not bit for bit: with two intra-op threads oneDNN may, rarely, split a
-    reduction otherwise (a 1-ulp difference; see DETERMINISTIC below). When the classifier
-    seeded after building its datasets, the second run's top-1 was 0.4375 against 0.0625."""
+    `classifier.seed`, the text encoder from `text.seed`) and their input pipelines keep their
+    order (`data.ordered`). Compared to within rounding, not bit for bit: with two intra-op
+    threads oneDNN may, rarely, split a reduction otherwise (a 1-ulp difference; see
+    DETERMINISTIC below). When the classifier seeded after building its datasets, the second
+    run's top-1 was 0.4375 against 0.0625."""
     import keras
     from PIL import Image
 
@@ -462,6 +463,21 @@ def test_a_classifier_change_reruns_the_classifier_and_its_consumers_only(first_
     assert after["Stage2Trainer"]["model"] == before["Stage2Trainer"]["model"]
     with open(os.path.join(after["Evaluator"]["evaluation"], "metrics.json")) as f:
         assert json.load(f)["classifier"]["uri"] == after["ClassifierTrainer"]["model"]
+
+
+@pytest.mark.slow
+def test_another_gan_seed_keeps_the_classifier_and_the_text_encoder(first_run):
+    """`--set train.seed=N` trains other GANs; the classifier (the measuring instrument) and
+    the text encoder keep their own seeds, so both come from the cache."""
+    work = first_run.restore()
+    _, before = _outputs(work)
+    _run(work, "train.seed=1")
+    _assert_reran(work, {"Stage1Trainer", "Stage2Trainer", "Evaluator", "Pusher"})
+    _, after = _outputs(work)
+    for node in ("ClassifierTrainer", "TextEncoderTrainer"):
+        assert after[node]["model"] == before[node]["model"], node
+    # other GANs from the start, not the first seed's resumed from its checkpoints
+    assert _training_summary(work, "Stage1Trainer")["resumed_from_step"] == 0
 
 
 @pytest.mark.slow

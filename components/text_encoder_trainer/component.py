@@ -32,7 +32,7 @@ READS = config_view.Reads(
         "text": config_view.all_but("source", "distill_pickle"),
         "data": ("high_res_stored", "high_res", "image_encoding"),
         "classifier": ("batch_size",),
-        "train": ("seed", "precision"),
+        "train": ("precision",),
     },
 )
 

@@ -153,7 +153,7 @@ def test_trains_exports_a_string_encoder_and_reports_zero_shot_retrieval(
     zero_shot = metrics["zero_shot"]
     assert (zero_shot["images"], zero_shot["classes"], zero_shot["chance"]) == (6, 2, 0.5)
     # Chance is 1/2 (2 test classes). The unseen red class and the blue one differ in colour
-    # and in a caption word the encoder learned: measured 1.0 for train.seed 0-7, after 2 epochs.
+    # and in a caption word the encoder learned: measured 1.0 for text.seed 0-7, after 2 epochs.
     assert zero_shot["top1"] >= 5 / 6, zero_shot
     assert metrics["image_features_warning"] == ""
     assert metrics["splits"]["train"] == {

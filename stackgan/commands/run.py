@@ -63,8 +63,9 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"stackgan run: profile {cfg.profile}, data {data_root}, work dir {work_dir}\n"
         f"  precision: {chosen.describe()}\n"
-        f"  seeds: train.seed={cfg.train.seed}, classifier.seed={cfg.classifier.seed} (the same"
-        " seeds train the same models on this kind of machine; --set train.seed=N trains others)\n"
+        f"  seeds: train.seed={cfg.train.seed}, classifier.seed={cfg.classifier.seed},"
+        f" text.seed={cfg.text.seed} (the same seeds train the same models on this kind of"
+        " machine; --set train.seed=N trains other GANs)\n"
         f"  text condition: "
         + (
             "char-CNN-RNN encoder trained on the captions"

@@ -40,7 +40,7 @@ OBJECTIVES = ("ds_sje", "distill")
 
 @dataclasses.dataclass(frozen=True)
 class TextEncoderJobArgs:
-    config: Config  # text, data crop sizes, classifier.batch_size, train.seed (component READS)
+    config: Config  # text, data crops, classifier.batch_size, train.precision (component READS)
     train_pattern: str  # TFRecord files of the train split: what the encoder learns from
     eval_pattern: str | None  # ... of the test split, for the zero-shot score (None: none)
     classifier_dir: str | None  # the classifier SavedModel: the image side (ds_sje only)
@@ -175,7 +175,7 @@ def _train(train_fn, train, evaluation, args: TextEncoderJobArgs, chosen):
         train,
         args.config.text,
         validation=evaluation,
-        seed=args.config.train.seed,
+        seed=args.config.text.seed,
         callbacks=[keras.callbacks.CSVLogger(os.path.join(args.run_dir, HISTORY_FILE))],
         dtype_policy=chosen.policy,
     )
