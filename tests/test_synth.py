@@ -482,6 +482,15 @@ def test_synth_command_writes_reports_and_refuses_to_clobber(tmp_path, capsys):
 
     assert cli.main([*argv[:-1], "10", "--overwrite"]) == 0
     assert _all_files(out) != before  # another seed: other birds
+    capsys.readouterr()
+
+    # a size it cannot use: one line naming the field, and nothing written or announced
+    refused = tmp_path / "one_class"
+    assert cli.main(["synth", str(refused), "--classes", "1"]) == 2
+    streams = capsys.readouterr()
+    assert streams.out == ""
+    assert "SynthConfig.classes must be in [2, 999], got 1" in streams.err
+    assert not refused.exists()
 
 
 def test_a_run_on_photographs_without_the_flip_says_how_to_turn_it_on():

@@ -64,6 +64,10 @@ def run(args: argparse.Namespace) -> int:
         config.get_profile(args.profile).synth,
         **{k: v for k, v in overrides.items() if v is not None},
     )
+    try:  # before the "writing" line: a refused size writes nothing, so it says nothing
+        synth.validate(cfg)
+    except ValueError as e:
+        raise UserError(str(e)) from e
     print(
         f"writing {cfg.classes} classes x {cfg.images_per_class} images (seed {cfg.seed},"
         f" {cfg.backgrounds} backgrounds, facing {cfg.facing})"
