@@ -234,3 +234,36 @@ def test_generate_from_a_saved_model_that_is_not_a_generator_is_named(capsys, tm
     line = _fails(capsys, argv)
     assert line.startswith(f"stackgan generate: error: {tmp_path / 'other'}")
     assert "generate_with_noise" in line  # the signature a generator has and this one lacks
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        (["--n", "0"], "--n 0: draw at least one image"),
+        (["--columns", "0"], "--columns 0: the grid needs at least one column"),
+        (["--seed", "-1"], "--seed -1: a seed is an integer in [0, 2**63)"),
+        (["--out", "grid.txt"], "--out grid.txt: no image format has this extension; name the"),
+        (["--out", "grid"], "--out grid: no image format has this extension; name the file"),
+        (["--captions-file", "labels.txt"], "--captions-file labels.txt: no such file"),
+    ],
+)  # fmt: skip
+def test_generate_names_a_bad_argument_before_looking_for_the_model(capsys, arguments, expected):
+    # the model folder does not exist either: the arguments' own mistakes come first, before
+    # TensorFlow's import
+    argv = ["generate", "--model", "missing", "--caption", "a", "--out", "x.png", *arguments]
+    assert _fails(capsys, argv).startswith(f"stackgan generate: error: {expected}")
+
+
+def test_a_grid_that_cannot_be_written_is_named_and_leaves_no_partial_file(tmp_path):
+    from PIL import Image
+
+    from stackgan.commands.generate import save_sheet
+    from stackgan.errors import UserError
+
+    (tmp_path / "taken").write_text("a file where the folder should be")
+    with pytest.raises(UserError, match=r"--out .*taken/grid\.png: cannot write it"):
+        save_sheet(Image.new("RGB", (4, 4)), str(tmp_path / "taken" / "grid.png"))
+    save_sheet(Image.new("RGB", (4, 4), (200, 10, 10)), str(tmp_path / "new" / "grid.jpg"))
+    assert os.listdir(tmp_path / "new") == ["grid.jpg"]  # the temporary file renamed
+    with Image.open(tmp_path / "new" / "grid.jpg") as written:
+        assert written.format == "JPEG" and written.getpixel((1, 1))[0] > 180

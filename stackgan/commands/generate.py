@@ -99,14 +99,51 @@ def release_captions(embeddings_path: str, n: int) -> list[str] | None:
     return captions
 
 
+def image_format(path: str) -> str | None:
+    """The format Pillow writes for `path`'s extension (PNG for .png), or None."""
+    from PIL import Image
+
+    found = Image.registered_extensions().get(os.path.splitext(path)[1].lower())
+    return found if found in Image.SAVE else None
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """The arguments' own mistakes, each named, before TensorFlow's ~20 s import."""
+    if args.n < 1:
+        raise UserError(f"--n {args.n}: draw at least one image")
+    if args.columns < 1:
+        raise UserError(f"--columns {args.columns}: the grid needs at least one column")
+    if args.seed is not None and args.seed < 0:
+        raise UserError(f"--seed {args.seed}: a seed is an integer in [0, 2**63)")
+    if image_format(args.out) is None:
+        raise UserError(
+            f"--out {args.out}: no image format has this extension; name the file .png (or .jpg)"
+        )
+    if args.captions_file and not os.path.isfile(args.captions_file):
+        raise UserError(f"--captions-file {args.captions_file}: no such file")
+
+
+def save_sheet(sheet, path: str) -> None:
+    """Writes the grid through a temporary file, so a failed write leaves no partial image."""
+    folder = os.path.dirname(os.path.abspath(path))
+    partial = os.path.join(folder, f".{os.path.basename(path)}.partial")
+    try:
+        os.makedirs(folder, exist_ok=True)
+        sheet.save(partial, format=image_format(path))
+        os.replace(partial, path)
+    except OSError as error:
+        if os.path.exists(partial):
+            os.remove(partial)
+        raise UserError(f"--out {path}: cannot write it ({error})") from error
+
+
 def run(args: argparse.Namespace) -> int:
+    check_arguments(args)
     model_dir = resolve_model_dir(args.model)  # before TensorFlow's ~20 s import
     from stackgan.serving import signatures
     from stackgan.serving.generator import load_generator
     from stackgan.visualize.sample_sheet import render_sheet
 
-    if args.n < 1:
-        raise UserError(f"--n {args.n}: draw at least one image")
     try:
         generator = load_generator(model_dir)
     except ValueError as error:  # not a generator export, or its generator.json is broken
@@ -139,9 +176,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:  # the generator's input checks: they name the input
         raise UserError(f"{model_dir}: {error}") from error
     key = f"image_{args.stage}" if args.stage else max(images, key=lambda k: images[k].shape[1])
-    sheet = render_sheet(images[key], captions, columns=args.columns)
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    sheet.save(args.out)
+    save_sheet(render_sheet(images[key], captions, columns=args.columns), args.out)
     print(
         f"wrote {args.out}: {len(captions)} images of {images[key].shape[1]}px, seed {seed} "
         f"(--seed {seed} draws them again), sampled at "
