@@ -164,6 +164,17 @@ def test_compile_without_a_visible_data_folder_says_what_to_set(capsys, tmp_path
     assert "--set text.source=pickle" in line
 
 
+def test_compile_to_a_folder_it_cannot_write_is_named(capsys, tmp_path):
+    (tmp_path / "taken").write_text("a file where the folder should be")
+    out = tmp_path / "taken" / "p.json"
+    line = _fails(
+        capsys,
+        ["compile", "--out", str(out), "--data", "gs://bucket/cub", "--set", "text.source=pickle",
+         "--pipeline-root", "gs://bucket/root", "--serving-dir", "gs://bucket/serving"],
+    )  # fmt: skip
+    assert line.startswith(f"stackgan compile: error: --out {tmp_path / 'taken'}: cannot write")
+
+
 def test_a_malformed_embeddings_pickle_is_one_line(capsys, synth_root, tmp_path):
     root = tmp_path / "data"
     shutil.copytree(synth_root, root)

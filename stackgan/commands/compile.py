@@ -34,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
             "path; pass --set text.source=pickle (the dataset ships char-CNN-RNN embeddings) "
             "or --set text.source=train (train the text encoder on the captions)"
         )
+    common.check_writable_dir(os.path.dirname(os.path.abspath(args.out)), "--out")
     # TFX and TensorFlow take ~20 s to import: only once the arguments are known to be good
     from stackgan.pipeline import kubeflow_v2_runner
     from stackgan.pipeline.pipeline import PipelinePaths, create_pipeline
