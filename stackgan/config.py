@@ -121,6 +121,11 @@ class ModelConfig:
     # photographs, nearest upsampling drew a grid of streaks that bilinear does not (the real
     # CUB sample; docs/EXPERIMENTS.md, "Bilinear upsampling on photographs").
     generator_upsampling: Literal["nearest", "bilinear"] = "nearest"
+    # Where Stage-I's G reads the text: "input" (the paper: the CA's sample with the noise,
+    # before the first layer) or also "affine" in every up-block, as a per-channel scale and
+    # shift of the normalised features computed from the caption's code (conditional
+    # BatchNorm, DF-GAN's deep fusion; stackgan/models/text_affine.py).
+    generator_text_fusion: Literal["input", "affine"] = "input"
     # How the generators' up-sampling (nearest x2, then a 3x3 conv) is computed, not what:
     # up to this many output channels as one conv at the input's resolution
     # (stackgan/models/nearest_up_conv.py: the same function and kernel, up to 4x faster on a

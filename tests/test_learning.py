@@ -100,20 +100,21 @@ def _gan(cfg, d_lr: float, g_lr: float):
 # hinge loss (train.gan_loss), an option a user may turn on; and the projection discriminator
 # (model.d_conditioning) with G padded by its border (model.generator_padding), which the demo
 # trains with; and the same with bilinear upsampling in G (model.generator_upsampling), the
-# option for photographs
+# option for photographs, or with the text in every up-block (model.generator_text_fusion)
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "precision, gan_loss, d_conditioning, padding, upsampling",
+    "precision, gan_loss, d_conditioning, padding, upsampling, fusion",
     [
-        ("float32", "cross_entropy", "concat", "zeros", "nearest"),
-        ("bfloat16", "cross_entropy", "concat", "zeros", "nearest"),
-        ("float32", "hinge", "concat", "zeros", "nearest"),
-        ("float32", "cross_entropy", "projection", "replicate", "nearest"),
-        ("float32", "cross_entropy", "projection", "replicate", "bilinear"),
+        ("float32", "cross_entropy", "concat", "zeros", "nearest", "input"),
+        ("bfloat16", "cross_entropy", "concat", "zeros", "nearest", "input"),
+        ("float32", "hinge", "concat", "zeros", "nearest", "input"),
+        ("float32", "cross_entropy", "projection", "replicate", "nearest", "input"),
+        ("float32", "cross_entropy", "projection", "replicate", "bilinear", "input"),
+        ("float32", "cross_entropy", "projection", "replicate", "nearest", "affine"),
     ],
 )
 def test_generated_colour_follows_the_caption(
-    tiny_config, precision, gan_loss, d_conditioning, padding, upsampling
+    tiny_config, precision, gan_loss, d_conditioning, padding, upsampling, fusion
 ):
     import tensorflow as tf
 
@@ -124,6 +125,7 @@ def test_generated_colour_follows_the_caption(
             "d_conditioning": d_conditioning,
             "generator_padding": padding,
             "generator_upsampling": upsampling,
+            "generator_text_fusion": fusion,
         },
     )
     data = _colour_dataset(512, np.random.default_rng(0))

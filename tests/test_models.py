@@ -488,21 +488,77 @@ def test_bilinear_upsampling_changes_how_the_generators_enlarge_not_their_weight
         assert np.abs(a - b).mean() > 0.01 * np.abs(a).mean(), build.__name__
 
 
+def test_affine_text_fusion_starts_as_the_papers_generator_and_reads_the_text_per_block(
+    models, tiny_config
+):
+    """`model.generator_text_fusion=affine`: every Stage-I up-block scales and shifts its
+    normalised features by linear maps of the condition, zero at the start, so a fresh
+    generator with the paper's weights draws the paper's image; once those maps are not zero,
+    each block's features follow the caption: two embeddings, with the noise and the input
+    path held the same, draw images that differ by more than they do without the fusion."""
+    import dataclasses
+
+    m, low = tiny_config.model, tiny_config.data.low_res
+    fused_cfg = dataclasses.replace(m, generator_text_fusion="affine")
+    paper, fused = (
+        models.build_stage1_generator(m, low),
+        models.build_stage1_generator(fused_cfg, low),
+    )
+    blocks = sorted({layer.name.removesuffix("_text") for layer in fused.layers
+                     if layer.name.endswith("_text")})  # fmt: skip
+    assert blocks == [f"up{2**i}" for i in range(3, int(np.log2(low)))]  # every up-block
+    by_path = {w.path: w for w in fused.weights}
+    for w in paper.weights:
+        by_path[w.path].assign(w)
+    inputs = list(_tiny_inputs(m))
+    np.testing.assert_allclose(
+        np.asarray(fused(inputs, training=True)[0]),
+        np.asarray(paper(inputs, training=True)[0]),
+        atol=1e-6,
+    )
+
+    rng = np.random.default_rng(3)
+    for w in fused.weights:
+        if "_text_" in w.path and w.path.endswith("kernel"):
+            w.assign(rng.normal(0.0, 0.5, w.shape).astype("float32"))
+    embedding, noise, ca_noise = inputs
+    other = [rng.normal(size=embedding.shape).astype("float32"), noise, ca_noise]
+
+    def caption_effect(g):
+        a = np.asarray(g(inputs, training=False)[0])
+        b = np.asarray(g(other, training=False)[0])
+        return np.abs(a - b).mean()
+
+    assert caption_effect(fused) > 1.5 * caption_effect(paper)
+
+
 @pytest.mark.parametrize(
-    "padding, upsampling",
-    [("zeros", "nearest"), ("replicate", "nearest"), ("replicate", "bilinear")],
+    "padding, upsampling, fusion",
+    [
+        ("zeros", "nearest", "input"),
+        ("replicate", "nearest", "input"),
+        ("replicate", "bilinear", "input"),
+        ("replicate", "nearest", "affine"),
+    ],
 )
 def test_generator_round_trips_through_keras_file(
-    models, tiny_config, tmp_path, padding, upsampling
+    models, tiny_config, tmp_path, padding, upsampling, fusion
 ):
     import dataclasses
 
     import keras
 
     m = dataclasses.replace(
-        tiny_config.model, generator_padding=padding, generator_upsampling=upsampling
+        tiny_config.model,
+        generator_padding=padding,
+        generator_upsampling=upsampling,
+        generator_text_fusion=fusion,
     )
     g = models.build_stage1_generator(m, tiny_config.data.low_res)
+    if fusion == "affine":  # zero maps would hide a layer that loads without them
+        for w in g.weights:
+            if "_text_" in w.path:
+                w.assign(np.full(w.shape, 0.05, "float32"))
     path = tmp_path / "g.keras"
     g.save(path)
     loaded = keras.models.load_model(path)

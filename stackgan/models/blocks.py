@@ -17,6 +17,7 @@ from stackgan.models.batch_norm import FreezableBatchNorm
 from stackgan.models.edge_padding import EdgePadding2D
 from stackgan.models.nearest_up_conv import NearestUpConv2D
 from stackgan.models.pointwise_conv import PointwiseConv2D
+from stackgan.models.text_affine import text_affine
 
 LEAKY_SLOPE = 0.2
 
@@ -97,13 +98,15 @@ def up_block(
     activate: bool = True,
     padding: str = "zeros",
     interpolation: str = "nearest",
+    condition=None,
     dtype=None,
 ):
     """x2 upsampling (nearest-neighbour in the paper), 3x3 stride-1 conv, BatchNorm, ReLU (the
     paper's up-sampling block).
 
     `activate=False` leaves out the ReLU where TF's Stage-I G adds a residual bottleneck first.
-    `max_phase_filters`, `padding`, `interpolation`: see `up_conv`.
+    `max_phase_filters`, `padding`, `interpolation`: see `up_conv`. With a `condition` the
+    normalised features are scaled and shifted by it before the ReLU (text_affine.py).
     """
     x = up_conv(
         x,
@@ -116,6 +119,8 @@ def up_block(
         dtype=dtype,
     )
     x = batch_norm(x, f"{name}_bn", dtype=dtype)
+    if condition is not None:
+        x = text_affine(x, condition, f"{name}_text", dtype=dtype)
     return relu(x, f"{name}_relu", dtype=dtype) if activate else x
 
 

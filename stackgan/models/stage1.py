@@ -71,6 +71,8 @@ def build_stage1_generator(
             activate=not with_bottleneck,
             padding=pad,
             interpolation=model_cfg.generator_upsampling,
+            # the caption's code, not the CA's sample of it: see text_affine.py
+            condition=mu if model_cfg.generator_text_fusion == "affine" else None,
             dtype=d,
         )
         if with_bottleneck:
