@@ -59,7 +59,7 @@ class PipelinePaths:
 
     pipeline_root: str
     serving_dir: str  # the pusher writes <serving_dir>/<version>/ (TF Serving's layout)
-    checkpoint_dir: str  # stable across runs, so a killed trainer resumes
+    checkpoint_dir: str  # stable across runs, so a killed trainer (GAN or text encoder) resumes
 
 
 def create_pipeline(
@@ -87,7 +87,10 @@ def create_pipeline(
     examples = raw_examples
     if train_text_encoder:
         text_encoder = TextEncoderTrainer(
-            examples=raw_examples, classifier=classifier.outputs["model"], config=config
+            examples=raw_examples,
+            classifier=classifier.outputs["model"],
+            config=config,
+            checkpoint_dir=f"{paths.checkpoint_dir}/text_encoder",
         )
         embedder = CaptionEmbedder(
             examples=raw_examples,
@@ -101,7 +104,11 @@ def create_pipeline(
         # the trainers keep the dataset's embeddings; this encoder learns to reproduce them
         # from the captions, so the pushed generator also takes sentences
         text_encoder = TextEncoderTrainer(
-            examples=raw_examples, classifier=None, config=config, objective="distill"
+            examples=raw_examples,
+            classifier=None,
+            config=config,
+            objective="distill",
+            checkpoint_dir=f"{paths.checkpoint_dir}/text_encoder",
         )
         components.append(text_encoder)
         text_encoder_model = text_encoder.outputs["model"]

@@ -116,6 +116,13 @@ def test_kubeflow_compile_with_trained_text_encoder_adds_the_text_path(tmp_path)
     assert deps["CaptionEmbedder"] == {"CubExampleGen", "TextEncoderTrainer"}
     assert deps["Stage1Trainer"] == {"CaptionEmbedder"}
     assert "TextEncoderTrainer" in deps["Stage2Trainer"]
+    # the trainers keep their checkpoints (the text encoder its epoch backup) where a re-run
+    # after a kill finds them: under the pipeline root, not in an execution's artifacts
+    for node, folder in (("TextEncoderTrainer", "text_encoder"), ("Stage1Trainer", "stage1")):
+        where = tasks[node].inputs.parameters["checkpoint_dir"]
+        assert where.runtime_value.constant_value.string_value == (
+            f"gs://bucket/root/checkpoints/{folder}"
+        ), node
 
 
 def test_config_travels_to_the_cluster_unchanged(tmp_path):

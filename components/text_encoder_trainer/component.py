@@ -10,7 +10,10 @@ Outputs: `model` (Model: the text-encoder SavedModel at <uri>/Format-Serving, si
 `model_run` (ModelRun: history.csv per epoch, metrics.json: the zero-shot retrieval top-1 on
 the test classes beside chance, or the distillation's cosine on the test captions beside an
 input-blind encoder's). Parameters: `objective`, `text_config`, `data_config`,
-`classifier_config`, `train_config` (JSON of the READS fields).
+`classifier_config`, `train_config` (JSON of the READS fields), and `checkpoint_dir`, a
+directory that outlives the execution, so a killed run resumes from its last epoch
+(stackgan/training/epoch_backup.py); empty keeps the backup in the ModelRun, which TFX replaces
+on every execution.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ class TextEncoderTrainerSpec(ComponentSpec):
     PARAMETERS = {
         "objective": ExecutionParameter(type=str),
         **{name: ExecutionParameter(type=str) for name in READS.property_names},
+        "checkpoint_dir": ExecutionParameter(type=str, optional=True),
     }
     INPUTS = {
         "examples": ChannelParameter(type=standard_artifacts.Examples),
@@ -62,6 +66,7 @@ class TextEncoderTrainer(base_component.BaseComponent):
         classifier: channel.BaseChannel | None,
         config: Config,
         objective: str = "ds_sje",
+        checkpoint_dir: str = "",
     ):
         if objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
@@ -73,6 +78,7 @@ class TextEncoderTrainer(base_component.BaseComponent):
                 classifier=classifier,
                 objective=objective,
                 **READS.exec_properties(config),
+                checkpoint_dir=checkpoint_dir,
                 model=channel.Channel(type=standard_artifacts.Model),
                 model_run=channel.Channel(type=standard_artifacts.ModelRun),
             )

@@ -30,7 +30,8 @@ class Executor(base_executor.BaseExecutor):
         output_dict: "model" (one Model: <uri>/Format-Serving), "model_run" (one ModelRun:
           <uri>/history.csv, <uri>/metrics.json).
         exec_properties: "objective" ("ds_sje" | "distill"), "text_config", "data_config",
-          "classifier_config", "train_config" (JSON of the fields component.READS names).
+          "classifier_config", "train_config" (JSON of the fields component.READS names),
+          "checkpoint_dir" (optional: where the epoch backup outlives the execution).
         """
         examples = artifact_utils.get_single_instance(input_dict["examples"])
         run_text_encoder_job(
@@ -52,5 +53,6 @@ class Executor(base_executor.BaseExecutor):
                     artifact_utils.get_single_uri(output_dict["model"])
                 ),
                 run_dir=artifact_utils.get_single_uri(output_dict["model_run"]),
+                backup_root=exec_properties.get("checkpoint_dir") or "",
             )
         )

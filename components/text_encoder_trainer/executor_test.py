@@ -20,9 +20,10 @@ from stackgan import config as config_lib
 from stackgan.components.text_encoder_trainer.component import READS, TextEncoderTrainer
 from stackgan.components.text_encoder_trainer.executor import Executor
 from stackgan.evaluation import classifier
-from stackgan.text.encoder_job import HISTORY_FILE, METRICS_FILE
+from stackgan.text.encoder_job import METRICS_FILE
 from stackgan.tfrecords import example_codec
 from stackgan.tfrecords.shard_writer import TFRecordShardWriter, shard_name
+from stackgan.training.epoch_backup import HISTORY_FILE
 
 # label k is painted and described in COLOURS[k]; class 3 is another red species, never seen
 # in training: a zero-shot class whose captions use a word the encoder learned
@@ -233,3 +234,56 @@ def test_component_declares_its_channels():
             classifier=None,
             config=config_lib.tiny(),
         )
+
+
+def test_a_killed_run_resumes_from_its_last_epoch(classifier_model, tmp_path, monkeypatch):
+    """A run killed after 2 of its 4 epochs, started again (new output artifacts, as TFX gives
+    every execution, the same `checkpoint_dir`), trains the 2 epochs left and reports all 4;
+    the backup is gone once the model is exported."""
+    from stackgan.training import epoch_backup
+
+    cfg = config_lib.tiny().replace(text={"epochs": 4})
+    examples = _examples(
+        tmp_path / "examples", cfg.data, {"train": [0, 1, 2], "test": [3, 1]}, _captions
+    )
+    properties = {
+        **READS.exec_properties(cfg),
+        "objective": "ds_sje",
+        "checkpoint_dir": str(tmp_path / "checkpoints"),
+    }
+
+    class Kill(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 2:
+                raise KeyboardInterrupt("killed")
+
+    with_backup = epoch_backup.EpochBackup.callbacks
+    with monkeypatch.context() as patch:
+        patch.setattr(
+            epoch_backup.EpochBackup, "callbacks", lambda self: [*with_backup(self), Kill()]
+        )
+        model, run = _outputs(tmp_path / "killed")
+        with pytest.raises(KeyboardInterrupt):
+            Executor().Do(
+                {"examples": [examples], "classifier": [classifier_model]},
+                {"model": [model], "model_run": [run]},
+                properties,
+            )
+    assert os.listdir(model.uri) == []  # no model that looks finished
+    [backup] = os.listdir(tmp_path / "checkpoints")
+
+    model, run = _outputs(tmp_path / "resumed")
+    Executor().Do(
+        {"examples": [examples], "classifier": [classifier_model]},
+        {"model": [model], "model_run": [run]},
+        properties,
+    )
+    metrics = json.loads((tmp_path / "resumed" / "run" / METRICS_FILE).read_text())
+    assert metrics["resumed_from_epoch"] == 2
+    assert len(metrics["history"]["loss"]) == 4  # the 2 before the kill and the 2 after
+    with open(os.path.join(run.uri, HISTORY_FILE)) as f:
+        assert [row["epoch"] for row in csv.DictReader(f)] == ["0", "1", "2", "3"]
+    assert metrics["zero_shot"]["top1"] >= 5 / 6, metrics["zero_shot"]
+    assert os.listdir(tmp_path / "checkpoints") == []  # done: the backup removed
+    assert os.path.isdir(os.path.join(model.uri, "Format-Serving"))
+    assert backup  # it was there while the run was unfinished

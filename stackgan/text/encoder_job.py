@@ -17,11 +17,11 @@ import logging
 import os
 import time
 
-import keras
 import tensorflow as tf
 
 from stackgan import config_view
 from stackgan.config import Config
+from stackgan.data.fingerprint import content_fingerprint
 from stackgan.evaluation.classifier import load_classifier
 from stackgan.text import distill
 from stackgan.text.examples_reader import read_split_features
@@ -32,8 +32,8 @@ from stackgan.text.training import (
     train_joint_embedding,
 )
 from stackgan.training import precision
+from stackgan.training.epoch_backup import EpochBackup, open_backup
 
-HISTORY_FILE = "history.csv"
 METRICS_FILE = "metrics.json"
 OBJECTIVES = ("ds_sje", "distill")
 
@@ -47,6 +47,9 @@ class TextEncoderJobArgs:
     serving_dir: str  # the text-encoder SavedModel goes here (<Model>/Format-Serving)
     run_dir: str  # history.csv, metrics.json
     objective: str = "ds_sje"  # one of OBJECTIVES (module docstring)
+    # outlives executions: a killed run resumes from its epoch backup under it
+    # (stackgan/training/epoch_backup.py); "" keeps the backup in run_dir, lost to a re-run
+    backup_root: str = ""
 
 
 def run_text_encoder_job(args: TextEncoderJobArgs) -> dict:
@@ -82,10 +85,12 @@ def run_text_encoder_job(args: TextEncoderJobArgs) -> dict:
 
     chosen = precision.resolve(config.train.precision)  # the hardware is known here
     logging.info("TextEncoderTrainer: precision %s", chosen.describe())
-    model, history, seconds = _train(train_joint_embedding, train, evaluation, args, chosen)
+    backup = _open_backup(args)
+    model, history, seconds = _train(train_joint_embedding, train, evaluation, args, chosen, backup)
     metrics = {
         "precision": chosen.describe(),
         "train_seconds": seconds,
+        "resumed_from_epoch": backup.resumed_from_epoch,
         "feature_seconds": feature_seconds,
         "final_loss": history["loss"][-1],
         "image_features_warning": features_warning,
@@ -118,6 +123,7 @@ def run_text_encoder_job(args: TextEncoderJobArgs) -> dict:
         f.write(json.dumps(metrics, indent=2, default=float))
     # last, so a Model artifact with a SavedModel in it is a finished one
     export_text_encoder(model, args.serving_dir)
+    backup.finish(args.run_dir)
     return metrics
 
 
@@ -130,14 +136,16 @@ def _run_distillation(args: TextEncoderJobArgs) -> dict:
         "TextEncoderTrainer: distilling %d captions' embeddings, precision %s",
         len(train.captions), chosen.describe(),
     )  # fmt: skip
+    backup = _open_backup(args)
     encoder, history, seconds = _train(
-        distill.train_distilled_encoder, train, evaluation, args, chosen
+        distill.train_distilled_encoder, train, evaluation, args, chosen, backup
     )
     train_mean = train.embeddings.mean(axis=0)
     metrics = {
         "objective": "distill",
         "precision": chosen.describe(),
         "train_seconds": seconds,
+        "resumed_from_epoch": backup.resumed_from_epoch,
         "final_loss": history["loss"][-1],
         "train_captions": distill.distillation_scores(encoder, train, train_mean),
         "test_captions": (
@@ -164,22 +172,43 @@ def _run_distillation(args: TextEncoderJobArgs) -> dict:
     with tf.io.gfile.GFile(os.path.join(args.run_dir, METRICS_FILE), "w") as f:
         f.write(json.dumps(metrics, indent=2, default=float))
     export_caption_encoder(encoder, args.serving_dir)  # last: a finished artifact
+    backup.finish(args.run_dir)
     return metrics
 
 
-def _train(train_fn, train, evaluation, args: TextEncoderJobArgs, chosen):
-    """(model, history, seconds) of either objective's training function, with the job's text
-    config, seed, precision and a per-epoch CSV log in the run dir."""
+def _open_backup(args: TextEncoderJobArgs) -> EpochBackup:
+    """The epoch backup keyed by what defines this training: the objective, the config the
+    component reads, the training split's bytes and (ds_sje) the classifier's weights."""
+    key = {
+        "job": "TextEncoderTrainer",
+        "objective": args.objective,
+        "config": config_view.given(args.config),
+        "train_data": content_fingerprint(tf.io.gfile.glob(args.train_pattern)),
+    }
+    if args.classifier_dir:
+        variables = os.path.join(args.classifier_dir, "variables", "*")
+        key["classifier_weights"] = content_fingerprint(tf.io.gfile.glob(variables))
+    return open_backup(args.backup_root or os.path.join(args.run_dir, "backup"), key)
+
+
+def _train(train_fn, train, evaluation, args: TextEncoderJobArgs, chosen, backup: EpochBackup):
+    """(model, history of every epoch, seconds) of either objective's training function, with
+    the job's text config, seed and precision, resuming from `backup` where a kill left it."""
+    if backup.resumed_from_epoch:
+        logging.info(
+            "TextEncoderTrainer: resuming after epoch %d from %s",
+            backup.resumed_from_epoch, backup.directory,
+        )  # fmt: skip
     started = time.monotonic()
-    model, history = train_fn(
+    model, _ = train_fn(
         train,
         args.config.text,
         validation=evaluation,
         seed=args.config.text.seed,
-        callbacks=[keras.callbacks.CSVLogger(os.path.join(args.run_dir, HISTORY_FILE))],
+        callbacks=backup.callbacks(),
         dtype_policy=chosen.policy,
     )
-    return model, history, time.monotonic() - started
+    return model, backup.history(), time.monotonic() - started
 
 
 def _retrieval(model, data) -> dict[str, float]:

@@ -43,6 +43,9 @@ class JointEmbedding(keras.Model):
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.image_to_text_tracker = keras.metrics.Mean(name="image_to_text")
         self.text_to_image_tracker = keras.metrics.Mean(name="text_to_image")
+        # every weight exists now (the encoder is functional, the rest built above); Keras'
+        # BackupAndRestore restores only into a built model
+        self.built = True
 
     @property
     def metrics(self):

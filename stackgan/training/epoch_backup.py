@@ -1,0 +1,91 @@
+"""Resuming a Keras `fit` that a kill interrupted, for the jobs that train by epochs (the text
+encoder, whose DS-SJE objective runs for hundreds of epochs on CUB's captions).
+
+Keras' `BackupAndRestore` keeps the weights, the optimizer's state and the epoch count in a
+folder at the end of each epoch, and a new `fit` with that folder continues from there. TFX gives
+every execution new output URIs, so the folder lives under a root that outlives executions, named
+by what defines the training (`key`: the job's config, its data's content fingerprint, ...), as
+the GAN trainers' checkpoints are (stackgan/training/trainer_job.py): a re-run after a kill
+resumes, and other data or settings start afresh. The per-epoch CSV log is kept beside it, so the
+finished run's history covers every epoch, the ones before the kill too.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import json
+import os
+
+import keras
+import tensorflow as tf
+
+HISTORY_FILE = "history.csv"
+KEY_FILE = "key.json"
+# what Keras' BackupAndRestore writes in its folder (keras/src/callbacks/backup_and_restore.py)
+KERAS_METADATA_FILE = "training_metadata.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class EpochBackup:
+    directory: str
+    resumed_from_epoch: int  # 0: a fresh start
+
+    @property
+    def history_path(self) -> str:
+        return os.path.join(self.directory, HISTORY_FILE)
+
+    def callbacks(self) -> list[keras.callbacks.Callback]:
+        """The CSV log first: an epoch's row is written before its backup, so a kill between
+        the two re-runs that epoch (and `open_backup` drops its row), never loses its row."""
+        return [
+            keras.callbacks.CSVLogger(self.history_path, append=True),
+            keras.callbacks.BackupAndRestore(self.directory, delete_checkpoint=False),
+        ]
+
+    def history(self) -> dict[str, list[float]]:
+        """Every epoch's logs so far, as Keras' `History.history` holds them."""
+        with tf.io.gfile.GFile(self.history_path) as f:
+            rows = list(csv.DictReader(f))
+        # CSVLogger writes "NA" for a metric an epoch lacks (val_ ones without validation data)
+        keys = [k for k in (rows[0] if rows else {})
+                if k != "epoch" and any(row[k] != "NA" for row in rows)]  # fmt: skip
+        return {k: [float("nan" if row[k] == "NA" else row[k]) for row in rows] for k in keys}
+
+    def finish(self, run_dir: str) -> None:
+        """The whole history to `run_dir`, and the backup removed: call it once the job's
+        outputs are written, so a kill before then still resumes (with nothing left to train)."""
+        tf.io.gfile.copy(self.history_path, os.path.join(run_dir, HISTORY_FILE), overwrite=True)
+        tf.io.gfile.rmtree(self.directory)
+
+
+def open_backup(root: str, key: dict) -> EpochBackup:
+    """The backup folder for `key` under `root`, with how far a killed run got (0 if none)."""
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
+    directory = os.path.join(root, digest[:16])
+    tf.io.gfile.makedirs(directory)
+    with tf.io.gfile.GFile(os.path.join(directory, KEY_FILE), "w") as f:
+        f.write(json.dumps(key, indent=1, sort_keys=True, default=str))  # for a reader only
+    metadata = os.path.join(directory, KERAS_METADATA_FILE)
+    epoch = 0
+    if tf.io.gfile.exists(metadata):
+        with tf.io.gfile.GFile(metadata) as f:
+            epoch = int(json.load(f)["epoch"])
+    backup = EpochBackup(directory, epoch)
+    _keep_first_rows(backup.history_path, epoch)
+    return backup
+
+
+def _keep_first_rows(path: str, rows: int) -> None:
+    """The CSV log cut to the epochs the backup holds (a kill may have come after a row was
+    written and before its epoch's backup); no file when none."""
+    if not tf.io.gfile.exists(path):
+        return
+    with tf.io.gfile.GFile(path) as f:
+        lines = f.read().splitlines(keepends=True)
+    if rows == 0:
+        tf.io.gfile.remove(path)
+        return
+    with tf.io.gfile.GFile(path, "w") as f:
+        f.write("".join(lines[: rows + 1]))  # the header and the first `rows` epochs
