@@ -59,7 +59,7 @@ class PipelinePaths:
 
     pipeline_root: str
     serving_dir: str  # the pusher writes <serving_dir>/<version>/ (TF Serving's layout)
-    checkpoint_dir: str  # stable across runs, so a killed trainer (GAN or text encoder) resumes
+    checkpoint_dir: str  # stable across runs, so a killed trainer resumes
 
 
 def create_pipeline(
@@ -80,7 +80,9 @@ def create_pipeline(
         data_fingerprint=dataset_fingerprint(data_root),
     )
     raw_examples = example_gen.outputs["examples"]
-    classifier = ClassifierTrainer(examples=raw_examples, config=config)
+    classifier = ClassifierTrainer(
+        examples=raw_examples, config=config, checkpoint_dir=f"{paths.checkpoint_dir}/classifier"
+    )
     components = [example_gen, classifier]
 
     text_encoder_model = None

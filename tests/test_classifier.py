@@ -174,6 +174,58 @@ def test_pretrained_fine_tuning_freezes_the_backbone_then_trains_its_upper_layer
     assert changed and not (changed & lower)
 
 
+def test_fine_tuning_killed_in_its_second_phase_restores_the_first_and_resumes_the_second(
+    tiny_cfg, empty_keras_home, no_downloads, tmp_path
+):
+    """With epoch backups a run killed in the "finetune" phase is, started again in new
+    models: the "head" phase restored as it ended (its weights, its history) and not run
+    again, the "finetune" phase resumed after its last finished epoch."""
+    from stackgan.training.epoch_backup import open_backup
+
+    cfg = dataclasses.replace(
+        tiny_cfg, weights="imagenet", head_epochs=2, finetune_epochs=3, finetune_from_block=100
+    )
+    path = clf.imagenet_weights_file(cfg)
+    path.parent.mkdir(parents=True)
+    _backbone(cfg).save(path)
+    data = _random_batches()
+
+    def backups(phase):
+        return open_backup(str(tmp_path / "backup"), {"phase": phase})
+
+    class Watch(keras.callbacks.Callback):
+        """Records each fit's starting weights and epochs; kills the run at `kill`."""
+
+        def __init__(self, models, kill=None):
+            super().__init__()
+            self.models, self.kill, self.fits = models, kill, []
+
+        def on_train_begin(self, logs=None):  # before the backup's own restore
+            self.fits.append({"start": [w.numpy().copy() for w in self.models.trainable.weights],
+                              "epochs": []})  # fmt: skip
+
+        def on_epoch_begin(self, epoch, logs=None):
+            if (len(self.fits), epoch) == self.kill:
+                raise KeyboardInterrupt("killed")
+            self.fits[-1]["epochs"].append(epoch)
+
+    killed_models = clf.build_classifier(cfg, num_classes=3, weights=clf.choose_weights(cfg))
+    killed = Watch(killed_models, kill=(2, 1))  # the second fit (finetune), its second epoch
+    with pytest.raises(KeyboardInterrupt):
+        clf.fine_tune(killed_models, data, data, cfg, callbacks=[killed], backups=backups)
+    assert [f["epochs"] for f in killed.fits] == [[0, 1], [0]]
+    head_end = killed.fits[1]["start"]  # the weights the head phase ended with
+
+    models = clf.build_classifier(cfg, num_classes=3, weights=clf.choose_weights(cfg))
+    again = Watch(models)
+    phases = clf.fine_tune(models, data, data, cfg, callbacks=[again], backups=backups)
+    assert [f["epochs"] for f in again.fits] == [[1, 2]]  # no head fit; finetune from epoch 1
+    for a, b in zip(head_end, again.fits[0]["start"], strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert [p["phase"] for p in phases] == ["head", "finetune"]
+    assert [len(p["history"]["val_loss"]) for p in phases] == [2, 3]
+
+
 def test_precise_batchnorm_sets_moving_statistics_to_the_mean_over_batches(tiny_cfg):
     models = clf.build_classifier(tiny_cfg, num_classes=3, weights=clf.choose_weights(tiny_cfg))
     backbone = models.backbone

@@ -118,7 +118,11 @@ def test_kubeflow_compile_with_trained_text_encoder_adds_the_text_path(tmp_path)
     assert "TextEncoderTrainer" in deps["Stage2Trainer"]
     # the trainers keep their checkpoints (the text encoder its epoch backup) where a re-run
     # after a kill finds them: under the pipeline root, not in an execution's artifacts
-    for node, folder in (("TextEncoderTrainer", "text_encoder"), ("Stage1Trainer", "stage1")):
+    for node, folder in (
+        ("TextEncoderTrainer", "text_encoder"),
+        ("ClassifierTrainer", "classifier"),
+        ("Stage1Trainer", "stage1"),
+    ):
         where = tasks[node].inputs.parameters["checkpoint_dir"]
         assert where.runtime_value.constant_value.string_value == (
             f"gs://bucket/root/checkpoints/{folder}"

@@ -4,7 +4,10 @@ Input: `examples` (Examples with Split-train and Split-test; embeddings not need
 `model` (Model: the classifier SavedModel at <uri>/Format-Serving, see the classifier contract
 in docs/ARCHITECTURE.md) and `model_run` (ModelRun: run.json with the phases' histories, the
 held-out top-1 accuracy, the weights it started from and any from-scratch warning).
-Parameters: `classifier_config`, `data_config` (JSON of the READS fields).
+Parameters: `classifier_config`, `data_config` (JSON of the READS fields), and
+`checkpoint_dir`, a directory that outlives the execution, so a killed run resumes: finished
+phases restored, the unfinished one from its last epoch (stackgan/training/epoch_backup.py);
+empty keeps the backup in the ModelRun, which TFX replaces on every execution.
 """
 
 from __future__ import annotations
@@ -29,7 +32,10 @@ READS = config_view.Reads(
 
 
 class ClassifierTrainerSpec(ComponentSpec):
-    PARAMETERS = {name: ExecutionParameter(type=str) for name in READS.property_names}
+    PARAMETERS = {
+        **{name: ExecutionParameter(type=str) for name in READS.property_names},
+        "checkpoint_dir": ExecutionParameter(type=str, optional=True),
+    }
     INPUTS = {"examples": ChannelParameter(type=standard_artifacts.Examples)}
     OUTPUTS = {
         "model": ChannelParameter(type=standard_artifacts.Model),
@@ -41,11 +47,12 @@ class ClassifierTrainer(base_component.BaseComponent):
     SPEC_CLASS = ClassifierTrainerSpec
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
 
-    def __init__(self, examples: channel.BaseChannel, config: Config):
+    def __init__(self, examples: channel.BaseChannel, config: Config, checkpoint_dir: str = ""):
         super().__init__(
             spec=ClassifierTrainerSpec(
                 examples=examples,
                 **READS.exec_properties(config),
+                checkpoint_dir=checkpoint_dir,
                 model=channel.Channel(type=standard_artifacts.Model),
                 model_run=channel.Channel(type=standard_artifacts.ModelRun),
             )

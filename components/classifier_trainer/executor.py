@@ -29,7 +29,7 @@ class Executor(base_executor.BaseExecutor):
           holdout_top1_accuracy, weights_source, warning), "model_run" (one ModelRun:
           <uri>/run.json, <uri>/logs).
         exec_properties: "classifier_config", "data_config" (JSON of the fields component.READS
-          names).
+          names), "checkpoint_dir" (optional: where the epoch backups outlive the execution).
         """
         examples = artifact_utils.get_single_instance(input_dict["examples"])
         model = artifact_utils.get_single_instance(output_dict["model"])
@@ -40,6 +40,7 @@ class Executor(base_executor.BaseExecutor):
                 test_pattern=split_pattern(examples, "test"),
                 serving_dir=path_utils.serving_model_dir(model.uri),
                 run_dir=artifact_utils.get_single_uri(output_dict["model_run"]),
+                backup_root=exec_properties.get("checkpoint_dir") or "",
             )
         )
         # shown by the metadata store's UIs next to the artifact

@@ -87,6 +87,8 @@ def test_trains_on_test_classes_and_exports_the_contract(
     assert model.get_float_custom_property("holdout_top1_accuracy") == run["holdout_top1_accuracy"]
     assert "FROM SCRATCH" in model.get_string_custom_property("warning")
     assert tf.io.gfile.glob(str(tmp_path / "model_run" / TENSORBOARD_DIR / "*" / "events.out.*"))
+    # no checkpoint_dir: the epoch backups lived in the run and went once the model was out
+    assert sorted(os.listdir(tmp_path / "model_run")) == sorted([RUN_FILE, TENSORBOARD_DIR])
 
     # TFX's Pusher and TF Serving expect the SavedModel in <uri>/Format-Serving
     loaded = classifier.load_classifier(tmp_path / "model" / "Format-Serving")

@@ -29,15 +29,20 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from stackgan.config import ClassifierConfig
+
+if TYPE_CHECKING:
+    from stackgan.training.epoch_backup import EpochBackup
 from stackgan.models.batch_norm import fused_batch_statistics, recalibrate_batch_norm
 from stackgan.saved_models import export_archive, load_saved_model, resolve_saved_model_dir
 from stackgan.training.fused_adam import FusedAdam
@@ -256,6 +261,24 @@ def _fit(model, train_ds, holdout_ds, epochs, cfg, callbacks) -> dict[str, list[
     return {k: [float(v) for v in vs] for k, vs in history.history.items()}
 
 
+def _phase(name: str, model: keras.Model, backups, train) -> dict[str, list[float]]:
+    """`train(extra_callbacks)` (a fit and what follows it) -> the phase's history. With
+    `backups` (phase name -> `EpochBackup`), a finished phase is restored instead of run, and
+    an unfinished one resumes from its last epoch (early stopping then starts counting anew)."""
+    if backups is None:
+        return train([])
+    backup = backups(name)
+    if backup.done:
+        logging.info("classifier: phase %r finished before; its weights restored", name)
+        backup.restore_done(model)
+        return backup.history()
+    if backup.resumed_from_epoch:
+        logging.info("classifier: phase %r resumes after epoch %d", name, backup.resumed_from_epoch)
+    train(backup.callbacks())
+    backup.mark_done(model)
+    return backup.history()
+
+
 def scratch_schedule(
     cfg: ClassifierConfig, steps_per_epoch: int
 ) -> keras.optimizers.schedules.LearningRateSchedule:
@@ -284,6 +307,7 @@ def fine_tune(
     cfg: ClassifierConfig,
     callbacks: list[keras.callbacks.Callback] | None = None,
     precise_bn_batches: int = 16,
+    backups: Callable[[str], EpochBackup] | None = None,
 ) -> list[dict[str, Any]]:
     """Trains `models` on `(image, label)` batches; returns one record per phase.
 
@@ -298,6 +322,9 @@ def fine_tune(
     point of the schedule, each look would cost a re-estimation plus an evaluation (seconds of
     a budget of ~35), and the held-out accuracy the caller then measures stays an estimate
     rather than the best of several looks.
+
+    `backups` (phase name -> its `stackgan.training.epoch_backup.EpochBackup`) makes a killed
+    run resumable: finished phases are restored, the unfinished one resumes from its last epoch.
     """
     callbacks = list(callbacks or [])
     model, backbone = models.trainable, models.backbone
@@ -308,11 +335,15 @@ def fine_tune(
         if steps < 1:
             raise ValueError(f"fine_tune needs a finite training dataset, cardinality {steps}")
         _compile(model, scratch_schedule(cfg, steps))
-        history = model.fit(
-            train_ds, epochs=epochs, callbacks=callbacks, shuffle=False, verbose=2
-        ).history
-        recalibrate_batchnorm(backbone, train_ds, precise_bn_batches)
-        history = {k: [float(v) for v in vs] for k, vs in history.items()}
+
+        def train_scratch(extra):
+            history = model.fit(
+                train_ds, epochs=epochs, callbacks=[*callbacks, *extra], shuffle=False, verbose=2
+            ).history
+            recalibrate_batchnorm(backbone, train_ds, precise_bn_batches)
+            return {k: [float(v) for v in vs] for k, vs in history.items()}
+
+        history = _phase("scratch", model, backups, train_scratch)
         return [
             {
                 "phase": "scratch",
@@ -325,7 +356,12 @@ def fine_tune(
     phases = []
     backbone.trainable = False
     _compile(model, cfg.learning_rate_head)
-    history = _fit(model, train_ds, holdout_ds, cfg.head_epochs, cfg, callbacks)
+    history = _phase(
+        "head",
+        model,
+        backups,
+        lambda extra: _fit(model, train_ds, holdout_ds, cfg.head_epochs, cfg, [*callbacks, *extra]),
+    )
     phases.append({"phase": "head", "learning_rate": cfg.learning_rate_head, "history": history})
     if cfg.finetune_epochs > 0:
         backbone.trainable = True
@@ -333,7 +369,14 @@ def fine_tune(
             layer.trainable = False
         # recompiling is what makes the new trainable flags take effect
         _compile(model, cfg.learning_rate_finetune)
-        history = _fit(model, train_ds, holdout_ds, cfg.finetune_epochs, cfg, callbacks)
+        history = _phase(
+            "finetune",
+            model,
+            backups,
+            lambda extra: _fit(
+                model, train_ds, holdout_ds, cfg.finetune_epochs, cfg, [*callbacks, *extra]
+            ),
+        )
         phases.append(
             {"phase": "finetune", "learning_rate": cfg.learning_rate_finetune, "history": history}
         )

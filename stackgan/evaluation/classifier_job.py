@@ -15,7 +15,9 @@ import tensorflow as tf
 
 from stackgan import config_view
 from stackgan.config import Config
+from stackgan.data.fingerprint import content_fingerprint
 from stackgan.evaluation import classifier, classifier_data
+from stackgan.training.epoch_backup import open_backup
 
 RUN_FILE = "run.json"
 TENSORBOARD_DIR = "logs"
@@ -28,6 +30,9 @@ class ClassifierJobArgs:
     test_pattern: str  # ... and of the test split (both feed the classes and the hold-out)
     serving_dir: str  # the SavedModel goes here (<Model>/Format-Serving)
     run_dir: str  # run.json and TensorBoard logs/
+    # outlives executions: a killed run resumes from its epoch backups under it
+    # (stackgan/training/epoch_backup.py); "" keeps them in run_dir, lost to a re-run
+    backup_root: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,7 +77,25 @@ def run_classifier_job(args: ClassifierJobArgs) -> ClassifierJobResult:
     tensorboard = keras.callbacks.TensorBoard(
         os.path.join(args.run_dir, TENSORBOARD_DIR), write_graph=False
     )
-    phases = classifier.fine_tune(models, train_ds, holdout_ds, cfg, callbacks=[tensorboard])
+    # what defines this training: the config it reads, both splits' bytes (they give the
+    # classes and the hold-out) and the weights it starts from
+    backup = open_backup(
+        args.backup_root or os.path.join(args.run_dir, "backup"),
+        {
+            "job": "ClassifierTrainer",
+            "config": config_view.given(config),
+            "data": {s: content_fingerprint(tf.io.gfile.glob(p)) for s, p in patterns.items()},
+            "weights": {"source": weights.source, "file": weights.path},
+        },
+    )
+    phases = classifier.fine_tune(
+        models,
+        train_ds,
+        holdout_ds,
+        cfg,
+        callbacks=[tensorboard],
+        backups=lambda phase: open_backup(backup.directory, {"phase": phase}),
+    )
     accuracy = classifier.top1_accuracy(models, holdout_ds)
     logging.info("ClassifierTrainer: held-out top-1 accuracy %.4f", accuracy)
 
@@ -100,4 +123,5 @@ def run_classifier_job(args: ClassifierJobArgs) -> ClassifierJobResult:
         f.write(json.dumps(run, indent=2))
     # last, so a Model artifact with a SavedModel in it is a finished one
     classifier.export_classifier(models, args.serving_dir, info)
+    backup.discard()
     return ClassifierJobResult(accuracy, weights.source, weights.warning)

@@ -1,5 +1,6 @@
-"""Resuming a Keras `fit` that a kill interrupted, for the jobs that train by epochs (the text
-encoder, whose DS-SJE objective runs for hundreds of epochs on CUB's captions).
+"""Resuming a Keras `fit` that a kill interrupted, for the jobs that train by epochs: the text
+encoder (its DS-SJE objective runs for hundreds of epochs on CUB's captions) and the classifier
+(one `fit` per phase; a finished phase is kept whole, `mark_done`, and not run again).
 
 Keras' `BackupAndRestore` keeps the weights, the optimizer's state and the epoch count in a
 folder at the end of each epoch, and a new `fit` with that folder continues from there. TFX gives
@@ -23,6 +24,7 @@ import tensorflow as tf
 
 HISTORY_FILE = "history.csv"
 KEY_FILE = "key.json"
+DONE_WEIGHTS_FILE = "done.weights.h5"  # a finished fit's final weights (after what follows it)
 # what Keras' BackupAndRestore writes in its folder (keras/src/callbacks/backup_and_restore.py)
 KERAS_METADATA_FILE = "training_metadata.json"
 
@@ -53,11 +55,30 @@ class EpochBackup:
                 if k != "epoch" and any(row[k] != "NA" for row in rows)]  # fmt: skip
         return {k: [float("nan" if row[k] == "NA" else row[k]) for row in rows] for k in keys}
 
+    @property
+    def done(self) -> bool:
+        """Whether `mark_done` ran: the fit, and whatever the job did to the model after it."""
+        return tf.io.gfile.exists(os.path.join(self.directory, DONE_WEIGHTS_FILE))
+
+    def mark_done(self, model: keras.Model) -> None:
+        model.save_weights(os.path.join(self.directory, DONE_WEIGHTS_FILE))
+
+    def restore_done(self, model: keras.Model) -> None:
+        """The weights `mark_done` saved, into a model built and compiled as it was then."""
+        model.load_weights(os.path.join(self.directory, DONE_WEIGHTS_FILE))
+
     def finish(self, run_dir: str) -> None:
         """The whole history to `run_dir`, and the backup removed: call it once the job's
         outputs are written, so a kill before then still resumes (with nothing left to train)."""
         tf.io.gfile.copy(self.history_path, os.path.join(run_dir, HISTORY_FILE), overwrite=True)
+        self.discard()
+
+    def discard(self) -> None:
+        """The backup removed, and its root with it when nothing else is left there."""
         tf.io.gfile.rmtree(self.directory)
+        root = os.path.dirname(self.directory)
+        if tf.io.gfile.isdir(root) and not tf.io.gfile.listdir(root):
+            tf.io.gfile.rmtree(root)
 
 
 def open_backup(root: str, key: dict) -> EpochBackup:
