@@ -191,7 +191,7 @@ def test_fine_tuning_killed_in_its_second_phase_restores_the_first_and_resumes_t
     data = _random_batches()
 
     def backups(phase):
-        return open_backup(str(tmp_path / "backup"), {"phase": phase})
+        return open_backup(str(tmp_path / "backup"), {"phase": phase}, min_interval_s=0)
 
     class Watch(keras.callbacks.Callback):
         """Records each fit's starting weights and epochs; kills the run at `kill`."""

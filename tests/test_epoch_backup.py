@@ -35,13 +35,13 @@ def test_a_fit_killed_between_epochs_resumes_to_the_unbroken_runs_weights(tmp_pa
     from stackgan.training.epoch_backup import open_backup
 
     key = {"job": "test", "data": "fixed"}
-    unbroken = _fit(open_backup(str(tmp_path / "a"), key), epochs=5)
+    unbroken = _fit(open_backup(str(tmp_path / "a"), key, 0), epochs=5)
 
-    first = open_backup(str(tmp_path / "b"), key)
+    first = open_backup(str(tmp_path / "b"), key, 0)
     assert first.resumed_from_epoch == 0
     with pytest.raises(KeyboardInterrupt):
         _fit(first, epochs=5, kill_at=3)
-    again = open_backup(str(tmp_path / "b"), key)
+    again = open_backup(str(tmp_path / "b"), key, 0)
     assert again.directory == first.directory and again.resumed_from_epoch == 3
     resumed = _fit(again, epochs=5)
 
@@ -51,7 +51,9 @@ def test_a_fit_killed_between_epochs_resumes_to_the_unbroken_runs_weights(tmp_pa
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
     history = again.history()
     assert len(history["loss"]) == 5
-    assert history["loss"] == pytest.approx(open_backup(str(tmp_path / "a"), key).history()["loss"])
+    assert history["loss"] == pytest.approx(
+        open_backup(str(tmp_path / "a"), key, 0).history()["loss"]
+    )
 
     # another key (other data or settings): another folder, a fresh start
     other = open_backup(str(tmp_path / "b"), {**key, "data": "other"})
@@ -80,3 +82,23 @@ def test_a_log_row_written_after_the_last_backup_is_dropped(tmp_path):
     reopened = open_backup(str(tmp_path), {"job": "test"})
     assert reopened.resumed_from_epoch == 2
     assert reopened.history() == {"loss": [3.0, 2.0]}
+
+
+def test_backups_wait_for_their_interval_and_a_resume_drops_the_epochs_after_the_last(
+    tmp_path, monkeypatch
+):
+    """With a minimum interval a backup is taken at the first epoch end after it has passed
+    (the clock moving 30 s an epoch against an interval of 50 s: after epochs 2 and 4);
+    killed during the sixth epoch, the run resumes after epoch 4 and its log keeps 4 rows."""
+    from stackgan.training import epoch_backup
+
+    clock = iter(range(0, 1000, 30))  # the callback's start, then one reading per epoch end
+    monkeypatch.setattr(epoch_backup, "_clock", lambda: float(next(clock)))
+    backup = epoch_backup.open_backup(str(tmp_path), {"job": "test"}, min_interval_s=50)
+    with pytest.raises(KeyboardInterrupt):
+        _fit(backup, epochs=8, kill_at=5)
+    with open(backup.history_path) as f:
+        assert len(list(csv.DictReader(f))) == 5  # every finished epoch logged
+    reopened = epoch_backup.open_backup(str(tmp_path), {"job": "test"}, min_interval_s=50)
+    assert reopened.resumed_from_epoch == 4
+    assert len(reopened.history()["loss"]) == 4

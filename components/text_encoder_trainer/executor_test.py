@@ -257,6 +257,7 @@ def test_a_killed_run_resumes_from_its_last_epoch(classifier_model, tmp_path, mo
             if epoch == 2:
                 raise KeyboardInterrupt("killed")
 
+    monkeypatch.setattr(epoch_backup, "MIN_BACKUP_INTERVAL_S", 0.0)  # a backup every epoch
     with_backup = epoch_backup.EpochBackup.callbacks
     with monkeypatch.context() as patch:
         patch.setattr(
