@@ -102,3 +102,9 @@ def test_backups_wait_for_their_interval_and_a_resume_drops_the_epochs_after_the
     reopened = epoch_backup.open_backup(str(tmp_path), {"job": "test"}, min_interval_s=50)
     assert reopened.resumed_from_epoch == 4
     assert len(reopened.history()["loss"]) == 4
+
+    # finished and marked done: opened again (a later phase's kill), its log stays whole
+    model = _fit(reopened, epochs=7)  # its last backup after epoch 6
+    reopened.mark_done(model)
+    done = epoch_backup.open_backup(str(tmp_path), {"job": "test"}, min_interval_s=50)
+    assert done.done and len(done.history()["loss"]) == 7

@@ -122,7 +122,8 @@ def open_backup(root: str, key: dict, min_interval_s: float | None = None) -> Ep
             epoch = int(json.load(f)["epoch"])
     interval = MIN_BACKUP_INTERVAL_S if min_interval_s is None else min_interval_s
     backup = EpochBackup(directory, epoch, interval)
-    _keep_first_rows(backup.history_path, epoch)
+    if not backup.done:  # a finished fit's log is whole, backed up last or not
+        _keep_first_rows(backup.history_path, epoch)
     return backup
 
 
