@@ -253,6 +253,7 @@ def test_generate_from_a_saved_model_that_is_not_a_generator_is_named(capsys, tm
         (["--n", "0"], "--n 0: draw at least one image"),
         (["--columns", "0"], "--columns 0: the grid needs at least one column"),
         (["--seed", "-1"], "--seed -1: a seed is an integer in [0, 2**63)"),
+        (["--seed", str(2**63)], f"--seed {2**63}: a seed is an integer in [0, 2**63)"),
         (["--out", "grid.txt"], "--out grid.txt: no image format has this extension; name the"),
         (["--out", "grid"], "--out grid: no image format has this extension; name the file"),
         (["--captions-file", "labels.txt"], "--captions-file labels.txt: no such file"),

@@ -113,7 +113,7 @@ def check_arguments(args: argparse.Namespace) -> None:
         raise UserError(f"--n {args.n}: draw at least one image")
     if args.columns < 1:
         raise UserError(f"--columns {args.columns}: the grid needs at least one column")
-    if args.seed is not None and args.seed < 0:
+    if args.seed is not None and not 0 <= args.seed < 2**63:
         raise UserError(f"--seed {args.seed}: a seed is an integer in [0, 2**63)")
     if image_format(args.out) is None:
         raise UserError(
