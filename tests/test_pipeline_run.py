@@ -315,6 +315,9 @@ def test_dag_end_to_end_on_synthetic_data_then_cached(tmp_path, first_run):
     assert f"pushed model:  {version_dir}" in printed and "baseline: none" in printed
     assert "  seeds: train.seed=0, classifier.seed=0, text.seed=0 (the same seeds" in printed
     assert "top-1" in printed and "Stage-I -> Stage-II: consistency" in printed
+    for node in ("ClassifierTrainer", "TextEncoderTrainer", "Stage1Trainer", "Stage2Trainer"):
+        run_dir = outputs[node]["model_run"]
+        assert f"  {node} run:  {run_dir}  (tensorboard --logdir {run_dir})" in printed, node
 
     # the pushed model generates in this process from its signature alone, given the
     # embedding alone

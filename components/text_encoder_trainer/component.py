@@ -7,9 +7,9 @@ needs their embeddings) and `classifier` ("ds_sje" only: Model, ClassifierTraine
 at <uri>/Format-Serving, whose pooled `features` are the image side of the joint embedding).
 Outputs: `model` (Model: the text-encoder SavedModel at <uri>/Format-Serving, signature
 `serving_default`: `caption` string[N] -> `embedding` f32[N, E]; see stackgan.text.export) and
-`model_run` (ModelRun: history.csv per epoch, metrics.json: the zero-shot retrieval top-1 on
-the test classes beside chance, or the distillation's cosine on the test captions beside an
-input-blind encoder's). Parameters: `objective`, `text_config`, `data_config`,
+`model_run` (ModelRun: history.csv per epoch, TensorBoard logs/, metrics.json: the zero-shot
+retrieval top-1 on the test classes beside chance, or the distillation's cosine on the test
+captions beside an input-blind encoder's). Parameters: `objective`, `text_config`, `data_config`,
 `classifier_config`, `train_config` (JSON of the READS fields), and `checkpoint_dir`, a
 directory that outlives the execution, so a killed run resumes from its last epoch
 (stackgan/training/epoch_backup.py); empty keeps the backup in the ModelRun, which TFX replaces

@@ -20,7 +20,7 @@ from stackgan import config as config_lib
 from stackgan.components.text_encoder_trainer.component import READS, TextEncoderTrainer
 from stackgan.components.text_encoder_trainer.executor import Executor
 from stackgan.evaluation import classifier
-from stackgan.text.encoder_job import METRICS_FILE
+from stackgan.text.encoder_job import METRICS_FILE, TENSORBOARD_DIR
 from stackgan.tfrecords import example_codec
 from stackgan.tfrecords.shard_writer import TFRecordShardWriter, shard_name
 from stackgan.training.epoch_backup import HISTORY_FILE
@@ -131,7 +131,7 @@ def _captions(colour: str, image_id: int):
 
 
 def test_trains_exports_a_string_encoder_and_reports_zero_shot_retrieval(
-    classifier_model, tmp_path
+    classifier_model, tmp_path, capsys
 ):
     cfg = config_lib.tiny().replace(text={"epochs": 2})
     examples = _examples(
@@ -150,6 +150,16 @@ def test_trains_exports_a_string_encoder_and_reports_zero_shot_retrieval(
     with open(os.path.join(run.uri, HISTORY_FILE)) as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 2 and {"loss", "val_loss"} <= set(rows[0])
+    # progress while it runs (a line per epoch) and its curves for TensorBoard
+    assert "Epoch 2/2" in capsys.readouterr().out
+    events = tf.io.gfile.glob(os.path.join(run.uri, TENSORBOARD_DIR, "train", "events.out.*"))
+    tags = {
+        value.tag
+        for path in events
+        for event in tf.compat.v1.train.summary_iterator(path)
+        for value in event.summary.value
+    }
+    assert "epoch_loss" in tags, tags
     metrics = json.loads((tmp_path / "run" / METRICS_FILE).read_text())
     zero_shot = metrics["zero_shot"]
     assert (zero_shot["images"], zero_shot["classes"], zero_shot["chance"]) == (6, 2, 0.5)

@@ -82,6 +82,7 @@ def train_distilled_encoder(
     validation: CaptionTargets | None = None,
     seed: int = 0,
     callbacks: list[keras.callbacks.Callback] | None = None,
+    verbose: int = 0,
     dtype_policy: str | None = None,
 ) -> tuple[keras.Model, dict[str, list[float]]]:
     """The char-CNN-RNN (caption ids -> f32[E]) fitted for `cfg.distill_epochs` passes over
@@ -97,7 +98,7 @@ def train_distilled_encoder(
         epochs=cfg.distill_epochs,
         shuffle=False,  # _dataset shuffles
         callbacks=callbacks or [],
-        verbose=0,
+        verbose=verbose,
     )
     return encoder, history.history
 

@@ -17,6 +17,7 @@ import logging
 import os
 import time
 
+import keras
 import tensorflow as tf
 
 from stackgan import config_view
@@ -35,6 +36,7 @@ from stackgan.training import precision
 from stackgan.training.epoch_backup import EpochBackup, open_backup
 
 METRICS_FILE = "metrics.json"
+TENSORBOARD_DIR = "logs"
 OBJECTIVES = ("ds_sje", "distill")
 
 
@@ -45,7 +47,7 @@ class TextEncoderJobArgs:
     eval_pattern: str | None  # ... of the test split, for the zero-shot score (None: none)
     classifier_dir: str | None  # the classifier SavedModel: the image side (ds_sje only)
     serving_dir: str  # the text-encoder SavedModel goes here (<Model>/Format-Serving)
-    run_dir: str  # history.csv, metrics.json
+    run_dir: str  # history.csv, metrics.json, TensorBoard logs/
     objective: str = "ds_sje"  # one of OBJECTIVES (module docstring)
     # outlives executions: a killed run resumes from its epoch backup under it
     # (stackgan/training/epoch_backup.py); "" keeps the backup in run_dir, lost to a re-run
@@ -199,13 +201,18 @@ def _train(train_fn, train, evaluation, args: TextEncoderJobArgs, chosen, backup
             "TextEncoderTrainer: resuming after epoch %d from %s",
             backup.resumed_from_epoch, backup.directory,
         )  # fmt: skip
+    # the user's view of a long run: a line per epoch, and the curves in TensorBoard
+    tensorboard = keras.callbacks.TensorBoard(
+        os.path.join(args.run_dir, TENSORBOARD_DIR), write_graph=False
+    )
     started = time.monotonic()
     model, _ = train_fn(
         train,
         args.config.text,
         validation=evaluation,
         seed=args.config.text.seed,
-        callbacks=backup.callbacks(),
+        callbacks=[*backup.callbacks(), tensorboard],
+        verbose=2,
         dtype_policy=chosen.policy,
     )
     return model, backup.history(), time.monotonic() - started
