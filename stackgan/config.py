@@ -124,7 +124,9 @@ class ModelConfig:
     # Where Stage-I's G reads the text: "input" (the paper: the CA's sample with the noise,
     # before the first layer) or also "affine" in every up-block, as a per-channel scale and
     # shift of the normalised features computed from the caption's code (conditional
-    # BatchNorm, DF-GAN's deep fusion; stackgan/models/text_affine.py).
+    # BatchNorm, DF-GAN's deep fusion; stackgan/models/text_affine.py). Measured better on the
+    # real CUB sample's photographs, worse on the demo's synthetic birds (docs/EXPERIMENTS.md,
+    # "Text in every up-block").
     generator_text_fusion: Literal["input", "affine"] = "input"
     # How the generators' up-sampling (nearest x2, then a 3x3 conv) is computed, not what:
     # up to this many output channels as one conv at the input's resolution
