@@ -214,16 +214,12 @@ def summarize(
         for name in sorted(os.listdir(evaluation)):
             if name.endswith(".png"):
                 lines.append(f"  sample sheet:  {os.path.join(evaluation, name)}")
-    for node in ("Stage1Trainer", "Stage2Trainer"):
+    # every trainer logs for TensorBoard; the GAN trainers also say what they computed in
+    for node in ("Stage1Trainer", "Stage2Trainer", "ClassifierTrainer", "TextEncoderTrainer"):
         run_dir = node_outputs(store, pipeline_name, node, this_run).get("model_run")
         if run_dir:
             lines.append(f"  {node} run:  {run_dir}  (tensorboard --logdir {run_dir})")
             lines += precision_lines(run_dir)
-    # the classifier and the text encoder log their epochs for TensorBoard too
-    for node in ("ClassifierTrainer", "TextEncoderTrainer"):
-        run_dir = node_outputs(store, pipeline_name, node, this_run).get("model_run")
-        if run_dir:
-            lines.append(f"  {node} run:  {run_dir}  (tensorboard --logdir {run_dir})")
     push = node_artifacts(store, pipeline_name, "Pusher", this_run).get("pushed_model")
     lines += push_lines(metrics, push, text_signature, data_root)
     return "\n".join(lines)

@@ -40,12 +40,12 @@ import numpy as np
 import tensorflow as tf
 
 from stackgan.config import ClassifierConfig
-
-if TYPE_CHECKING:
-    from stackgan.training.epoch_backup import EpochBackup
 from stackgan.models.batch_norm import fused_batch_statistics, recalibrate_batch_norm
 from stackgan.saved_models import export_archive, load_saved_model, resolve_saved_model_dir
 from stackgan.training.fused_adam import FusedAdam
+
+if TYPE_CHECKING:
+    from stackgan.training.epoch_backup import EpochBackup
 
 SIGNATURE = "serving_default"
 INFO_FILE = os.path.join("assets.extra", "classifier.json")

@@ -13,7 +13,7 @@ activations are. Measured by `bench/bench_nearest_up_conv.py` (figures in docs/B
 channels) and 4.8x (the paper's, 128 -> 3) faster, the demo's other up-blocks
 1.05-2.6x and the paper's last two Stage-II ones 1.7x; slower for the demo's first block; and
 slower with 128 or more channels out on maps of 16 px or less (down to 0.21x for the paper's
-1,024 -> 512 at 4 px). So `blocks.nearest_up_conv` uses it up to
+1,024 -> 512 at 4 px). So `blocks.up_conv` uses it up to
 `model.upsample_conv_max_filters` (64) output channels and the two layers above; the demo's
 Stage-I iteration is 1.2-1.34x faster (three runs).
 
