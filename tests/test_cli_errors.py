@@ -13,6 +13,7 @@ import sys
 import pytest
 
 from stackgan import cli
+from stackgan.commands import beam_options
 from stackgan.config import ConfigError
 from stackgan.data import cub
 
@@ -152,6 +153,62 @@ def test_prepare_into_existing_examples_is_named(capsys, synth_root, tmp_path):
         f"stackgan prepare: error: {out} already holds {out}/Split-train: remove it or choose"
         " another output"
     )
+
+
+@pytest.mark.parametrize(
+    "beam_arg, expected",
+    [
+        (
+            "--direct_num_worker=2",
+            "--beam-arg --direct_num_worker=2: Beam has no such option (DirectRunner would drop"
+            " it); did you mean --direct_num_workers?",
+        ),
+        ("--direct_num_workers=two", "--beam-arg --direct_num_workers: invalid int value: 'two'"),
+        (
+            "--runner=Flnk",
+            "--beam-arg --runner=Flnk: Beam has no such runner; its runners are"
+            " BundleBasedDirectRunner, DataflowRunner, DirectRunner, FlinkRunner,",
+        ),
+    ],
+)
+def test_a_beam_arg_beam_would_drop_or_refuse_is_named_before_anything_runs(
+    capsys, tmp_path, beam_arg, expected
+):
+    work = tmp_path / "work"
+    line = _fails(capsys, ["run", "--work-dir", str(work), f"--beam-arg={beam_arg}"])
+    assert line.startswith(f"stackgan run: error: {expected}"), line
+    assert list(work.iterdir()) == []  # no data synthesised, no DAG started
+
+
+def test_prepare_names_a_beam_option_beam_would_refuse(capsys, synth_root, tmp_path):
+    out = tmp_path / "out"
+    argv = ["prepare", "--data", str(synth_root), "--out", str(out), "--profile", "tiny", "--"]
+    line = _fails(capsys, [*argv, "--direct_running_mode=fast"])
+    assert line == (
+        "stackgan prepare: error: --direct_running_mode: invalid choice: 'fast' (choose from"
+        " 'in_memory', 'multi_threading', 'multi_processing')"
+    )
+    line = _fails(capsys, [*argv, "--runner=FnApiRunner", "--direct_num_wokers=2"])
+    assert line == (
+        "stackgan prepare: error: --direct_num_wokers=2: Beam has no such option (FnApiRunner"
+        " would drop it); did you mean --direct_num_workers?"
+    )
+    assert list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "beam_args",
+    [
+        ["--direct_running_mode=multi_processing", "--direct_num_workers=2"],
+        ["--runner", "direct", "--direct_num_workers", "2"],
+        # a remote runner's service may define options the Python SDK does not know
+        ["--runner=FlinkRunner", "--flink_master=localhost:8081", "--checkpointing_interval=60"],
+        ["--runner=DataflowRunner", "--project=p", "--dataflow_kms_key_typo=x"],
+        ["--runner=my_runners.custom.CustomRunner", "--custom_option=1"],
+    ],
+)
+def test_beam_options_that_a_runner_takes_pass_the_check(beam_args):
+    beam_options.check(beam_args, "--beam-arg ")
 
 
 def test_compile_without_a_visible_data_folder_says_what_to_set(capsys, tmp_path):

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import argparse
 
-from stackgan.commands import common
+from stackgan.commands import beam_options, common
 
 
 def add_parser(subparsers) -> None:
@@ -62,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
         # The engine of the Python DirectRunner for batch, named directly: Beam 2.77's
         # DirectRunner first tries to download and start its Prism runner binary.
         beam_args.insert(0, "--runner=FnApiRunner")
+    beam_options.check(beam_args)
     report = generate.generate_examples(
         args.data, cfg, args.out, lambda: beam.Pipeline(argv=beam_args)
     )
