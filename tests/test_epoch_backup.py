@@ -108,3 +108,69 @@ def test_backups_wait_for_their_interval_and_a_resume_drops_the_epochs_after_the
     reopened.mark_done(model)
     done = epoch_backup.open_backup(str(tmp_path), {"job": "test"}, min_interval_s=50)
     assert done.done and len(done.history()["loss"]) == 7
+
+
+def _fit_with_early_stopping(backup, kill_at: int | None = None):
+    """A regression whose held-out loss is best after its first epoch and worse after each
+    later one (the held-out targets have the opposite sign), with early stopping of patience
+    3 that restores the best weights: unbroken, it stops after the fourth epoch with the
+    first epoch's weights."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    x = np.random.default_rng(0).normal(size=(64, 3)).astype("float32")
+    y = x @ np.array([[1.0], [-2.0], [0.5]], "float32")
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(keras.optimizers.Adam(0.05), loss="mse")
+    stopper = keras.callbacks.EarlyStopping(patience=3, restore_best_weights=True)
+
+    class Kill(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == kill_at:
+                raise KeyboardInterrupt("killed")
+
+    fitted = model.fit(x, y, validation_data=(x, -y), batch_size=16, epochs=10, shuffle=False,
+                       verbose=0, callbacks=[stopper, *backup.callbacks(stopper), Kill()])  # fmt: skip
+    return model, stopper, fitted.history
+
+
+def test_a_resumed_fit_stops_early_and_restores_the_best_weights_as_the_unbroken_one(tmp_path):
+    """Killed before epoch 3 (the best, epoch 0, two epochs behind), the resumed fit stops
+    after that fourth epoch, as the unbroken one does, and ends on epoch 0's weights. Keras'
+    EarlyStopping alone starts again at a resume: it would train to epoch 6 and end on epoch
+    3's weights."""
+    from stackgan.training.epoch_backup import open_backup
+
+    key = {"job": "test"}
+    unbroken, stopper, history = _fit_with_early_stopping(open_backup(str(tmp_path / "a"), key, 0))
+    assert stopper.best_epoch == 0 and stopper.stopped_epoch == 3 and len(history["loss"]) == 4
+
+    with pytest.raises(KeyboardInterrupt):
+        _fit_with_early_stopping(open_backup(str(tmp_path / "b"), key, 0), kill_at=3)
+    again = open_backup(str(tmp_path / "b"), key, 0)
+    assert again.resumed_from_epoch == 3
+    resumed, stopper, _ = _fit_with_early_stopping(again)
+    assert stopper.best_epoch == 0 and stopper.stopped_epoch == 3
+    assert len(again.history()["val_loss"]) == 4
+    for a, b in zip(unbroken.get_weights(), resumed.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_early_stopping_state_of_another_epoch_than_the_backup_is_not_trusted(tmp_path):
+    """A kill between saving early stopping's state and Keras' epoch file leaves the state an
+    epoch ahead: the resume counts anew rather than pair the state with other weights."""
+    import json
+
+    from stackgan.training.epoch_backup import EARLY_STOPPING_FILE, open_backup
+
+    with pytest.raises(KeyboardInterrupt):
+        _fit_with_early_stopping(open_backup(str(tmp_path), {"job": "test"}, 0), kill_at=2)
+    state_path = os.path.join(open_backup(str(tmp_path), {"job": "test"}, 0).directory,
+                              EARLY_STOPPING_FILE)  # fmt: skip
+    with open(state_path) as f:
+        state = json.load(f)
+    assert state["epoch"] == 2 and state["best_epoch"] == 0 and state["wait"] == 1
+    with open(state_path, "w") as f:
+        json.dump({**state, "epoch": 3}, f)
+    _, stopper, _ = _fit_with_early_stopping(open_backup(str(tmp_path), {"job": "test"}, 0))
+    assert stopper.best_epoch == 2 and stopper.stopped_epoch == 5  # counted from the resume

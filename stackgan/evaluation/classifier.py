@@ -244,17 +244,19 @@ def _compile(model: keras.Model, learning_rate) -> None:
     model.optimizer.build(model.trainable_variables)
 
 
-def _fit(model, train_ds, holdout_ds, epochs, cfg, callbacks) -> dict[str, list[float]]:
+def _fit(model, train_ds, holdout_ds, epochs, cfg, callbacks, backup) -> dict[str, list[float]]:
     early_stopping = keras.callbacks.EarlyStopping(
         monitor="val_loss",
         patience=cfg.early_stopping_patience,
         restore_best_weights=True,
     )
+    # the backup's callbacks after early stopping's: the backup keeps its state too
+    backup_callbacks = backup.callbacks(early_stopping) if backup is not None else []
     history = model.fit(
         train_ds,
         validation_data=holdout_ds,
         epochs=epochs,
-        callbacks=[early_stopping, *callbacks],
+        callbacks=[early_stopping, *callbacks, *backup_callbacks],
         shuffle=False,  # the input pipeline shuffles; Keras cannot shuffle a tf.data.Dataset
         verbose=2,
     )
@@ -262,11 +264,11 @@ def _fit(model, train_ds, holdout_ds, epochs, cfg, callbacks) -> dict[str, list[
 
 
 def _phase(name: str, model: keras.Model, backups, train) -> dict[str, list[float]]:
-    """`train(extra_callbacks)` (a fit and what follows it) -> the phase's history. With
-    `backups` (phase name -> `EpochBackup`), a finished phase is restored instead of run, and
-    an unfinished one resumes from its last epoch (early stopping then starts counting anew)."""
+    """`train(backup)` (a fit with that `EpochBackup` or None, and what follows it) -> the
+    phase's history. With `backups` (phase name -> `EpochBackup`), a finished phase is restored
+    instead of run, and an unfinished one resumes from its last epoch."""
     if backups is None:
-        return train([])
+        return train(None)
     backup = backups(name)
     if backup.done:
         logging.info("classifier: phase %r finished before; its weights restored", name)
@@ -274,7 +276,7 @@ def _phase(name: str, model: keras.Model, backups, train) -> dict[str, list[floa
         return backup.history()
     if backup.resumed_from_epoch:
         logging.info("classifier: phase %r resumes after epoch %d", name, backup.resumed_from_epoch)
-    train(backup.callbacks())
+    train(backup)
     backup.mark_done(model)
     return backup.history()
 
@@ -336,7 +338,8 @@ def fine_tune(
             raise ValueError(f"fine_tune needs a finite training dataset, cardinality {steps}")
         _compile(model, scratch_schedule(cfg, steps))
 
-        def train_scratch(extra):
+        def train_scratch(backup):
+            extra = backup.callbacks() if backup is not None else []
             history = model.fit(
                 train_ds, epochs=epochs, callbacks=[*callbacks, *extra], shuffle=False, verbose=2
             ).history
@@ -360,7 +363,7 @@ def fine_tune(
         "head",
         model,
         backups,
-        lambda extra: _fit(model, train_ds, holdout_ds, cfg.head_epochs, cfg, [*callbacks, *extra]),
+        lambda backup: _fit(model, train_ds, holdout_ds, cfg.head_epochs, cfg, callbacks, backup),
     )
     phases.append({"phase": "head", "learning_rate": cfg.learning_rate_head, "history": history})
     if cfg.finetune_epochs > 0:
@@ -373,8 +376,8 @@ def fine_tune(
             "finetune",
             model,
             backups,
-            lambda extra: _fit(
-                model, train_ds, holdout_ds, cfg.finetune_epochs, cfg, [*callbacks, *extra]
+            lambda backup: _fit(
+                model, train_ds, holdout_ds, cfg.finetune_epochs, cfg, callbacks, backup
             ),
         )
         phases.append(

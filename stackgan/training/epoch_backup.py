@@ -16,11 +16,14 @@ from __future__ import annotations
 import csv
 import dataclasses
 import hashlib
+import io
 import json
+import logging
 import os
 import time
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 HISTORY_FILE = "history.csv"
@@ -28,6 +31,9 @@ KEY_FILE = "key.json"
 DONE_WEIGHTS_FILE = "done.weights.h5"  # a finished fit's final weights (after what follows it)
 # what Keras' BackupAndRestore writes in its folder (keras/src/callbacks/backup_and_restore.py)
 KERAS_METADATA_FILE = "training_metadata.json"
+# early stopping's count and best epoch, and that epoch's weights, as of the backup
+EARLY_STOPPING_FILE = "early_stopping.json"
+EARLY_STOPPING_WEIGHTS_FILE = "early_stopping_best.npz"
 # At most one backup a minute: a kill loses at most a minute's epochs, and short epochs pay
 # nothing (saved every epoch, the demo's classifier took 48 s in the Quickstart's DAG against
 # 34-39 s before, Zen 4).
@@ -37,12 +43,29 @@ _clock = time.monotonic  # the backups' clock (a test moves it)
 
 class PeriodicBackupAndRestore(keras.callbacks.BackupAndRestore):
     """Keras' BackupAndRestore, saving at an epoch's end only once `min_interval_s` have passed
-    since the last save (or the start)."""
+    since the last save (or the start); with `early_stopping`, that callback's state (its count
+    of epochs without improvement, its best value and epoch, and the best epoch's weights) is
+    saved with every backup and restored with it, so a resumed fit stops, and restores, where the
+    unbroken one would. Keras' EarlyStopping forgets all of it at the start of every `fit`. It
+    must come before this callback in the fit's list: it resets at the start before the restore
+    here, and judges each epoch before the save."""
 
-    def __init__(self, backup_dir: str, min_interval_s: float):
+    def __init__(
+        self,
+        backup_dir: str,
+        min_interval_s: float,
+        early_stopping: keras.callbacks.EarlyStopping | None = None,
+    ):
         super().__init__(backup_dir, delete_checkpoint=False)
         self.min_interval_s = min_interval_s
+        self.early_stopping = early_stopping
         self._last_save = _clock()
+        self._saved_best_epoch: int | None = None
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        if self.early_stopping is not None:
+            self._restore_early_stopping()
 
     def on_epoch_end(self, epoch, logs=None):
         self._current_epoch = epoch + 1  # what the parent's save records
@@ -51,6 +74,66 @@ class PeriodicBackupAndRestore(keras.callbacks.BackupAndRestore):
         if now - self._last_save >= self.min_interval_s:
             self._save_model()
             self._last_save = now
+
+    def _save_model(self):
+        if self.early_stopping is not None:
+            self._save_early_stopping()
+        # Keras writes its epoch file last: a kill before it leaves early stopping's state a
+        # step ahead of the backup, which the restore sees (the epochs differ) and ignores
+        super()._save_model()
+
+    def _save_early_stopping(self) -> None:
+        stopper = self.early_stopping
+        best = None if stopper.best is None else float(stopper.best)
+        state = {"epoch": self._current_epoch, "wait": stopper.wait, "best": best,
+                 "best_epoch": stopper.best_epoch, "has_weights": stopper.best_weights is not None}  # fmt: skip
+        if state["has_weights"] and stopper.best_epoch != self._saved_best_epoch:
+            buffer = io.BytesIO()
+            # the epoch inside: a kill between this file and the state's is seen on restore
+            np.savez(buffer, *stopper.best_weights, best_epoch=stopper.best_epoch)
+            with tf.io.gfile.GFile(self._path(EARLY_STOPPING_WEIGHTS_FILE), "wb") as f:
+                f.write(buffer.getvalue())
+            self._saved_best_epoch = stopper.best_epoch
+        with tf.io.gfile.GFile(self._path(EARLY_STOPPING_FILE), "w") as f:
+            f.write(json.dumps(state))
+
+    def _restore_early_stopping(self) -> None:
+        paths = [self._path(name) for name in (KERAS_METADATA_FILE, EARLY_STOPPING_FILE)]
+        if not all(tf.io.gfile.exists(path) for path in paths):
+            return  # a fresh start
+        backup_epoch, state = (_read_json(path) for path in paths)
+        if state["epoch"] != backup_epoch["epoch"]:
+            logging.warning(
+                "%s: early stopping's state is of epoch %d, the backup of epoch %d; early"
+                " stopping counts anew",
+                self.backup_dir, state["epoch"], backup_epoch["epoch"],
+            )  # fmt: skip
+            return
+        best_weights = None
+        if state["has_weights"]:
+            with tf.io.gfile.GFile(self._path(EARLY_STOPPING_WEIGHTS_FILE), "rb") as f:
+                arrays = np.load(io.BytesIO(f.read()))
+            if int(arrays["best_epoch"]) != state["best_epoch"]:
+                logging.warning(
+                    "%s: early stopping's best weights are of epoch %d, its state names epoch"
+                    " %d; early stopping counts anew",
+                    self.backup_dir, int(arrays["best_epoch"]), state["best_epoch"],
+                )  # fmt: skip
+                return
+            best_weights = [arrays[f"arr_{i}"] for i in range(len(arrays.files) - 1)]
+        stopper = self.early_stopping
+        stopper.wait, stopper.best, stopper.best_epoch, stopper.best_weights = (
+            state["wait"], state["best"], state["best_epoch"], best_weights,
+        )  # fmt: skip
+        self._saved_best_epoch = state["best_epoch"] if best_weights is not None else None
+
+    def _path(self, name: str) -> str:
+        return os.path.join(self.backup_dir, name)
+
+
+def _read_json(path: str) -> dict:
+    with tf.io.gfile.GFile(path) as f:
+        return json.load(f)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,13 +146,16 @@ class EpochBackup:
     def history_path(self) -> str:
         return os.path.join(self.directory, HISTORY_FILE)
 
-    def callbacks(self) -> list[keras.callbacks.Callback]:
-        """The CSV log first: an epoch's row is written before its backup, so a kill between
-        the two re-runs that epoch (and `open_backup` drops its row, as it drops the rows of
-        epochs after the last backup), never loses its row."""
+    def callbacks(
+        self, early_stopping: keras.callbacks.EarlyStopping | None = None
+    ) -> list[keras.callbacks.Callback]:
+        """For the end of a fit's callback list (after `early_stopping`, whose state the backup
+        keeps). The CSV log first: an epoch's row is written before its backup, so a kill
+        between the two re-runs that epoch (and `open_backup` drops its row, as it drops the
+        rows of epochs after the last backup), never loses its row."""
         return [
             keras.callbacks.CSVLogger(self.history_path, append=True),
-            PeriodicBackupAndRestore(self.directory, self.min_interval_s),
+            PeriodicBackupAndRestore(self.directory, self.min_interval_s, early_stopping),
         ]
 
     def history(self) -> dict[str, list[float]]:
