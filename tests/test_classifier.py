@@ -174,12 +174,14 @@ def test_pretrained_fine_tuning_freezes_the_backbone_then_trains_its_upper_layer
     assert changed and not (changed & lower)
 
 
+@pytest.mark.parametrize("where", ["local", "url"])
 def test_fine_tuning_killed_in_its_second_phase_restores_the_first_and_resumes_the_second(
-    tiny_cfg, empty_keras_home, no_downloads, tmp_path
+    tiny_cfg, empty_keras_home, no_downloads, tmp_path, where
 ):
     """With epoch backups a run killed in the "finetune" phase is, started again in new
     models: the "head" phase restored as it ended (its weights, its history) and not run
-    again, the "finetune" phase resumed after its last finished epoch."""
+    again, the "finetune" phase resumed after its last finished epoch. Also with the backups
+    under a file:// URL, which Keras and tf.io.gfile treat as remote, as they do gs://."""
     from stackgan.training.epoch_backup import open_backup
 
     cfg = dataclasses.replace(
@@ -191,7 +193,8 @@ def test_fine_tuning_killed_in_its_second_phase_restores_the_first_and_resumes_t
     data = _random_batches()
 
     def backups(phase):
-        return open_backup(str(tmp_path / "backup"), {"phase": phase}, min_interval_s=0)
+        root = ("file://" if where == "url" else "") + str(tmp_path / "backup")
+        return open_backup(root, {"phase": phase}, min_interval_s=0)
 
     class Watch(keras.callbacks.Callback):
         """Records each fit's starting weights and epochs; kills the run at `kill`."""

@@ -10,6 +10,14 @@ import numpy as np
 import pytest
 
 
+@pytest.fixture(params=["local", "url"])
+def backup_root(request, tmp_path) -> str:
+    """A folder for backups: a local path, or the same folder as a file:// URL, which Keras and
+    tf.io.gfile treat as remote, as they treat gs:// (Kubeflow's checkpoint dir): Keras then
+    saves weights through a local copy, and its CSVLogger failed at every fit's end there."""
+    return str(tmp_path) if request.param == "local" else f"file://{tmp_path}"
+
+
 def _fit(backup, epochs: int, kill_at: int | None = None):
     """A small regression fitted on a fixed batch order (no shuffle), so a resumed run can
     match an unbroken one; Adam, whose moments a resume must restore too."""
@@ -31,17 +39,17 @@ def _fit(backup, epochs: int, kill_at: int | None = None):
     return model
 
 
-def test_a_fit_killed_between_epochs_resumes_to_the_unbroken_runs_weights(tmp_path):
+def test_a_fit_killed_between_epochs_resumes_to_the_unbroken_runs_weights(backup_root, tmp_path):
     from stackgan.training.epoch_backup import open_backup
 
     key = {"job": "test", "data": "fixed"}
-    unbroken = _fit(open_backup(str(tmp_path / "a"), key, 0), epochs=5)
+    unbroken = _fit(open_backup(f"{backup_root}/a", key, 0), epochs=5)
 
-    first = open_backup(str(tmp_path / "b"), key, 0)
+    first = open_backup(f"{backup_root}/b", key, 0)
     assert first.resumed_from_epoch == 0
     with pytest.raises(KeyboardInterrupt):
         _fit(first, epochs=5, kill_at=3)
-    again = open_backup(str(tmp_path / "b"), key, 0)
+    again = open_backup(f"{backup_root}/b", key, 0)
     assert again.directory == first.directory and again.resumed_from_epoch == 3
     resumed = _fit(again, epochs=5)
 
@@ -52,17 +60,17 @@ def test_a_fit_killed_between_epochs_resumes_to_the_unbroken_runs_weights(tmp_pa
     history = again.history()
     assert len(history["loss"]) == 5
     assert history["loss"] == pytest.approx(
-        open_backup(str(tmp_path / "a"), key, 0).history()["loss"]
+        open_backup(f"{backup_root}/a", key, 0).history()["loss"]
     )
 
     # another key (other data or settings): another folder, a fresh start
-    other = open_backup(str(tmp_path / "b"), {**key, "data": "other"})
+    other = open_backup(f"{backup_root}/b", {**key, "data": "other"})
     assert other.directory != again.directory and other.resumed_from_epoch == 0
 
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     again.finish(str(run_dir))
-    assert not os.path.exists(again.directory)
+    assert not os.path.exists(again.directory.removeprefix("file://"))
     with open(run_dir / "history.csv") as f:
         assert [row["epoch"] for row in csv.DictReader(f)] == ["0", "1", "2", "3", "4"]
 
@@ -134,7 +142,9 @@ def _fit_with_early_stopping(backup, kill_at: int | None = None):
     return model, stopper, fitted.history
 
 
-def test_a_resumed_fit_stops_early_and_restores_the_best_weights_as_the_unbroken_one(tmp_path):
+def test_a_resumed_fit_stops_early_and_restores_the_best_weights_as_the_unbroken_one(
+    backup_root,
+):
     """Killed before epoch 3 (the best, epoch 0, two epochs behind), the resumed fit stops
     after that fourth epoch, as the unbroken one does, and ends on epoch 0's weights. Keras'
     EarlyStopping alone starts again at a resume: it would train to epoch 6 and end on epoch
@@ -142,12 +152,12 @@ def test_a_resumed_fit_stops_early_and_restores_the_best_weights_as_the_unbroken
     from stackgan.training.epoch_backup import open_backup
 
     key = {"job": "test"}
-    unbroken, stopper, history = _fit_with_early_stopping(open_backup(str(tmp_path / "a"), key, 0))
+    unbroken, stopper, history = _fit_with_early_stopping(open_backup(f"{backup_root}/a", key, 0))
     assert stopper.best_epoch == 0 and stopper.stopped_epoch == 3 and len(history["loss"]) == 4
 
     with pytest.raises(KeyboardInterrupt):
-        _fit_with_early_stopping(open_backup(str(tmp_path / "b"), key, 0), kill_at=3)
-    again = open_backup(str(tmp_path / "b"), key, 0)
+        _fit_with_early_stopping(open_backup(f"{backup_root}/b", key, 0), kill_at=3)
+    again = open_backup(f"{backup_root}/b", key, 0)
     assert again.resumed_from_epoch == 3
     resumed, stopper, _ = _fit_with_early_stopping(again)
     assert stopper.best_epoch == 0 and stopper.stopped_epoch == 3

@@ -246,10 +246,12 @@ def test_component_declares_its_channels():
         )
 
 
-def test_a_killed_run_resumes_from_its_last_epoch(classifier_model, tmp_path, monkeypatch):
+@pytest.mark.parametrize("where", ["local", "url"])
+def test_a_killed_run_resumes_from_its_last_epoch(classifier_model, tmp_path, monkeypatch, where):
     """A run killed after 2 of its 4 epochs, started again (new output artifacts, as TFX gives
     every execution, the same `checkpoint_dir`), trains the 2 epochs left and reports all 4;
-    the backup is gone once the model is exported."""
+    the backup is gone once the model is exported. Also with the checkpoint dir as a file://
+    URL, which Keras and tf.io.gfile treat as remote, as they do gs:// (Kubeflow's)."""
     from stackgan.training import epoch_backup
 
     cfg = config_lib.tiny().replace(text={"epochs": 4})
@@ -259,7 +261,7 @@ def test_a_killed_run_resumes_from_its_last_epoch(classifier_model, tmp_path, mo
     properties = {
         **READS.exec_properties(cfg),
         "objective": "ds_sje",
-        "checkpoint_dir": str(tmp_path / "checkpoints"),
+        "checkpoint_dir": ("file://" if where == "url" else "") + str(tmp_path / "checkpoints"),
     }
 
     class Kill(keras.callbacks.Callback):
@@ -271,7 +273,7 @@ def test_a_killed_run_resumes_from_its_last_epoch(classifier_model, tmp_path, mo
     with_backup = epoch_backup.EpochBackup.callbacks
     with monkeypatch.context() as patch:
         patch.setattr(
-            epoch_backup.EpochBackup, "callbacks", lambda self: [*with_backup(self), Kill()]
+            epoch_backup.EpochBackup, "callbacks", lambda self, *a: [*with_backup(self, *a), Kill()]
         )
         model, run = _outputs(tmp_path / "killed")
         with pytest.raises(KeyboardInterrupt):

@@ -41,6 +41,44 @@ MIN_BACKUP_INTERVAL_S = 60.0
 _clock = time.monotonic  # the backups' clock (a test moves it)
 
 
+class EpochLog(keras.callbacks.Callback):
+    """Each epoch's logs as a row of a CSV file (the rows already there kept), the file
+    rewritten whole at every epoch's end through `tf.io.gfile`, via a temporary file, so a kill
+    never leaves half a row. Keras' CSVLogger is not used: on an object store's path (gs://, as
+    Kubeflow's checkpoint dir is) it fails at the end of every fit (its `tf.io.gfile.GFile` has
+    no `closed`)."""
+
+    def __init__(self, path: str):
+        super().__init__()
+        self.path = path
+        self._rows: list[dict[str, str]] = []
+        self._fields: list[str] | None = None
+
+    def on_train_begin(self, logs=None):
+        self._rows, self._fields = [], None
+        if tf.io.gfile.exists(self.path):
+            with tf.io.gfile.GFile(self.path) as f:
+                reader = csv.DictReader(f)
+                self._rows = list(reader)
+                self._fields = list(reader.fieldnames or []) or None
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self._fields is None:
+            self._fields = ["epoch", *sorted(logs)]
+        row = {"epoch": str(epoch)}
+        row.update((k, repr(float(logs[k])) if k in logs else "NA") for k in self._fields[1:])
+        self._rows.append(row)
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=self._fields, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(self._rows)
+        partial = self.path + ".partial"
+        with tf.io.gfile.GFile(partial, "w") as f:
+            f.write(text.getvalue())
+        tf.io.gfile.rename(partial, self.path, overwrite=True)
+
+
 class PeriodicBackupAndRestore(keras.callbacks.BackupAndRestore):
     """Keras' BackupAndRestore, saving at an epoch's end only once `min_interval_s` have passed
     since the last save (or the start); with `early_stopping`, that callback's state (its count
@@ -154,7 +192,7 @@ class EpochBackup:
         between the two re-runs that epoch (and `open_backup` drops its row, as it drops the
         rows of epochs after the last backup), never loses its row."""
         return [
-            keras.callbacks.CSVLogger(self.history_path, append=True),
+            EpochLog(self.history_path),
             PeriodicBackupAndRestore(self.directory, self.min_interval_s, early_stopping),
         ]
 
@@ -162,7 +200,7 @@ class EpochBackup:
         """Every epoch's logs so far, as Keras' `History.history` holds them."""
         with tf.io.gfile.GFile(self.history_path) as f:
             rows = list(csv.DictReader(f))
-        # CSVLogger writes "NA" for a metric an epoch lacks (val_ ones without validation data)
+        # "NA": a metric an epoch lacks
         keys = [k for k in (rows[0] if rows else {})
                 if k != "epoch" and any(row[k] != "NA" for row in rows)]  # fmt: skip
         return {k: [float("nan" if row[k] == "NA" else row[k]) for row in rows] for k in keys}
