@@ -314,6 +314,8 @@ def test_generate_from_a_saved_model_that_is_not_a_generator_is_named(capsys, tm
         (["--out", "grid.txt"], "--out grid.txt: no image format has this extension; name the"),
         (["--out", "grid"], "--out grid: no image format has this extension; name the file"),
         (["--captions-file", "labels.txt"], "--captions-file labels.txt: no such file"),
+        (["--interpolate", "1"], "--interpolate 1: a line from one caption to another needs"),
+        (["--interpolate", "5"], "--interpolate: give exactly two --caption (the line's ends), got 1"),
     ],
 )  # fmt: skip
 def test_generate_names_a_bad_argument_before_looking_for_the_model(capsys, arguments, expected):

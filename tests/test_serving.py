@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from stackgan.cli import main as cli_main
 from stackgan.models import build_stage1_generator, build_stage2_generator
-from stackgan.serving import client, signatures, warmup
+from stackgan.serving import client, interpolation, signatures, warmup
 from stackgan.serving.export import (
     SavedTextEncoder,
     _TextToImage,
@@ -613,3 +613,64 @@ def test_generate_command_prints_a_seed_that_draws_the_grid_again(export_dir, tm
     assert printed.rstrip().endswith("sampled at truncation 1 (the paper)")  # the tiny export's
     assert cli_main([*args, "--seed", seed.group(1), "--out", str(tmp_path / "b.png")]) == 0
     assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
+
+
+def test_interpolation_walks_from_one_embedding_to_the_other_with_each_rows_noise_held(
+    export_dir, embeddings
+):
+    """Row 0 at zero noise starts and ends on the two embeddings' own images; every row changes
+    in steps smaller than the whole way; the seed fixes the rows below, another seed moves
+    them and not row 0."""
+    generator = load_generator(export_dir)
+    start, end = embeddings[0], embeddings[1]
+    grid = interpolation.interpolate(generator, start, end, steps=5, rows=3, seed=7)
+    zeros = {
+        "noise": np.zeros((2, generator.z_dim), np.float32),
+        "ca_noise": np.zeros((2, generator.ca_dim), np.float32),
+        "ca_noise_2": np.zeros((2, generator.ca_dim), np.float32),
+    }
+    ends = generator.generate_with_noise(np.stack([start, end]), **zeros)
+    assert sorted(grid) == sorted(ends) == ["image_256", "image_64"]
+    for name, images in grid.items():
+        assert images.shape[0] == 15
+        np.testing.assert_array_equal(images[0], ends[name][0])
+        np.testing.assert_array_equal(images[4], ends[name][1])
+        rows = images.astype(np.float64).reshape(3, 5, -1)
+        whole_way = np.abs(rows[:, 4] - rows[:, 0]).mean(axis=-1)
+        steps = np.abs(np.diff(rows, axis=1)).mean(axis=-1)
+        assert (whole_way > 0).all() and (steps < whole_way[:, None]).all(), (steps, whole_way)
+
+    again = interpolation.interpolate(generator, start, end, steps=5, rows=3, seed=7)
+    other = interpolation.interpolate(generator, start, end, steps=5, rows=3, seed=8)
+    for name in grid:
+        np.testing.assert_array_equal(again[name], grid[name])
+        np.testing.assert_array_equal(other[name][:5], grid[name][:5])  # row 0: zero noise
+        assert _differ(other[name][5:], grid[name][5:]) > 0.05
+    with pytest.raises(ValueError, match="at least 2 steps"):
+        interpolation.interpolate(generator, start, end, steps=1, rows=1, seed=0)
+
+
+def test_generate_command_draws_the_interpolation_grid(export_dir, tmp_path, capsys):
+    """`stackgan generate --interpolate`: the two captions' embeddings as the line's ends, one
+    row per noise; the grid's first cell is the first caption's image at zero noise."""
+    from PIL import Image
+
+    from stackgan.visualize.sample_sheet import render_sheet
+
+    out = tmp_path / "line.png"
+    args = ["generate", "--model", export_dir, "--caption", CAPTIONS[0], "--caption", CAPTIONS[1]]
+    assert (
+        cli_main([*args, "--interpolate", "3", "--n", "2", "--seed", "4", "--out", str(out)]) == 0
+    )
+    printed = capsys.readouterr().out
+    assert printed.startswith(f"wrote {out}: 2 row(s) of 3 images of 64px from {CAPTIONS[0]!r}")
+    assert "rows 2-2 with noise from seed 4 (--seed 4 draws them again)" in printed
+
+    generator = load_generator(export_dir)
+    ends = generator.embed_captions(CAPTIONS)
+    expected = interpolation.interpolate(generator, ends[0], ends[1], steps=3, rows=2, seed=4)
+    labels = interpolation.labels(CAPTIONS[0], CAPTIONS[1], 3, 2)
+    assert labels[:3] == [CAPTIONS[0], "t = 0.50", CAPTIONS[1]] and labels[3:] == [""] * 3
+    sheet = render_sheet(expected["image_256"], labels, columns=3)
+    with Image.open(out) as written:
+        np.testing.assert_array_equal(np.asarray(written), np.asarray(sheet))

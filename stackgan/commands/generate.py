@@ -29,7 +29,19 @@ def add_parser(subparsers) -> None:
         "([N, 10, E]; the first caption embedding of each image is used)",
     )
     p.add_argument("--captions-file", help="with --embeddings: one label per line for the grid")
-    p.add_argument("--n", type=int, default=8, help="how many images (default 8)")
+    p.add_argument(
+        "--n",
+        type=int,
+        default=None,
+        help="how many images (default 8); with --interpolate, how many rows (default 4)",
+    )
+    p.add_argument(
+        "--interpolate",
+        type=int,
+        metavar="STEPS",
+        help="STEPS images from the first caption (or embedding) to the second, the noise held"
+        " along each row (the paper's Figure 8); the first row at zero noise",
+    )
     p.add_argument(
         "--seed",
         type=int,
@@ -109,8 +121,19 @@ def image_format(path: str) -> str | None:
 
 def check_arguments(args: argparse.Namespace) -> None:
     """The arguments' own mistakes, each named, before TensorFlow's ~20 s import."""
-    if args.n < 1:
+    if args.n is not None and args.n < 1:
         raise UserError(f"--n {args.n}: draw at least one image")
+    if args.interpolate is not None:
+        if args.interpolate < 2:
+            raise UserError(
+                f"--interpolate {args.interpolate}: a line from one caption to another needs"
+                " at least 2 steps"
+            )
+        if args.caption is not None and len(args.caption) != 2:
+            raise UserError(
+                f"--interpolate: give exactly two --caption (the line's ends), got"
+                f" {len(args.caption)}"
+            )
     if args.columns < 1:
         raise UserError(f"--columns {args.columns}: the grid needs at least one column")
     if args.seed is not None and not 0 <= args.seed < 2**63:
@@ -142,7 +165,6 @@ def run(args: argparse.Namespace) -> int:
     model_dir = resolve_model_dir(args.model)  # before TensorFlow's ~20 s import
     from stackgan.serving import signatures
     from stackgan.serving.generator import load_generator
-    from stackgan.visualize.sample_sheet import render_sheet
 
     try:
         generator = load_generator(model_dir)
@@ -158,28 +180,80 @@ def run(args: argparse.Namespace) -> int:
         )
     # always the seeded signatures, so the grid printed can be drawn again
     seed = secrets.randbelow(2**31) if args.seed is None else args.seed
+    if args.interpolate is not None:
+        return _interpolate(args, generator, model_dir, seed)
+    args.n = 8 if args.n is None else args.n
     if args.caption:
         captions = (args.caption * args.n)[: max(args.n, len(args.caption))]
         inputs = captions
     else:
         inputs = load_embeddings(args.embeddings)[: args.n]
-        if args.captions_file:
-            with open(args.captions_file, encoding="utf-8") as f:
-                captions = [line.strip() for line in f][: len(inputs)]
-        else:
-            captions = release_captions(args.embeddings, len(inputs)) or [
-                f"{os.path.basename(args.embeddings)} #{i}" for i in range(len(inputs))
-            ]
+        captions = _embedding_labels(args, len(inputs))
     draw = generator.generate_from_captions if args.caption else generator.generate
     try:
         images = draw(inputs, seed=seed)
     except ValueError as error:  # the generator's input checks: they name the input
         raise UserError(f"{model_dir}: {error}") from error
-    key = f"image_{args.stage}" if args.stage else max(images, key=lambda k: images[k].shape[1])
-    save_sheet(render_sheet(images[key], captions, columns=args.columns), args.out)
+    side = _save_grid(args, images, captions, args.columns)
     print(
-        f"wrote {args.out}: {len(captions)} images of {images[key].shape[1]}px, seed {seed} "
+        f"wrote {args.out}: {len(captions)} images of {side}px, seed {seed} "
         f"(--seed {seed} draws them again), sampled at "
         f"{signatures.describe_sampling(generator.truncation)}"
+    )
+    return 0
+
+
+def _save_grid(args: argparse.Namespace, images: dict, captions: list[str], columns: int) -> int:
+    """The --stage images (default the largest) as a captioned grid at --out; their side."""
+    from stackgan.visualize.sample_sheet import render_sheet
+
+    key = f"image_{args.stage}" if args.stage else max(images, key=lambda k: images[k].shape[1])
+    save_sheet(render_sheet(images[key], captions, columns=columns), args.out)
+    return int(images[key].shape[1])
+
+
+def _embedding_labels(args: argparse.Namespace, n: int) -> list[str]:
+    """Labels of the first `n` rows of --embeddings: --captions-file's lines, else the release's
+    captions beside the pickle, else the file's name and the row."""
+    named = [f"{os.path.basename(args.embeddings)} #{i}" for i in range(n)]
+    if args.captions_file:
+        with open(args.captions_file, encoding="utf-8") as f:
+            lines = [line.strip() for line in f][:n]
+        return lines + named[len(lines) :]
+    return release_captions(args.embeddings, n) or named
+
+
+def _interpolate(args: argparse.Namespace, generator, model_dir: str, seed: int) -> int:
+    """`--interpolate`: the grid of stackgan.serving.interpolation, one row per noise."""
+    from stackgan.serving import interpolation, signatures
+
+    if args.caption:
+        ends, (first, last) = generator.embed_captions(args.caption), args.caption
+    else:
+        ends = load_embeddings(args.embeddings)
+        if len(ends) < 2:
+            raise UserError(
+                f"--embeddings {args.embeddings}: --interpolate needs two rows (the line's"
+                f" ends), it has {len(ends)}"
+            )
+        ends, (first, last) = ends[:2], _embedding_labels(args, 2)
+    rows = 4 if args.n is None else args.n
+    try:
+        images = interpolation.interpolate(
+            generator, ends[0], ends[1], args.interpolate, rows, seed
+        )
+    except ValueError as error:  # the generator's input checks: they name the input
+        raise UserError(f"{model_dir}: {error}") from error
+    grid = interpolation.labels(first, last, args.interpolate, rows)
+    side = _save_grid(args, images, grid, args.interpolate)
+    print(
+        f"wrote {args.out}: {rows} row(s) of {args.interpolate} images of {side}px from"
+        f" {first!r} to {last!r}; row 1 at zero noise"
+        + (
+            f", rows 2-{rows} with noise from seed {seed} (--seed {seed} draws them again),"
+            f" sampled at {signatures.describe_sampling(generator.truncation)}"
+            if rows > 1
+            else ""
+        )
     )
     return 0
