@@ -26,7 +26,9 @@ BASE_TASKS = {
 TEXT_TASKS = {"TextEncoderTrainer", "CaptionEmbedder"}
 
 
-def _compile(tmp_path, text_source: str, *more_sets: str) -> pipeline_spec_pb2.PipelineJob:
+def _compile(
+    tmp_path, text_source: str, *more_sets: str, beam_args: tuple[str, ...] = ()
+) -> pipeline_spec_pb2.PipelineJob:
     out = tmp_path / f"pipeline-{text_source}-{len(more_sets)}.json"
     code = cli_main(
         [
@@ -46,6 +48,7 @@ def _compile(tmp_path, text_source: str, *more_sets: str) -> pipeline_spec_pb2.P
             "--set",
             f"text.source={text_source}",
             *(arg for text in more_sets for arg in ("--set", text)),
+            *(f"--beam-arg={arg}" for arg in beam_args),
         ]
     )
     assert code == 0
@@ -127,6 +130,30 @@ def test_kubeflow_compile_with_trained_text_encoder_adds_the_text_path(tmp_path)
         assert where.runtime_value.constant_value.string_value == (
             f"gs://bucket/root/checkpoints/{folder}"
         ), node
+
+
+def test_beam_args_reach_the_components_beam_jobs_on_the_cluster(tmp_path, capsys):
+    """--beam-arg: the preprocessing and the caption embedding can run on Dataflow; TFX's V2
+    entrypoint takes them from each executor's container arguments. A typo is named first."""
+    dataflow = ("--runner=DataflowRunner", "--project=p", "--region=europe-west4")
+    spec = _spec(_compile(tmp_path, "train", beam_args=dataflow))
+    executors = spec.deployment_spec["executors"]
+    for node in ("CubExampleGen", "CaptionEmbedder"):
+        args = list(executors[f"{node}_executor"]["container"]["args"])
+        assert args[-3:] == list(dataflow), node
+
+    argv = ["compile", "--out", str(tmp_path / "p.json"), "--data", "gs://b/cub",
+            "--pipeline-root", "gs://b/root", "--serving-dir", "gs://b/serving",
+            "--set", "text.source=train", "--beam-arg=--runner=Dataflow", "--beam-arg=--regoin=x"]  # fmt: skip
+    assert cli_main(argv) == 0  # a remote runner's own options pass on, named in a note
+    assert capsys.readouterr().out.endswith(
+        "  note: Beam's Python SDK does not know --regoin=x (did you mean --region?);"
+        " DataflowRunner gets them as given (its service may define them)\n"
+    )
+    assert cli_main([*argv[:-2], "--beam-arg=--direct_num_workers=many"]) == 2
+    assert capsys.readouterr().err == (
+        "stackgan compile: error: --beam-arg --direct_num_workers: invalid int value: 'many'\n"
+    )
 
 
 def test_config_travels_to_the_cluster_unchanged(tmp_path):

@@ -34,24 +34,37 @@ class _Refused(Exception):
     pass
 
 
-def check(beam_args: Sequence[str], flag: str = "") -> None:
+def check(beam_args: Sequence[str], flag: str = "") -> str | None:
     """UserError naming the first option that Beam would drop or refuse, after `flag` (the
-    command-line flag that passed it, with its trailing space, or nothing)."""
+    command-line flag that passed it, with its trailing space, or nothing). For a remote
+    runner, a note naming the options the SDK does not know (passed on: a typo shows there),
+    else None."""
     parser = _beam_parser()
     try:
         known, unknown = parser.parse_known_args(list(beam_args))
     except _Refused as e:  # argparse's "argument --NAME: invalid int value: 'x'"
         raise UserError(f"{flag}{str(e).removeprefix('argument ')}") from None
     runner = _check_runner(known.runner, flag)
-    if unknown and runner in IN_PROCESS_RUNNERS:
-        option = unknown[0]
-        name = option.split("=", 1)[0]
-        known_names = [s for action in parser._actions for s in action.option_strings]
-        close = difflib.get_close_matches(name, known_names, n=1, cutoff=0.8)
-        raise UserError(
-            f"{flag}{option}: Beam has no such option ({runner} would drop it)"
-            + (f"; did you mean {close[0]}?" if close else "")
+    if not unknown:
+        return None
+    names = [s for action in parser._actions for s in action.option_strings]
+    if runner not in IN_PROCESS_RUNNERS:
+        named = ", ".join(
+            option + _did_you_mean(option, names, " (did you mean {}?)") for option in unknown
         )
+        return (
+            f"  note: Beam's Python SDK does not know {named}; {runner} gets them as given"
+            " (its service may define them)"
+        )
+    raise UserError(
+        f"{flag}{unknown[0]}: Beam has no such option ({runner} would drop it)"
+        + _did_you_mean(unknown[0], names, "; did you mean {}?")
+    )
+
+
+def _did_you_mean(option: str, names: list[str], template: str) -> str:
+    close = difflib.get_close_matches(option.split("=", 1)[0], names, n=1, cutoff=0.8)
+    return template.format(close[0]) if close else ""
 
 
 def _check_runner(name: str | None, flag: str) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from stackgan.commands import common
+from stackgan.commands import beam_options, common
 from stackgan.errors import UserError
 
 
@@ -21,6 +21,14 @@ def add_parser(subparsers) -> None:
     p.add_argument("--checkpoint-dir", default=None, help="default: <pipeline-root>/checkpoints")
     p.add_argument("--pipeline-name", default="stackgan")
     common.add_config_arguments(p, default_profile="paper")
+    p.add_argument(
+        "--beam-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="a Beam pipeline argument for the components' Beam jobs on the cluster, e.g. "
+        "--beam-arg=--runner=DataflowRunner (repeatable)",
+    )
     p.set_defaults(func=run)
 
 
@@ -35,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
             "or --set text.source=train (train the text encoder on the captions)"
         )
     common.check_writable_dir(os.path.dirname(os.path.abspath(args.out)), "--out")
+    beam_note = beam_options.check(args.beam_arg, "--beam-arg ")
     # TFX and TensorFlow take ~20 s to import: only once the arguments are known to be good
     from stackgan.pipeline import kubeflow_v2_runner
     from stackgan.pipeline.pipeline import PipelinePaths, create_pipeline
@@ -57,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
             if cfg.text.source == "auto"
             else cfg.text.source == "train"
         ),
+        beam_pipeline_args=args.beam_arg,
     )
     out = kubeflow_v2_runner.compile_pipeline(
         pipeline, args.out, image=args.image or kubeflow_v2_runner.DEFAULT_IMAGE
@@ -65,4 +75,6 @@ def run(args: argparse.Namespace) -> int:
         f"wrote {out} ({len(pipeline.components)} components, image "
         f"{args.image or kubeflow_v2_runner.DEFAULT_IMAGE})"
     )
+    if beam_note:
+        print(beam_note)
     return 0

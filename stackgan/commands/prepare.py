@@ -62,7 +62,9 @@ def run(args: argparse.Namespace) -> int:
         # The engine of the Python DirectRunner for batch, named directly: Beam 2.77's
         # DirectRunner first tries to download and start its Prism runner binary.
         beam_args.insert(0, "--runner=FnApiRunner")
-    beam_options.check(beam_args)
+    beam_note = beam_options.check(beam_args)
+    if beam_note:
+        print(beam_note, flush=True)
     report = generate.generate_examples(
         args.data, cfg, args.out, lambda: beam.Pipeline(argv=beam_args)
     )

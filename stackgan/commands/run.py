@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     common.check_writable_dir(work_dir, "--work-dir")
     if args.data:
         common.check_data_root(args.data, cfg)
-    beam_options.check(args.beam_arg, "--beam-arg ")
+    beam_note = beam_options.check(args.beam_arg, "--beam-arg ")
     # The local and Beam runners train on this machine: float16 on a CPU is refused now, not
     # after the preprocessing. (Imports TensorFlow, to see the GPUs: after the checks above.)
     from stackgan.training import precision
@@ -84,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
         note = unmirrored_photographs_note(cfg)
         if note:
             print(note, flush=True)
+    if beam_note:
+        print(beam_note, flush=True)
 
     def factory(connection):
         return create_pipeline(
