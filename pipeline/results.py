@@ -123,7 +123,14 @@ def score_lines(metrics: dict) -> list[str]:
         lines.append("      baseline: this same model, blessed by an earlier run")
     else:
         top1 = baseline["table"][0]["top1_accuracy"]
-        lines.append(f"      baseline: {baseline['model']} (generated top-1 {top1:.3f} now)")
+        sampled = (
+            f", sampled at {signatures.describe_sampling(baseline['truncation'])}"
+            if "truncation" in baseline  # absent from metrics of older runs
+            else ""
+        )
+        lines.append(
+            f"      baseline: {baseline['model']} (generated top-1 {top1:.3f} now{sampled})"
+        )
     return lines
 
 

@@ -406,6 +406,26 @@ def test_gate_measures_the_ratio_from_chance():
     assert judge(_with_top1(result, 0.40, 1.0), fifth).blessed
 
 
+def test_chance_is_the_largest_class_share_so_always_drawing_that_class_is_refused():
+    """Captions of unbalanced classes (4 images of class 0, one each of 1-3): chance is 8/14,
+    what always drawing class 0 scores, not 1/4. Measured from 1/4, that generator would be
+    blessed at any small ratio."""
+    ids = [4, 8, 12, 16, 1, 2, 3]  # labels 0 0 0 0 1 2 3
+
+    def always_class_0(embeddings, seed):
+        return stage1(np.stack([real_image(0, 0)] * len(embeddings)))
+
+    result = evaluate(dataset(0, 2, 5, ids=ids), always_class_0, classify, CFG, CLASS_IDS)
+    assert result.chance == pytest.approx(8 / 14)
+    assert result.generated.top1_accuracy == pytest.approx(8 / 14)
+    verdict = judge(result, dataclasses.replace(CFG, min_class_accuracy_ratio=0.05))
+    assert not verdict.blessed
+    assert verdict.reasons[-1] == (
+        "generated top-1 0.571 is not above chance 0.571 (the largest class share among the"
+        " captions)"
+    )
+
+
 def test_gate_refuses_a_generator_that_ignores_the_caption():
     # every image the same grey bird: right only for the class the classifier calls it
     result = evaluate(dataset(12, 2, 5), collapsed_generator, classify, CFG, CLASS_IDS)
@@ -551,6 +571,16 @@ def test_the_run_summary_prints_each_sets_colour_agreement_and_the_sampling():
     lines = score_lines({**metrics, "sampling": {"truncation": 0.5}})
     assert lines[generated + 2] == f"{'':>24}sampled at truncation 0.5 (the paper: 1)"
     assert "real (ceiling): top-1" in lines[generated + 3]
+
+    # the baseline, re-scored now at its own export's sampling
+    baseline = {"model": "/m/7", "same_as_candidate": False, "table": metrics["table"]}
+    lines = score_lines({**metrics, "baseline": {**baseline, "truncation": 1.0}})
+    assert lines[-1] == (
+        "      baseline: /m/7 (generated top-1 0.250 now, sampled at truncation 1 (the paper))"
+    )
+    assert score_lines({**metrics, "baseline": baseline})[-1] == (
+        "      baseline: /m/7 (generated top-1 0.250 now)"  # metrics of an older run
+    )
 
 
 def _with_colour_gain(result, gain: float):

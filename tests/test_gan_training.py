@@ -365,6 +365,31 @@ def test_xla_step_matches_the_plain_step(tiny_config, train, steps):
             np.testing.assert_allclose(b, a, rtol=0, atol=tolerance, err_msg=path)
 
 
+def test_training_draws_full_scale_noise_whatever_the_sampling_truncation(tiny_config):
+    """`model.truncation` scales the noise of the served model, the Evaluator and the sample
+    sheets only: two GANs that differ in it alone train to the same weights."""
+    import keras
+
+    gans = []
+    for truncation in (1.0, 0.25):
+        keras.utils.set_random_seed(0)
+        gans.append(_stage1(tiny_config.replace(model={"truncation": truncation})))
+    full, truncated = gans
+    before = full.generator.get_weights()
+    for network in ("generator", "discriminator"):
+        getattr(truncated, network).set_weights(getattr(full, network).get_weights())
+    data = _batches(16, 2, 4)
+    want = full.fit(data, epochs=1, verbose=0).history
+    got = truncated.fit(data, epochs=1, verbose=0).history
+    assert got == want
+    moved = [np.abs(a - b).max() for a, b in zip(full.generator.get_weights(), before, strict=True)]
+    assert max(moved) > 1e-4
+    for network in ("generator", "discriminator"):
+        for a, b in zip(getattr(full, network).get_weights(),
+                        getattr(truncated, network).get_weights(), strict=True):  # fmt: skip
+            np.testing.assert_array_equal(a, b)
+
+
 def test_paper_config_defaults_are_the_tf_ones():
     cfg = config_lib.paper()
     assert cfg.train.kl_weight == 2.0
@@ -373,6 +398,30 @@ def test_paper_config_defaults_are_the_tf_ones():
     assert not cfg.model.stage2_unconditional_logit
     assert cfg.model.frozen_stage1_batchnorm == "batch"
     assert not cfg.train.xla
+
+
+def test_paper_profile_has_the_papers_setting_and_every_later_work_option_off():
+    """What the README's faithfulness table gives as the paper's column: sizes, schedule and
+    augmentation as in the paper's TF code, and none of the later-work options on."""
+    cfg = config_lib.paper()
+    model, train, data = cfg.model, cfg.train, cfg.data
+    assert (model.ca_dim, model.z_dim, model.gf_dim, model.df_dim) == (128, 100, 128, 64)
+    assert (data.low_res, data.high_res, data.low_res_stored, data.high_res_stored) == (
+        64, 256, 76, 304,
+    )  # fmt: skip
+    assert (train.batch_size, train.stage1_epochs, train.stage2_epochs) == (64, 600, 600)
+    assert (train.learning_rate, train.beta_1) == (2e-4, 0.5)
+    assert (train.lr_decay_epochs, train.lr_decay_factor) == (50, 0.5)
+    assert (train.max_steps, train.stage2_max_steps, train.stage2_batch_size) == (0, 0, 0)
+    assert data.train_flip and data.embeddings_per_sample == 4
+    # later work, off: each is the paper's choice
+    assert (model.d_conditioning, model.stage2_output) == ("concat", "image")
+    assert (model.generator_padding, model.generator_upsampling) == ("zeros", "nearest")
+    assert model.generator_text_fusion == "input" and model.truncation == 1.0
+    assert (train.d_learning_rate, train.stage2_learning_rate) == (0.0, 0.0)  # G's rate
+    assert (train.gan_loss, train.d_augment) == ("cross_entropy", "none")
+    assert train.r1_gamma == train.generator_ema == 0.0
+    assert train.stage2_consistency_weight == train.stage2_reconstruction_weight == 0.0
 
 
 def test_r1_penalty_is_half_gamma_times_the_squared_gradient_on_real_images(tiny_config):

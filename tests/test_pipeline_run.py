@@ -319,6 +319,12 @@ def test_dag_end_to_end_on_synthetic_data_then_cached(tmp_path, first_run):
     for node in ("ClassifierTrainer", "TextEncoderTrainer", "Stage1Trainer", "Stage2Trainer"):
         run_dir = outputs[node]["model_run"]
         assert f"  {node} run:  {run_dir}  (tensorboard --logdir {run_dir})" in printed, node
+    # Stage-II's TensorBoard curves of how it refines Stage-I, at each sample sheet (the tiny
+    # profile's sample_every_steps 2 of its 4 steps)
+    for score in ("consistency_mad", "detail_gain", "edge_sharpness_gain"):
+        curve = _scalars(outputs["Stage2Trainer"]["model_run"], f"refinement/{score}")
+        assert sorted(curve) == [2, 4], score
+        assert all(math.isfinite(v) and v > 0 for v in curve.values()), (score, curve)
 
     # the pushed model generates in this process from its signature alone, given the
     # embedding alone
@@ -499,12 +505,25 @@ def test_another_gan_seed_keeps_the_classifier_and_the_text_encoder(first_run):
 
 @pytest.mark.slow
 def test_a_data_change_reruns_everything(first_run):
+    """One caption file edited in the dataset (same path, same config): its files are
+    fingerprinted, so CubExampleGen runs again, and the rest because its Examples are new."""
+    import tensorflow as tf
+
     work = first_run.restore()
-    # a field only CubExampleGen reads: the rest re-runs because its Examples are new
-    _run(work, "data.num_shards=2")
+    caption_file = sorted((work / "data" / "birds" / "text_c10").rglob("*.txt"))[0]
+    lines = caption_file.read_text().splitlines()
+    edited = "this bird is entirely orange with an orange beak"
+    caption_file.write_text("\n".join([edited, *lines[1:]]) + "\n")
+    _run(work)
     _assert_reran(work, set(DAG_NODES))
     _, outputs = _outputs(work)
-    assert len(os.listdir(os.path.join(outputs["CubExampleGen"]["examples"], "Split-train"))) == 2
+    files = tf.io.gfile.glob(os.path.join(outputs["CubExampleGen"]["examples"], "Split-*", "*"))
+    per_image = [
+        [c.decode() for c in tf.train.Example.FromString(record.numpy()).features.feature[
+            "captions"].bytes_list.value]
+        for record in tf.data.TFRecordDataset(files, compression_type="GZIP")
+    ]  # fmt: skip
+    assert [edited, *lines[1:]] in per_image  # the edited image's captions, as the file has them
     for node in ("Stage1Trainer", "Stage2Trainer"):  # new data: trained from scratch
         assert _training_summary(work, node)["resumed_from_step"] == 0, node
 

@@ -288,6 +288,42 @@ def test_strategy_choice_follows_tf_config():
     assert distribute.is_chief(strategy)
 
 
+def test_the_trained_generator_ends_with_precise_batchnorm_statistics(
+    uninterrupted, tiny_run_config, examples
+):
+    """The generator a run leaves (what is exported and drew the last sheet) holds BatchNorm
+    statistics re-estimated under its final weights, as `precise_bn` computes them from the
+    training conditions, not the moving averages training left."""
+    import keras
+
+    from stackgan.training import precise_bn
+
+    run, _, _ = uninterrupted
+    trained, train = run.gan.generator, tiny_run_config.train
+    assert train.precise_bn_batches > 0
+    fresh = keras.models.clone_model(trained)
+    fresh.set_weights(trained.get_weights())
+    pairs = [
+        (got, mine)
+        for got, mine in zip(trained.non_trainable_variables, fresh.non_trainable_variables,
+                             strict=True)
+        if "moving_" in mine.path
+    ]  # fmt: skip
+    assert pairs
+    for _, variable in pairs:  # start from other numbers than the run's
+        variable.assign(np.full(variable.shape, 0.5 if "variance" in variable.path else 0.0))
+    conditions = input_pipeline.training_conditions(
+        examples["train"], tiny_run_config, 4 * train.precise_bn_batches, seed=train.seed
+    )
+    recalibrate = precise_bn.BatchNormRecalibration(
+        precise_bn.embedding_batches(conditions, 4), tiny_run_config
+    )
+    assert recalibrate(fresh) > 0
+    for got, want in pairs:
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5, atol=1e-6,
+                                   err_msg=got.path)  # fmt: skip
+
+
 def test_sample_captions_cover_different_classes_first(tiny_run_config):
     from stackgan.training import samples
 
@@ -310,6 +346,13 @@ def test_sample_captions_cover_different_classes_first(tiny_run_config):
     np.testing.assert_array_equal(chosen.noise, again.noise)  # fixed for the run and on resume
     with pytest.raises(ValueError, match="sample split is empty"):
         samples.fixed_samples([], tiny_run_config)
+
+    # the sheets draw as the served model does: N(0, truncation^2) (the demo's 0.5)
+    half = samples.fixed_samples(batches, tiny_run_config.replace(model={"truncation": 0.5}))
+    for name in ("noise", "ca_noise", "ca_noise_2"):
+        full = getattr(chosen, name)
+        assert np.abs(full).max() > 0.5  # a comparison of something
+        np.testing.assert_allclose(getattr(half, name), 0.5 * full, rtol=1e-6, err_msg=name)
 
 
 def test_each_stage_is_described_once(tiny_run_config):

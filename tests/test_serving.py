@@ -674,3 +674,59 @@ def test_generate_command_draws_the_interpolation_grid(export_dir, tmp_path, cap
     sheet = render_sheet(expected["image_256"], labels, columns=3)
     with Image.open(out) as written:
         np.testing.assert_array_equal(np.asarray(written), np.asarray(sheet))
+
+
+def test_generate_reads_a_release_embeddings_pickle_and_labels_its_rows(
+    export_dir, tiny_config, tmp_path, capsys
+):
+    """`--embeddings` with the release's char-CNN-RNN-embeddings.pickle ([N, 10, E], pickled
+    under Python 2, so read as latin1): each image's first caption embedding, labelled with that
+    caption from text_c10/ beside it; `--captions-file` labels rows instead; `--interpolate`
+    walks from the first row to the second."""
+    import pickle
+
+    from PIL import Image
+
+    from stackgan.visualize.sample_sheet import render_sheet
+
+    width = tiny_config.model.embedding_dim
+    vectors = np.random.default_rng(3).normal(size=(3, 10, width)).astype(np.float32)
+    names = ["001.Red_Bird/red_1", "002.Blue_Bird/blue_1", "002.Blue_Bird/blue_2"]
+    test_dir = tmp_path / "birds" / "test"
+    test_dir.mkdir(parents=True)
+    with open(test_dir / "char-CNN-RNN-embeddings.pickle", "wb") as f:
+        pickle.dump(vectors, f, protocol=2)
+    with open(test_dir / "filenames.pickle", "wb") as f:
+        pickle.dump(names, f, protocol=2)
+    for i, name in enumerate(names):
+        (tmp_path / "birds" / "text_c10" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "birds" / "text_c10" / f"{name}.txt").write_text(
+            f"caption {i} of image {i}\nanother caption\n"
+        )
+    generator = load_generator(export_dir)
+
+    def drawn(args, images, labels, columns):
+        out = tmp_path / "grid.png"
+        assert cli_main(["generate", "--model", export_dir, *args, "--out", str(out)]) == 0
+        with Image.open(out) as written:
+            sheet = render_sheet(images, labels, columns=columns)
+            np.testing.assert_array_equal(np.asarray(written), np.asarray(sheet))
+        return capsys.readouterr().out
+
+    pickled = str(test_dir / "char-CNN-RNN-embeddings.pickle")
+    images = generator.generate(vectors[:2, 0], seed=5)["image_256"]
+    printed = drawn(["--embeddings", pickled, "--n", "2", "--seed", "5"], images,
+                    ["caption 0 of image 0", "caption 1 of image 1"], columns=4)  # fmt: skip
+    assert printed.startswith(f"wrote {tmp_path / 'grid.png'}: 2 images of 64px, seed 5")
+
+    labels = tmp_path / "labels.txt"
+    labels.write_text("first row\n")  # fewer lines than rows: the rest named by the file
+    drawn(["--embeddings", pickled, "--n", "2", "--seed", "5", "--captions-file", str(labels)],
+          images, ["first row", "char-CNN-RNN-embeddings.pickle #1"], columns=4)  # fmt: skip
+
+    line = interpolation.interpolate(generator, vectors[0, 0], vectors[1, 0], 3, 1, seed=2)
+    printed = drawn(["--embeddings", pickled, "--interpolate", "3", "--n", "1", "--seed", "2"],
+                    line["image_256"],
+                    interpolation.labels("caption 0 of image 0", "caption 1 of image 1", 3, 1),
+                    columns=3)  # fmt: skip
+    assert "1 row(s) of 3 images of 64px from 'caption 0 of image 0'" in printed

@@ -58,7 +58,7 @@ def no_downloads(monkeypatch):
 
 @pytest.mark.slow  # a Keras fit, an export and a load of MobileNetV2: 17-24 s on a busy 2-core box
 def test_trains_on_test_classes_and_exports_the_contract(
-    tmp_path, monkeypatch, no_downloads, caplog
+    tmp_path, monkeypatch, no_downloads, caplog, capsys
 ):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty_keras_home"))
     cfg = config.tiny().replace(classifier={"classes": "test", "weights": "imagenet"})
@@ -77,6 +77,10 @@ def test_trains_on_test_classes_and_exports_the_contract(
         )
 
     assert no_downloads == []
+    # a line per epoch (Keras' verbose=2), as the text encoder prints
+    epochs = cfg.classifier.head_epochs + cfg.classifier.finetune_epochs
+    printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Epoch ")]
+    assert printed == [f"Epoch {e}/{epochs}" for e in range(1, epochs + 1)]
     assert any("FROM SCRATCH" in r.getMessage() for r in caplog.records)
     run = json.loads((tmp_path / "model_run" / RUN_FILE).read_text())
     assert "FROM SCRATCH" in run["warning"] and run["weights_source"] == "none"
