@@ -6,7 +6,8 @@ fail minutes later, inside the DAG, with a traceback. So the options are parsed 
 own parser of every registered `PipelineOptions` subclass: a value Beam would refuse and a runner
 it lacks are named always, an option it does not know for the runners that run in this process.
 A remote or portable runner (Dataflow, Flink, Spark, a job server) may take options that its
-service defines and the Python SDK does not, so for those unknown options pass on unchecked.
+service defines and the Python SDK does not, so for those unknown options pass on, named in a
+note (where a typo shows).
 """
 
 from __future__ import annotations
