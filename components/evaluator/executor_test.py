@@ -20,7 +20,13 @@ from stackgan import config
 from stackgan.components.evaluator.component import READS
 from stackgan.components.evaluator.executor import Executor
 from stackgan.evaluation import classifier, evaluator_job
-from stackgan.evaluation.evaluator_job import COMPARISON_FILE, METRICS_FILE, SHEET_FILE, TABLE_FILE
+from stackgan.evaluation.evaluator_job import (
+    COMPARISON_FILE,
+    INTERPOLATION_FILE,
+    METRICS_FILE,
+    SHEET_FILE,
+    TABLE_FILE,
+)
 from stackgan.models import build_stage1_generator, build_stage2_generator
 from stackgan.serving.export import export_generator
 from stackgan.serving.generator import load_generator
@@ -214,6 +220,20 @@ def test_scores_the_generator_and_blesses_it(inputs, faithful_run):
         sorted(map(tuple, cells[:, 0, 0].tolist())) == [(0, 128, 128)] * 8 + [(255, 128, 128)] * 8
     )
 
+    # the interpolation sheet: from the first caption (a blue bird's) to the first of another
+    # class (a yellow bird's), 6 steps, 3 rows; this generator paints red by the side of the
+    # midpoint between the classes that the embedding lies on (saturated): the line crosses it
+    # halfway, between t = 0.4 and 0.6
+    entry = metrics["interpolation"]
+    assert (entry["file"], entry["steps"], entry["rows"]) == (INTERPOLATION_FILE, 6, 3)
+    assert "blue" in entry["from"] and "yellow" in entry["to"]
+    with Image.open(tmp_path / "evaluation" / INTERPOLATION_FILE) as image:
+        line = np.asarray(image.convert("RGB"))
+    assert line.shape[1] == 8 + 6 * (128 + 8)
+    row = np.stack([line[8 : 8 + 128, 8 + c * 136 : 8 + c * 136 + 128] for c in range(6)])
+    assert (row == row[:, :1, :1]).all()  # flat cells
+    assert row[:, 0, 0, 0].tolist() == [0, 0, 0, 255, 255, 255]
+
 
 def test_a_generator_that_draws_the_wrong_class_is_refused_against_the_baseline(
     inputs, faithful_run, tmp_path
@@ -284,7 +304,8 @@ def _recording_loader(produced: list):
         generator = load_generator(path)
 
         class Recording:
-            truncation = generator.truncation
+            def __getattr__(self, name):  # the rest as the generator has it
+                return getattr(generator, name)
 
             def generate(self, embeddings, seed):
                 out = generator.generate(embeddings, seed)

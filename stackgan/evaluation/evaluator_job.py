@@ -11,12 +11,13 @@ import io
 import json
 import logging
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import tensorflow as tf
 
 from stackgan.config import Config
-from stackgan.evaluation import evaluator
+from stackgan.evaluation import evaluator, interpolation_sheet
 from stackgan.evaluation.classifier import LoadedClassifier, load_classifier
 from stackgan.serving import signatures
 from stackgan.serving.generator import Generator, load_generator
@@ -28,6 +29,8 @@ TABLE_FILE = "metrics.md"
 SHEET_FILE = "samples.png"
 # real | Stage-I | Stage-II for the same captions (only for generators with a Stage-II)
 COMPARISON_FILE = "comparison.png"
+# from one scored caption to one of another class (stackgan.evaluation.interpolation_sheet)
+INTERPOLATION_FILE = "interpolation.png"
 SHEET_COLUMNS = 8
 CLASSIFIER_INFO_KEYS = (
     "holdout_top1_accuracy",
@@ -56,7 +59,7 @@ class EvaluatorJobArgs:
     model: GeneratorRef  # the candidate
     classifier_dir: str  # the classifier's Model directory (SavedModel at Format-Serving)
     classifier_path: str  # ... and the SavedModel itself
-    output_dir: str  # metrics.json, metrics.md, samples.png (+ comparison.png)
+    output_dir: str  # metrics.json, metrics.md, samples.png, interpolation.png (+ comparison.png)
     baseline: GeneratorRef | None = None  # the latest blessed generator, if any
 
 
@@ -96,8 +99,29 @@ def run_evaluator_job(args: EvaluatorJobArgs) -> EvaluatorJobResult:
     metrics = metrics_json(
         result, verdict, baseline, config, args.model, generator, args.classifier_dir, classifier
     )
-    write_report(args.output_dir, result, verdict, baseline, metrics, generator.truncation)
+    extra_files, metrics["interpolation"] = _interpolation(generator, args.captions_pattern, config)
+    write_report(
+        args.output_dir, result, verdict, baseline, metrics, generator.truncation, extra_files
+    )
     return EvaluatorJobResult(result, verdict, baseline, metrics)
+
+
+def _interpolation(
+    generator: Generator, captions_pattern: str, config: Config
+) -> tuple[list[tuple[str, bytes]], dict[str, Any] | None]:
+    """(the interpolation sheet as a file to write, its entry in metrics.json): from the first
+    scored caption to the first of another class; none when the split has one class."""
+    ends = interpolation_sheet.caption_ends(
+        make_eval_dataset(captions_pattern, config, config.eval.batch_size).as_numpy_iterator()
+    )
+    if ends is None:
+        return [], None
+    seed = config.eval.seed
+    png = interpolation_sheet.render(generator, ends, seed)
+    steps, rows = interpolation_sheet.STEPS, interpolation_sheet.ROWS
+    entry = {"file": INTERPOLATION_FILE, "from": ends.first, "to": ends.last, "steps": steps,
+             "rows": rows, "seed": seed}  # fmt: skip
+    return [(INTERPOLATION_FILE, png)], entry
 
 
 def markdown_table(
@@ -262,13 +286,19 @@ def score_baseline(
 
 
 def write_report(
-    out: str, result, verdict, baseline, metrics: dict[str, Any], truncation: float | None
+    out: str,
+    result,
+    verdict,
+    baseline,
+    metrics: dict[str, Any],
+    truncation: float | None,
+    extra_files: Sequence[tuple[str, bytes]] = (),
 ) -> None:
     sheet = io.BytesIO()
     render_sheet(result.sheet_images, result.sheet_captions, columns=SHEET_COLUMNS).save(
         sheet, format="PNG"
     )
-    files = [(SHEET_FILE, sheet.getvalue())]
+    files = [(SHEET_FILE, sheet.getvalue()), *extra_files]
     if result.comparison is not None:
         comparison = io.BytesIO()
         c = result.comparison
