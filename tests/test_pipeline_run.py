@@ -314,6 +314,12 @@ def test_dag_end_to_end_on_synthetic_data_then_cached(tmp_path, first_run):
     assert distilled["objective"] == "distill"
     assert distilled["test_captions"]["captions"] > 0
     assert f"pushed model:  {version_dir}" in printed and "baseline: none" in printed
+    evaluation = outputs["Evaluator"]["evaluation"]
+    for sheet in ("comparison.png", "samples.png"):
+        assert f"  sample sheet:  {os.path.join(evaluation, sheet)}" in printed, sheet
+    # the tiny profile's scored captions are of one class (chance 1): no line between classes
+    assert metrics["chance"] == 1.0 and metrics["interpolation"] is None
+    assert not os.path.exists(os.path.join(evaluation, "interpolation.png"))
     assert "  seeds: train.seed=0, classifier.seed=0, text.seed=0 (the same seeds" in printed
     assert "top-1" in printed and "Stage-I -> Stage-II: consistency" in printed
     for node in ("ClassifierTrainer", "TextEncoderTrainer", "Stage1Trainer", "Stage2Trainer"):
@@ -752,6 +758,13 @@ def test_dag_on_real_cub_sample_trains_the_text_encoder(tmp_path, cub_sample_roo
     _assert_evaluator_metrics(
         metrics, _count_records(outputs["CaptionEmbedder"]["examples"], "test")
     )
+    # scored captions of several species: the interpolation sheet runs between two of them
+    line = metrics["interpolation"]
+    assert (line["steps"], line["rows"]) == (6, 3) and line["from"] != line["to"]
+    from PIL import Image
+
+    with Image.open(os.path.join(outputs["Evaluator"]["evaluation"], line["file"])) as sheet:
+        assert sheet.width == 8 + 6 * (128 + 8)  # 6 columns of 64 px images enlarged to 128
 
     import tensorflow as tf
 
