@@ -176,6 +176,14 @@ def test_num_samples_caps_generation_in_batches_with_recorded_seeds():
     assert result.real.count == 10  # every test image, beyond the generation cap
 
 
+def test_progress_follows_the_generated_batches():
+    calls = []
+    cfg = dataclasses.replace(CFG, num_samples=12)
+    evaluate(dataset(10, 2, 5), RecordingGenerator(), classify, cfg, CLASS_IDS,
+             progress=lambda done, total: calls.append((done, total)))  # fmt: skip
+    assert calls == [(1, 3), (2, 3), (3, 3)]  # 12 captions, batches of 5
+
+
 def test_num_samples_are_spread_over_the_class_ordered_split():
     # 12 images in class order (labels 0 0 0 1 1 1 ...), 2 captions each: the first 8 pairs
     # would be 6 of class 0 and 2 of class 1; 8 evenly spaced pairs are 2 of each class

@@ -274,6 +274,26 @@ def test_progress_line_rates_and_eta():
     assert format_duration(3725) == "1:02:05"
 
 
+def test_the_evaluators_progress_line_reports_at_most_every_interval():
+    """The Evaluator's line (stackgan.evaluation.evaluator_job.progress_line): the first batch,
+    then only once PROGRESS_EVERY_S passed, its rate over the batches since, and the last."""
+    from stackgan.evaluation.evaluator_job import PROGRESS_EVERY_S, progress_line
+
+    assert PROGRESS_EVERY_S == 10.0
+    now, stream = [0.0], io.StringIO()
+    progress = progress_line("Evaluator", 64, stream=stream, clock=lambda: now[0])
+    for done, at in ((1, 2.0), (2, 6.0), (3, 9.0), (4, 13.0), (5, 14.0)):
+        now[0] = at
+        progress(done, 5)
+    # batch 1 at 2 s; 2 and 3 within 10 s of it, skipped; 4 at 13 s: 3 batches of 64 in 11 s;
+    # 5, the last, though 1 s after
+    assert stream.getvalue().splitlines() == [
+        "Evaluator step 1/5  - img/s  ETA ?",
+        "Evaluator step 4/5  17.5 img/s  ETA 00:04",
+        "Evaluator step 5/5  64.0 img/s  ETA 00:00",
+    ]
+
+
 def test_strategy_choice_follows_tf_config():
     assert distribute.cluster_size(None) == 0
     single = json.dumps({"cluster": {"worker": ["localhost:1234"]}, "task": {"type": "worker"}})

@@ -57,6 +57,7 @@ from stackgan.tfrecords.pixels import to_uint8
 
 GenerateFn = Callable[[np.ndarray, int], Mapping[str, np.ndarray]]
 ClassifyFn = Callable[[np.ndarray], Mapping[str, Any]]
+ProgressFn = Callable[[int, int], None]  # (batches generated, batches)
 STAGE1_OUTPUT = "image_64"
 STAGE2_OUTPUT = "image_256"
 _MAX_SEED = 2**31 - 1
@@ -358,10 +359,16 @@ class _Generation:
 
 
 def _generate(
-    pairs: _Pairs, generate_fn: GenerateFn, generated: _Collector, cfg: EvalConfig, sheet
+    pairs: _Pairs,
+    generate_fn: GenerateFn,
+    generated: _Collector,
+    cfg: EvalConfig,
+    sheet,
+    progress: ProgressFn | None,
 ) -> _Generation:
     """Generates and classifies an image for each pair, `cfg.batch_size` at a time, each batch
-    with its own seed drawn from `cfg.seed`."""
+    with its own seed drawn from `cfg.seed`; `progress(batches done, batches)` after each."""
+    batches = -(-len(pairs) // cfg.batch_size)
     rng = np.random.default_rng(cfg.seed)
     refinement = _RefinementMeter()
     seeds: list[int] = []
@@ -377,6 +384,8 @@ def _generate(
         if stage1 is not None:
             refinement.add(stage1, images)
         sheet.offer(pairs.image_ids[part], images, pairs.captions[part], stage1)
+        if progress is not None:
+            progress(batch_index + 1, batches)
     return _Generation(generated, seeds, refinement.scores(), sheet, shares)
 
 
@@ -387,10 +396,12 @@ def evaluate(
     cfg: EvalConfig,
     class_ids: Sequence[int],
     sheet_samples: int = 16,
+    progress: ProgressFn | None = None,
 ) -> Evaluation:
     """Scores `generate_fn` on `batches` (NumPy batches of `make_eval_dataset`: "image_high",
     "embedding", "caption", "label", "image_id"); `class_ids`: the test labels the classifier's
-    logits stand for, in logit order. See the module docstring."""
+    logits stand for, in logit order; `progress(batches generated, batches)` after each
+    generated batch. See the module docstring."""
     real = _Collector(classify_fn)
     shown_real: dict[int, np.ndarray] = {}
     real_shares: dict[int, np.ndarray] = {}
@@ -398,7 +409,7 @@ def evaluate(
     pairs = _read_split(batches, real, to_logit, shown_real, sheet_samples, real_shares)
     pairs = pairs.spread(cfg.num_samples)
     sheet = _SheetPicker(sheet_samples, shown_real)
-    run = _generate(pairs, generate_fn, _Collector(classify_fn), cfg, sheet)
+    run = _generate(pairs, generate_fn, _Collector(classify_fn), cfg, sheet, progress)
     colours = _colour_scores(pairs, run.shares, real_shares)
     generated_scores, real_scores = _score_sets(run.generated, real, cfg, colours)
     chosen = run.sheet.chosen()

@@ -11,6 +11,7 @@ import io
 import json
 import logging
 import os
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,6 +23,7 @@ from stackgan.evaluation.classifier import LoadedClassifier, load_classifier
 from stackgan.serving import signatures
 from stackgan.serving.generator import Generator, load_generator
 from stackgan.tfrecords.input_pipeline import make_eval_dataset
+from stackgan.training.progress import ProgressLine
 from stackgan.visualize.sample_sheet import render_comparison, render_sheet
 
 METRICS_FILE = "metrics.json"
@@ -32,6 +34,7 @@ COMPARISON_FILE = "comparison.png"
 # from one scored caption to one of another class (stackgan.evaluation.interpolation_sheet)
 INTERPOLATION_FILE = "interpolation.png"
 SHEET_COLUMNS = 8
+PROGRESS_EVERY_S = 10.0  # the Evaluator's progress line: at most this often
 CLASSIFIER_INFO_KEYS = (
     "holdout_top1_accuracy",
     "classes",
@@ -245,7 +248,11 @@ def metrics_json(
 
 
 def _score(
-    generator: Generator, captions_pattern: str, config: Config, classifier: LoadedClassifier
+    generator: Generator,
+    captions_pattern: str,
+    config: Config,
+    classifier: LoadedClassifier,
+    name: str = "Evaluator",
 ):
     batches = make_eval_dataset(captions_pattern, config, config.eval.batch_size)
     return evaluator.evaluate(
@@ -254,7 +261,22 @@ def _score(
         classifier,
         config.eval,
         classifier.info["class_ids"],
+        progress=progress_line(name, config.eval.batch_size),
     )
+
+
+def progress_line(name: str, batch_size: int, stream=None, clock=time.monotonic):
+    """`progress(batches done, batches)` printing `<name> step k/n  img/s  ETA` at most every
+    PROGRESS_EVERY_S (and the last batch): the whole test split of CUB is ~29,000 captions."""
+    line: list[ProgressLine] = []
+
+    def progress(done: int, total: int) -> None:
+        if not line:
+            line.append(ProgressLine(total, batch_size, prefix=f"{name} ", stream=stream,
+                                     clock=clock, min_interval_s=PROGRESS_EVERY_S))  # fmt: skip
+        line[0].report(done, {})
+
+    return progress
 
 
 def score_baseline(
@@ -275,7 +297,9 @@ def score_baseline(
         return Baseline(baseline_model, result, True, generator.truncation)
     try:
         baseline_generator = load_generator(baseline_model.uri)
-        evaluation = _score(baseline_generator, captions_pattern, config, classifier)
+        evaluation = _score(
+            baseline_generator, captions_pattern, config, classifier, "Evaluator (baseline)"
+        )
     except (ValueError, FileNotFoundError) as e:
         raise ValueError(
             f"the latest blessed model {baseline_model.uri} (the baseline) cannot be scored on"

@@ -31,8 +31,11 @@ class ProgressLine:
         prefix: str = "",
         stream: TextIO | None = None,
         clock=time.monotonic,
+        min_interval_s: float = 0.0,
     ):
         self.total_steps = total_steps
+        # reports sooner than this after the last one are skipped (not the first or the last)
+        self.min_interval_s = min_interval_s
         self.batch_size = batch_size
         self.prefix = prefix
         self.stream = stream if stream is not None else sys.stderr
@@ -62,7 +65,11 @@ class ProgressLine:
         ]
         return "  ".join(parts)
 
-    def report(self, step: int, values: Mapping[str, float]) -> str:
+    def report(self, step: int, values: Mapping[str, float]) -> str | None:
+        """Writes the line (and returns it), or None when `min_interval_s` skips it."""
+        recent = self.clock() - self._last_time < self.min_interval_s
+        if self._reported and recent and step < self.total_steps:
+            return None
         line = self.format(step, values)
         if self._in_place:
             end = "\n" if step >= self.total_steps else ""
