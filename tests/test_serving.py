@@ -730,3 +730,13 @@ def test_generate_reads_a_release_embeddings_pickle_and_labels_its_rows(
                     interpolation.labels("caption 0 of image 0", "caption 1 of image 1", 3, 1),
                     columns=3)  # fmt: skip
     assert "1 row(s) of 3 images of 64px from 'caption 0 of image 0'" in printed
+
+    one_row = tmp_path / "one.npy"
+    np.save(one_row, vectors[:1, 0])
+    argv = ["generate", "--model", export_dir, "--embeddings", str(one_row), "--interpolate", "3"]
+    assert cli_main([*argv, "--out", str(tmp_path / "never.png")]) == 2
+    assert capsys.readouterr().err == (
+        f"stackgan generate: error: --embeddings {one_row}: --interpolate needs two rows (the"
+        " line's ends), it has 1\n"
+    )
+    assert not (tmp_path / "never.png").exists()
