@@ -100,6 +100,17 @@ class Comparison:
     captions: list[str]
 
 
+@dataclasses.dataclass(frozen=True)
+class CaptionEnds:
+    """Two captions of different classes and their embeddings: the ends of the interpolation
+    sheet's line (stackgan.evaluation.interpolation_sheet)."""
+
+    first: str
+    last: str
+    first_embedding: np.ndarray
+    last_embedding: np.ndarray
+
+
 @dataclasses.dataclass
 class Evaluation:
     generated: SetScores
@@ -112,6 +123,8 @@ class Evaluation:
     # real | Stage-I | Stage-II for one caption of each of the first classes; None without a
     # Stage-II
     comparison: Comparison | None = None
+    # the split's first caption and the first after it of another class; None with one class
+    caption_ends: CaptionEnds | None = None
 
     def table(self) -> list[dict[str, Any]]:
         """One row per image set, for metrics.json and the Markdown table."""
@@ -292,6 +305,17 @@ class _Pairs:
     def __len__(self) -> int:
         return len(self.captions)
 
+    def caption_ends(self) -> CaptionEnds | None:
+        """The first pair's caption and the first after it of another class; None when every
+        pair is of one class."""
+        other = np.flatnonzero(self.logit_indexes != self.logit_indexes[:1])
+        if not len(other):
+            return None
+        i = int(other[0])
+        return CaptionEnds(
+            self.captions[0], self.captions[i], self.embeddings[0], self.embeddings[i]
+        )
+
     def spread(self, limit: int) -> _Pairs:
         """`limit` pairs evenly spaced over the split (all when 0 or more than there are). The
         split is ordered by class: its first pairs would be a few classes' only, and a class
@@ -407,6 +431,7 @@ def evaluate(
     real_shares: dict[int, np.ndarray] = {}
     to_logit = _LabelMap(class_ids)
     pairs = _read_split(batches, real, to_logit, shown_real, sheet_samples, real_shares)
+    ends = pairs.caption_ends()
     pairs = pairs.spread(cfg.num_samples)
     sheet = _SheetPicker(sheet_samples, shown_real)
     run = _generate(pairs, generate_fn, _Collector(classify_fn), cfg, sheet, progress)
@@ -422,6 +447,7 @@ def evaluate(
         chosen.images,
         chosen.captions,
         run.sheet.comparison(),
+        ends,
     )
 
 

@@ -102,7 +102,7 @@ def run_evaluator_job(args: EvaluatorJobArgs) -> EvaluatorJobResult:
     metrics = metrics_json(
         result, verdict, baseline, config, args.model, generator, args.classifier_dir, classifier
     )
-    extra_files, metrics["interpolation"] = _interpolation(generator, args.captions_pattern, config)
+    extra_files, metrics["interpolation"] = _interpolation(generator, result.caption_ends, config)
     write_report(
         args.output_dir, result, verdict, baseline, metrics, generator.truncation, extra_files
     )
@@ -110,13 +110,10 @@ def run_evaluator_job(args: EvaluatorJobArgs) -> EvaluatorJobResult:
 
 
 def _interpolation(
-    generator: Generator, captions_pattern: str, config: Config
+    generator: Generator, ends: evaluator.CaptionEnds | None, config: Config
 ) -> tuple[list[tuple[str, bytes]], dict[str, Any] | None]:
-    """(the interpolation sheet as a file to write, its entry in metrics.json): from the first
-    scored caption to the first of another class; none when the split has one class."""
-    ends = interpolation_sheet.caption_ends(
-        make_eval_dataset(captions_pattern, config, config.eval.batch_size).as_numpy_iterator()
-    )
+    """(the interpolation sheet as a file to write, its entry in metrics.json): from the split's
+    first caption to the first of another class; none when the split has one class."""
     if ends is None:
         return [], None
     seed = config.eval.seed
