@@ -110,6 +110,52 @@ def test_optimizers_scale_the_loss_only_for_float16(tiny_config):
         assert isinstance(optimizer, keras.optimizers.LossScaleOptimizer) is scaled
 
 
+@pytest.mark.parametrize(
+    "stage2_output, behind_a_bilinear_upsampling",
+    [("lowres_residual", ["pixel_conv/kernel", "lowres_conv1/kernel"]),
+     ("residual", ["enc_conv1/kernel", "res1_conv1/kernel", "up8_conv/kernel"])],
+)  # fmt: skip
+def test_a_jit_compiled_bf16_stage2_step_with_bilinear_upsampling_runs(
+    tiny_config, stage2_output, behind_a_bilinear_upsampling
+):
+    """`train.xla` in bfloat16 with every bilinear upsampling the generators have (the demo's
+    Stage-II, `model.generator_upsampling=bilinear`): TensorFlow's XLA lowers a bf16 bilinear
+    resize's gradient to float32, which failed the step ("mixed precision is disallowed")
+    until those layers computed in float32."""
+    import numpy as np
+    import tensorflow as tf
+
+    from stackgan import models, training
+
+    cfg = tiny_config.replace(
+        model={"stage2_output": stage2_output, "generator_upsampling": "bilinear"}
+    )
+    m, low, high = cfg.model, cfg.data.low_res, cfg.data.high_res
+    policy = "mixed_bfloat16"
+    gan = training.StageIIGAN(
+        models.build_stage1_generator(m, low, dtype_policy=policy),
+        models.build_stage2_generator(m, low, dtype_policy=policy),
+        models.build_stage2_discriminator(m, high, dtype_policy=policy),
+        cfg,
+    )
+    gan.compile(*training.make_optimizers(cfg.train, steps_per_epoch=10, stage=2))
+    rng = np.random.default_rng(0)
+    batch = {
+        "image": tf.constant(rng.uniform(-1, 1, (2, high, high, 3)), tf.float32),
+        "wrong_image": tf.constant(rng.uniform(-1, 1, (2, high, high, 3)), tf.float32),
+        "embedding": tf.constant(rng.normal(size=(2, m.embedding_dim)), tf.float32),
+    }
+    before = [v.numpy() for v in gan.generator.trainable_variables]
+    logs = tf.function(gan.train_step, jit_compile=True)(batch)
+    assert all(np.isfinite(float(v)) for v in logs.values())
+    moved = {
+        v.path for b, v in zip(before, gan.generator.trainable_variables, strict=True)
+        if not np.array_equal(b, v.numpy())
+    }  # fmt: skip
+    # weights whose gradient passes a bilinear upsampling's took their Adam step
+    assert set(behind_a_bilinear_upsampling) <= moved
+
+
 @pytest.fixture(scope="module")
 def train_pattern(tmp_path_factory):
     from tiny_examples import write_tiny_examples

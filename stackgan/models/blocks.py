@@ -89,6 +89,16 @@ def leaky_relu(x, name: str, dtype=None):
     return layers.LeakyReLU(negative_slope=LEAKY_SLOPE, name=name, dtype=dtype)(x)
 
 
+def upsampling(x, factor: int, name: str, interpolation: str, dtype=None):
+    """x `factor` upsampling, nearest-neighbour or bilinear. Bilinear computes in float32
+    whatever the networks' precision (the next layer casts back): TensorFlow's XLA lowers the
+    gradient of a bfloat16 bilinear resize (ResizeBilinearGrad) to a float32 result, which
+    fails a jit-compiled bf16 step (`train.xla`) with "mixed precision is disallowed"."""
+    if interpolation == "bilinear":
+        dtype = "float32"
+    return layers.UpSampling2D(factor, interpolation=interpolation, name=name, dtype=dtype)(x)
+
+
 def up_block(
     x,
     filters: int,
@@ -152,7 +162,7 @@ def up_conv(
             name=name,
             dtype=dtype,
         )(x)
-    x = layers.UpSampling2D(2, interpolation=interpolation, name=f"{name}_upsample", dtype=dtype)(x)
+    x = upsampling(x, 2, f"{name}_upsample", interpolation, dtype)
     return conv(x, filters, 3, 1, name, bias=bias, padding=padding, dtype=dtype)
 
 
