@@ -6,6 +6,9 @@ gradients, same synchronized BatchNorm). With the global-batch loss scaling, syn
 BatchNorm statistics and the global-batch noise slicing of `ConditionalGAN`, one step on 2
 replicas must give the weights one device gives for the same global batch.
 
+And across processes: two workers under TF_CONFIG, as a Kubeflow / Vertex AI training job
+runs them, each a `train_stage` of its own, must train the weights one process trains.
+
 Why a subprocess: logical devices can only be configured before TensorFlow initialises its
 devices, which every other test in the worker process has already done. The check runs the
 `__main__` block of this file in a fresh interpreter (tiny profile, a few seconds of compute
@@ -152,7 +155,119 @@ def test_two_replicas_match_one_device(comparison, stage):
         assert result["multi_logs"][name] == pytest.approx(value, rel=1e-4, abs=1e-5), name
 
 
-if __name__ == "__main__":
+MULTI_WORKER_STEPS = 4
+
+
+def _train_as_worker(index: int, ports: list[str], root: str, pattern: str) -> None:
+    """One task of a two-worker cluster on localhost (or, with one port, a lone process):
+    `choose_strategy` from TF_CONFIG, then `train_stage` of the tiny Stage-I; the generator's
+    weights to <root>/weights<index>.npz, what the run reports to <root>/result<index>.json."""
+    if len(ports) > 1:
+        os.environ["TF_CONFIG"] = json.dumps({
+            "cluster": {"worker": [f"localhost:{port}" for port in ports]},
+            "task": {"type": "worker", "index": index},
+        })  # fmt: skip
+    import numpy as np
+
+    from stackgan import config as config_lib
+    from stackgan.training import distribute, runner
+
+    strategy = distribute.choose_strategy()  # first thing, as TensorFlow asks of multi-worker
+    cfg = config_lib.tiny().replace(train={"max_steps": MULTI_WORKER_STEPS, "precision": "float32"})
+    after_first_step = {}
+
+    def on_step(step, logs, gan):
+        if step == 1:
+            after_first_step.update({v.path: v.numpy() for v in gan.generator.weights})
+
+    run = runner.train_stage(
+        cfg, 1, pattern, os.path.join(root, f"run{index}"), strategy=strategy, on_step=on_step
+    )
+    weights = {v.path: v.numpy() for v in run.gan.generator.weights}
+    np.savez(os.path.join(root, f"weights{index}.npz"), **weights)
+    with open(os.path.join(root, f"result{index}.json"), "w") as f:
+        json.dump({"strategy": type(strategy).__name__, "replicas": strategy.num_replicas_in_sync,
+                   "chief": distribute.is_chief(strategy), "checkpoint": run.checkpoint,
+                   "sheet": run.final_sample_sheet, "logs": run.last_logs,
+                   "moved_after_step_1": max(float(np.abs(weights[k] - after_first_step[k]).max())
+                                             for k in weights)}, f)  # fmt: skip
+
+
+def _free_ports(n: int) -> list[str]:
+    import socket
+
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("localhost", 0))
+    ports = [str(s.getsockname()[1]) for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+@pytest.mark.slow
+def test_two_workers_under_tf_config_train_what_one_process_trains(tmp_path):
+    """A cluster job's two workers (MultiWorkerMirroredStrategy from TF_CONFIG, as Kubeflow
+    sets it): both finish, hold the same weights, log the same values, and these are the
+    weights and logs of one process training the same global batches. Only the chief writes
+    the checkpoint and the sample sheet. Keras 3 failed the first step of any multi-worker run
+    until the train step handed it its logs as [1] tensors (tensorflow#72388)."""
+    import numpy as np
+    from tiny_examples import write_tiny_examples
+
+    from stackgan import config as config_lib
+
+    write_tiny_examples(str(tmp_path / "examples"), config_lib.tiny())
+    pattern = str(tmp_path / "examples" / "Split-train" / "*")
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONHASHSEED": "0"}
+    script = str(Path(__file__).resolve())
+
+    def start(index: int, ports: list[str], root: Path):
+        root.mkdir(exist_ok=True)
+        return subprocess.Popen(
+            [sys.executable, script, "worker", str(index), ",".join(ports), str(root), pattern],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+
+    ports = _free_ports(2)
+    workers = [start(i, ports, tmp_path / "cluster") for i in range(2)]
+    outputs = [w.communicate(timeout=600)[0] for w in workers]
+    for index, output in enumerate(outputs):
+        assert (tmp_path / "cluster" / f"result{index}.json").exists(), output[-3000:]
+    single = start(0, ["0"], tmp_path / "single")
+    output = single.communicate(timeout=600)[0]
+    assert single.returncode == 0, output[-3000:]
+
+    def read(root: Path, index: int):
+        with open(root / f"result{index}.json") as f:
+            return json.load(f), dict(np.load(root / f"weights{index}.npz"))
+
+    (chief, chief_weights), (other, other_weights) = (read(tmp_path / "cluster", i) for i in (0, 1))
+    alone, alone_weights = read(tmp_path / "single", 0)
+    assert [chief["replicas"], other["replicas"], alone["replicas"]] == [2, 2, 1]
+    assert chief["strategy"] == other["strategy"] != alone["strategy"]
+    assert [chief["chief"], other["chief"]] == [True, False]
+    assert chief["checkpoint"].endswith(f"ckpt-{MULTI_WORKER_STEPS}") and chief["sheet"]
+    assert other["checkpoint"] is None and other["sheet"] is None
+    # synchronous training: the two replicas hold the very same weights ...
+    assert all(np.array_equal(chief_weights[k], other_weights[k]) for k in chief_weights)
+    # ... which are the weights of one process, to float32 summation order; steps 2-4 moved
+    # them by Adam's lr a step (1e-4..2e-4 in the tiny profile), far beyond that order
+    assert set(alone_weights) == set(chief_weights) and len(alone_weights) > 20
+    differ = max(float(np.abs(alone_weights[k] - chief_weights[k]).max()) for k in alone_weights)
+    assert (
+        differ < 1e-5 and alone["moved_after_step_1"] > 1e-4 and chief["moved_after_step_1"] > 1e-4
+    )
+    for name, value in alone["logs"].items():
+        assert chief["logs"][name] == pytest.approx(value, rel=1e-5, abs=1e-6), name
+        assert other["logs"][name] == chief["logs"][name], name
+    assert alone["logs"]["d_loss"] > 0
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["worker"]:
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    _train_as_worker(int(sys.argv[2]), sys.argv[3].split(","), sys.argv[4], sys.argv[5])
+elif __name__ == "__main__":
     _configure_two_cpus()
     import keras
     import tensorflow as tf

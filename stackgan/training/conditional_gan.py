@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from stackgan.config import Config
 from stackgan.tfrecords import batch_keys as keys
-from stackgan.training import augment, losses
+from stackgan.training import augment, distribute, losses
 from stackgan.training.precision import for_precision
 
 TRACKERS = ("d_loss", "g_loss", "kl", "g_penalty", "d_acc_real", "d_acc_wrong", "d_acc_fake")
@@ -193,7 +193,10 @@ class ConditionalGAN(keras.Model):
         self.trackers["d_acc_real"].update_state(losses.correct_fraction(real, 1.0))
         self.trackers["d_acc_wrong"].update_state(losses.correct_fraction(wrong, 0.0))
         self.trackers["d_acc_fake"].update_state(losses.correct_fraction(fake_d, 0.0))
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
+        logs = {name: tracker.result() for name, tracker in self.trackers.items()}
+        if distribute.keras_reduces_logs_along_axis_0(self.distribute_strategy):
+            logs = {name: tf.reshape(value, [1]) for name, value in logs.items()}
+        return logs
 
     @staticmethod
     def _scale(optimizer, loss):

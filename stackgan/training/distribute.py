@@ -37,6 +37,18 @@ def choose_strategy(tf_config: str | None = None) -> tf.distribute.Strategy:
     return tf.distribute.get_strategy()
 
 
+def keras_reduces_logs_along_axis_0(strategy: tf.distribute.Strategy) -> bool:
+    """True where Keras 3's train function reduces each log with `strategy.reduce("MEAN",
+    value, axis=0)`: MultiWorkerMirroredStrategy across several workers (Keras' own test,
+    `_collective_all_reduce_multi_worker`). A scalar log has no axis 0 there, and the first
+    step fails ("Invalid reduction dimension 0 for input with 0 dimensions", tensorflow#72388),
+    so a train step hands its logs over as [1] tensors under such a strategy."""
+    return (
+        isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+        and strategy.extended._in_multi_worker_mode()
+    )
+
+
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
     """True on the task that owns the outputs (checkpoints, summaries, sample sheets).
     Multi-worker: the "chief" task, or worker 0 when the cluster has no chief."""
