@@ -427,7 +427,12 @@ def test_a_second_run_in_a_new_work_dir_trains_the_same_models(tmp_path, first_r
 
     first = first_run.restore()
     second = tmp_path / "work"
-    argv = ["run", "--work-dir", str(second), "--profile", "tiny", "--runner", "beam"]
+    # and its Beam jobs (the Examples, the caption embeddings) in two worker processes
+    beam = [
+        "--beam-arg=--direct_running_mode=multi_processing",
+        "--beam-arg=--direct_num_workers=2",
+    ]
+    argv = ["run", "--work-dir", str(second), "--profile", "tiny", "--runner", "beam", *beam]
     with contextlib.redirect_stdout(io.StringIO()):
         assert cli_main(argv) == 0
     states = _this_run_states(second)
