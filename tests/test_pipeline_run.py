@@ -414,7 +414,8 @@ def _assert_same_numbers(got, want, path="metrics"):
 @pytest.mark.slow
 def test_a_second_run_in_a_new_work_dir_trains_the_same_models(tmp_path, first_run):
     """The same command again, from nothing (a new work dir: new data, no cache, no
-    checkpoints), with the DAG run by TFX's BeamDagRunner (`--runner beam`) this time, trains
+    checkpoints), with the DAG run by TFX's BeamDagRunner (`--runner beam`) and the components'
+    Beam jobs in two worker processes (`--beam-arg` multi_processing) this time, trains
     the same four models in this process: the same scores, generator weights and sample sheet;
     run once more, the Beam runner serves the trainers from the cache. The trainers seed
     from `train.seed` (the classifier from `classifier.seed`, the text encoder from
