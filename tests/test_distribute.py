@@ -158,15 +158,30 @@ def test_two_replicas_match_one_device(comparison, stage):
 MULTI_WORKER_STEPS = 4
 
 
-def _train_as_worker(index: int, ports: list[str], root: str, pattern: str) -> None:
-    """One task of a two-worker cluster on localhost (or, with one port, a lone process):
-    `choose_strategy` from TF_CONFIG, then `train_stage` of the tiny Stage-I; the generator's
-    weights to <root>/weights<index>.npz, what the run reports to <root>/result<index>.json."""
+# TF_CONFIG's two tasks: [cluster, (task type, index) of each]; Kubeflow's TFJob names workers
+# only, Vertex AI's first worker pool is the chief
+CLUSTERS = {
+    "workers": (["worker", "worker"], [("worker", 0), ("worker", 1)]),
+    "chief-and-worker": (["chief", "worker"], [("chief", 0), ("worker", 0)]),
+}
+
+
+def _tf_config(layout: str, ports: list[str], index: int) -> str:
+    types, tasks = CLUSTERS[layout]
+    cluster: dict[str, list[str]] = {}
+    for task_type, port in zip(types, ports, strict=True):
+        cluster.setdefault(task_type, []).append(f"localhost:{port}")
+    task_type, task_index = tasks[index]
+    return json.dumps({"cluster": cluster, "task": {"type": task_type, "index": task_index}})
+
+
+def _train_as_worker(index: int, ports: list[str], root: str, pattern: str, layout: str) -> None:
+    """Task `index` of a two-task cluster on localhost laid out as `layout` (or, with one port,
+    a lone process): `choose_strategy` from TF_CONFIG, then `train_stage` of the tiny Stage-I;
+    the generator's weights to <root>/weights<index>.npz, what the run reports to
+    <root>/result<index>.json."""
     if len(ports) > 1:
-        os.environ["TF_CONFIG"] = json.dumps({
-            "cluster": {"worker": [f"localhost:{port}" for port in ports]},
-            "task": {"type": "worker", "index": index},
-        })  # fmt: skip
+        os.environ["TF_CONFIG"] = _tf_config(layout, ports, index)
     import numpy as np
 
     from stackgan import config as config_lib
@@ -205,45 +220,55 @@ def _free_ports(n: int) -> list[str]:
     return ports
 
 
-@pytest.mark.slow
-def test_two_workers_under_tf_config_train_what_one_process_trains(tmp_path):
-    """A cluster job's two workers (MultiWorkerMirroredStrategy from TF_CONFIG, as Kubeflow
-    sets it): both finish, hold the same weights, log the same values, and these are the
-    weights and logs of one process training the same global batches. Only the chief writes
-    the checkpoint and the sample sheet. Keras 3 failed the first step of any multi-worker run
-    until the train step handed it its logs as [1] tensors (tensorflow#72388)."""
-    import numpy as np
+def _start_task(index: int, ports: list[str], root: Path, pattern: str, layout: str):
+    root.mkdir(exist_ok=True)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONHASHSEED": "0"}
+    argv = [sys.executable, str(Path(__file__).resolve()), "worker", str(index), ",".join(ports),
+            str(root), pattern, layout]  # fmt: skip
+    return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def lone_process(tmp_path_factory) -> tuple[str, Path]:
+    """The tiny examples, and the tiny Stage-I trained by one process on them."""
     from tiny_examples import write_tiny_examples
 
     from stackgan import config as config_lib
 
-    write_tiny_examples(str(tmp_path / "examples"), config_lib.tiny())
-    pattern = str(tmp_path / "examples" / "Split-train" / "*")
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONHASHSEED": "0"}
-    script = str(Path(__file__).resolve())
+    root = tmp_path_factory.mktemp("multi_worker")
+    write_tiny_examples(str(root / "examples"), config_lib.tiny())
+    pattern = str(root / "examples" / "Split-train" / "*")
+    single = _start_task(0, ["0"], root / "single", pattern, "workers")
+    output = single.communicate(timeout=600)[0]
+    assert single.returncode == 0, output[-3000:]
+    return pattern, root / "single"
 
-    def start(index: int, ports: list[str], root: Path):
-        root.mkdir(exist_ok=True)
-        return subprocess.Popen(
-            [sys.executable, script, "worker", str(index), ",".join(ports), str(root), pattern],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
 
+@pytest.mark.slow
+@pytest.mark.parametrize("layout", list(CLUSTERS))
+def test_two_workers_under_tf_config_train_what_one_process_trains(tmp_path, lone_process, layout):
+    """A cluster job's two tasks (MultiWorkerMirroredStrategy from TF_CONFIG, laid out as
+    Kubeflow's TFJob or Vertex AI's worker pools set it): both finish, hold the same weights,
+    log the same values, and these are the weights and logs of one process training the same
+    global batches. Only the chief (the "chief" task, else worker 0) writes the checkpoint and
+    the sample sheet. Keras 3 failed the first step of any multi-worker run until the train
+    step handed it its logs as [1] tensors (tensorflow#72388)."""
+    import numpy as np
+
+    pattern, single = lone_process
     ports = _free_ports(2)
-    workers = [start(i, ports, tmp_path / "cluster") for i in range(2)]
+    workers = [_start_task(i, ports, tmp_path / "cluster", pattern, layout) for i in range(2)]
     outputs = [w.communicate(timeout=600)[0] for w in workers]
     for index, output in enumerate(outputs):
         assert (tmp_path / "cluster" / f"result{index}.json").exists(), output[-3000:]
-    single = start(0, ["0"], tmp_path / "single")
-    output = single.communicate(timeout=600)[0]
-    assert single.returncode == 0, output[-3000:]
 
     def read(root: Path, index: int):
         with open(root / f"result{index}.json") as f:
             return json.load(f), dict(np.load(root / f"weights{index}.npz"))
 
     (chief, chief_weights), (other, other_weights) = (read(tmp_path / "cluster", i) for i in (0, 1))
-    alone, alone_weights = read(tmp_path / "single", 0)
+    alone, alone_weights = read(single, 0)
     assert [chief["replicas"], other["replicas"], alone["replicas"]] == [2, 2, 1]
     assert chief["strategy"] == other["strategy"] != alone["strategy"]
     assert [chief["chief"], other["chief"]] == [True, False]
@@ -266,7 +291,9 @@ def test_two_workers_under_tf_config_train_what_one_process_trains(tmp_path):
 
 if __name__ == "__main__" and sys.argv[1:2] == ["worker"]:
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    _train_as_worker(int(sys.argv[2]), sys.argv[3].split(","), sys.argv[4], sys.argv[5])
+    _train_as_worker(
+        int(sys.argv[2]), sys.argv[3].split(","), sys.argv[4], sys.argv[5], sys.argv[6]
+    )
 elif __name__ == "__main__":
     _configure_two_cpus()
     import keras
