@@ -42,9 +42,9 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # this folder is on sys.path when a bench runs as a script; no TensorFlow at these imports
 from bench_torch_ab import require_torch, torch_matmul_gflops, torch_step, unmirrored
+from bench_train_step import CUB_TRAIN_IMAGES
 
 PRECISIONS = ("float32", "tf32", "bfloat16", "float16")
-CUB_TRAIN_IMAGES = 8855  # StackGAN's CUB training split (150 classes)
 
 
 def _parse_args():

@@ -30,6 +30,7 @@ import platform
 import time
 
 PRECISIONS = ("float32", "bfloat16", "float16")
+CUB_TRAIN_IMAGES = 8855  # StackGAN's CUB training split (150 classes): one epoch's images
 MATMUL_DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
 
 

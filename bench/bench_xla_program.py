@@ -53,9 +53,14 @@ import sys
 import time
 
 # this folder is on sys.path when a bench runs as a script
-from bench_train_step import PRECISIONS, add_setting_arguments, cpu_model, settings
+from bench_train_step import (
+    CUB_TRAIN_IMAGES,
+    PRECISIONS,
+    add_setting_arguments,
+    cpu_model,
+    settings,
+)
 
-CUB_TRAIN_IMAGES = 8855  # StackGAN's CUB training split
 EXACT_MAX_SIZE = 64  # variables this small are exported by value (counters, seeds, loss scale)
 IEEE = "float32-ieee"
 EXPORTED_PRECISIONS = (*PRECISIONS, IEEE)
@@ -183,7 +188,12 @@ def export(args) -> None:
 def _jax():
     """JAX, with 64-bit integers on: the modules take int64 arguments (the noise seed's state,
     step counters), which JAX would otherwise narrow to int32."""
-    import jax
+    try:
+        import jax
+    except ImportError:
+        raise SystemExit(
+            "bench_xla_program: JAX is not installed; pip install -r requirements/bench-jax.txt"
+        ) from None
 
     jax.config.update("jax_enable_x64", True)
     return jax
@@ -194,10 +204,15 @@ RUN_ORDER = ("bfloat16", "float32", "float16", IEEE)  # `auto`'s choice on a GPU
 
 def _manifests(folder: str) -> list[dict]:
     """The folder's program manifests, in RUN_ORDER's precisions, Stage-I before Stage-II."""
+    if not os.path.isdir(folder):
+        raise SystemExit(f"bench_xla_program: --programs {folder}: no such folder")
     manifests = []
     for name in (f for f in os.listdir(folder) if f.endswith(".json")):
         with open(os.path.join(folder, name)) as f:
             manifests.append(json.load(f))
+    if not manifests:
+        raise SystemExit(f"bench_xla_program: --programs {folder}: no exported programs "
+                         "(*.json beside their *.hlo.pb; write them with `export`)")  # fmt: skip
     return sorted(
         manifests, key=lambda m: (RUN_ORDER.index(m["precision"]), m["stage"], m["batch"])
     )

@@ -46,12 +46,12 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # this folder is on sys.path when a bench runs as a script; no TensorFlow at these imports
 from bench_torch_ab import require_torch
 from bench_torch_epoch import (
-    CUB_TRAIN_IMAGES,
     PRECISIONS,
     Device,
     mirrored_config,
     set_precision,
 )
+from bench_train_step import CUB_TRAIN_IMAGES
 from torch_run_data import EXPORTED_KEYS, load_npz, save_npz, unpack
 
 PRECISE_BN_BATCHES = 20  # train.precise_bn_batches' default
