@@ -347,12 +347,13 @@ def _time_program(args, m: dict, device, peaks: dict) -> dict:
     }  # fmt: skip
 
 
-def run(args) -> None:
+def run(args) -> int:
+    """Times each program; 1 if any failed (the others are still timed and written)."""
     jax = _jax()
     device = jax.devices()[0]
     print(f"device: {device.device_kind} ({device.platform}); JAX {jax.__version__}; host "
           f"{cpu_model()}", flush=True)  # fmt: skip
-    results, peaks = [], {}
+    results, peaks, failed = [], {}, 0
     for m in _manifests(args.programs):
         if args.only and m["name"] not in args.only:
             continue
@@ -360,6 +361,7 @@ def run(args) -> None:
             r = _time_program(args, m, device, peaks)
         except Exception as e:  # one program's failure (a jaxlib API, memory) spares the rest
             print(f"{m['name']}: failed: {type(e).__name__}: {str(e)[:500]}", flush=True)
+            failed += 1
             continue
         results.append(r)
         print(
@@ -374,6 +376,7 @@ def run(args) -> None:
             with open(args.out + ".partial", "w") as f:
                 json.dump(results, f, indent=1)
             os.replace(args.out + ".partial", args.out)
+    return 1 if failed else 0
 
 
 # (largest relative difference of the logs, relative L2 difference of D's gradients) that
@@ -459,7 +462,7 @@ def main() -> int:
     if args.command == "export":
         export(args)
     elif args.command == "run":
-        run(args)
+        return run(args)
     else:
         return check(args)
     return 0
