@@ -104,6 +104,35 @@ def _aliases(hlo_text: str) -> list[tuple[int, int]]:
     return [(int(o), int(p)) for o, p in re.findall(r"\{(\d+)\}: \((\d+), \{\}", header)]
 
 
+def write_program(function, inputs: dict, names: dict, out: str, name: str) -> tuple[dict, list]:
+    """Writes the XLA module of `function` (a jit-compiled tf.function of one dict of tensors)
+    on `inputs` to `out/<name>.hlo.pb`. -> (the manifest's fields of the module: its arguments,
+    named by `names` {id(variable handle): name}, each with its fill; the names of its leading
+    outputs; its aliases), and the arguments' values."""
+    concrete = function.get_concrete_function(inputs)
+    compiler_ir = function.experimental_get_compiler_ir(inputs)
+    with open(os.path.join(out, f"{name}.hlo.pb"), "wb") as f:
+        f.write(compiler_ir(stage="hlo_serialized"))
+    # the module's parameters: the inputs (tf.nest's order: sorted keys), then the captures
+    input_keys = sorted(inputs)
+    values = [inputs[k].numpy() for k in input_keys]
+    values += [_read(h) for h in concrete.captured_inputs]
+    arg_names = input_keys + [names.get(id(h), "untracked") for h in concrete.captured_inputs]
+    kinds = ["batch"] * len(input_keys) + ["variable"] * len(concrete.captured_inputs)
+    args = [
+        {"name": n, "kind": k, "shape": list(v.shape), "dtype": str(v.dtype), **_fill(v, k)}
+        for n, k, v in zip(arg_names, kinds, values, strict=True)
+    ]  # fmt: skip
+    outputs = concrete.structured_outputs
+    fields = {
+        "name": name, "hlo": f"{name}.hlo.pb", "args": args,
+        # the module returns these first (tf.nest's order), then the variables it updated
+        "log_names": sorted(outputs) if isinstance(outputs, dict) else [],
+        "aliases": _aliases(compiler_ir(stage="hlo")),
+    }  # fmt: skip
+    return fields, values
+
+
 def export_program(cfg, precision: str, stage: int, batch_size: int, out: str, flops: float,
                    reference: bool) -> dict:  # fmt: skip
     """Writes one (precision, stage, batch)'s XLA module and manifest to `out`; returns it."""
@@ -118,38 +147,24 @@ def export_program(cfg, precision: str, stage: int, batch_size: int, out: str, f
     gan, size = step_bench._build(cfg, stage, policy)
     batch = step_bench.make_batch(cfg, size, batch_size)
     step = tf.function(gan.train_step, jit_compile=True)
-    concrete = step.get_concrete_function(batch)
     name = program_name(precision, stage, batch_size)
-    compiler_ir = step.experimental_get_compiler_ir(batch)
-    with open(os.path.join(out, f"{name}.hlo.pb"), "wb") as f:
-        f.write(compiler_ir(stage="hlo_serialized"))
-
     names = {id(v.handle): v.path for v in gan.variables}
     for optimizer in (gan.d_optimizer, gan.g_optimizer):
         names.update({id(v.handle): v.path for v in optimizer.variables})
-    # the module's parameters: the batch (tf.nest's order: sorted keys), then the captures
-    batch_keys = sorted(batch)
-    values = [batch[k].numpy() for k in batch_keys]
-    values += [_read(h) for h in concrete.captured_inputs]
-    arg_names = batch_keys + [names.get(id(h), "untracked") for h in concrete.captured_inputs]
-    kinds = ["batch"] * len(batch_keys) + ["variable"] * len(concrete.captured_inputs)
-    args = [
-        {"name": n, "kind": k, "shape": list(v.shape), "dtype": str(v.dtype), **_fill(v, k)}
-        for n, k, v in zip(arg_names, kinds, values, strict=True)
-    ]  # fmt: skip
+    fields, values = write_program(step, batch, names, out, name)
     manifest = {
-        "name": name, "precision": precision, "stage": stage, "batch": batch_size,
-        "resolution": size, "hlo": f"{name}.hlo.pb", "tf_flops": flops,
-        "log_names": sorted(concrete.structured_outputs), "args": args,
-        "aliases": _aliases(compiler_ir(stage="hlo")),
+        **fields, "precision": precision, "stage": stage, "batch": batch_size,
+        "resolution": size, "tf_flops": flops,
         "tensorflow": tf.__version__, "exported_on": cpu_model(),
     }  # fmt: skip
     if reference:
+        batch_count = len(batch)
+        variables = step.get_concrete_function(batch).captured_inputs
         logs = step(batch)  # TensorFlow's own step, jit-compiled on this CPU, on `values`
-        after = [_read(h) for h in concrete.captured_inputs]
+        after = [_read(h) for h in variables]
         arrays = {f"arg{i}": v for i, v in enumerate(values)}
         arrays.update({f"log_{k}": np.asarray(logs[k]) for k in manifest["log_names"]})
-        arrays.update({f"after{len(batch_keys) + i}": v for i, v in enumerate(after)})
+        arrays.update({f"after{batch_count + i}": v for i, v in enumerate(after)})
         np.savez(os.path.join(out, f"{name}.reference.npz"), **arrays)
         manifest["reference"] = f"{name}.reference.npz"
     with open(os.path.join(out, f"{name}.json"), "w") as f:

@@ -10,7 +10,7 @@ Why PyTorch: the GPU machines this project is lent carry PyTorch and no TensorFl
 (bench_torch_epoch.py says why), and a run there is the only long training this project can
 make. What it mirrors of our trainer:
 - the input (tfrecords/input_pipeline.py): a random crop of the stored 76 / 304 px image to
-  64 / 256 px with a horizontal flip of p = 0.5, a wrong image of another class, the mean of
+  64 / 256 px with a horizontal flip of p = 0.5 (`data.train_flip`), a wrong image of another class, the mean of
   `data.embeddings_per_sample` distinct caption embeddings of the image's 10, all drawn on the
   GPU from the decoded split held there (no host work per iteration);
 - the iteration: torch_stackgan.TrainStep (ConditionalGAN.train_step with the paper's
@@ -114,8 +114,9 @@ class TrainingSplit:
         offsets = torch.randint(0, stored - size + 1, (2, batch, 1), device=self.device)
         steps = torch.arange(size, device=self.device)
         rows, cols = offsets[0] + steps, offsets[1] + steps
-        flip = torch.rand(batch, 1, device=self.device) < 0.5
-        cols = torch.where(flip, cols.flip(1), cols)
+        if self.cfg.data.train_flip:
+            flip = torch.rand(batch, 1, device=self.device) < 0.5
+            cols = torch.where(flip, cols.flip(1), cols)
         picked = images[
             torch.arange(batch, device=self.device)[:, None, None],
             :,

@@ -19,6 +19,8 @@ synchronized statistics need: the fused op sees one replica's batch only).
 
 from __future__ import annotations
 
+import contextlib
+
 import keras
 import tensorflow as tf
 from keras import ops
@@ -138,24 +140,33 @@ def recalibrate_batch_norm(model: keras.Model, forward, batches: int) -> int:
     momentum 0.9 mix statistics of older weights. Inference with them drifts from what training
     saw; in Stage-II's generator that drift paints stripes.
     """
-    layers = [
-        layer for layer in _all_layers(model) if isinstance(layer, keras.layers.BatchNormalization)
-    ]
-    momenta = [layer.momentum for layer in layers]
-    sums = [[0.0, 0.0] for _ in layers]
-    try:
-        for layer in layers:
-            layer.momentum = 0.0
+    with batch_statistics_written(model) as layers:
+        sums = [[0.0, 0.0] for _ in layers]
         for _ in range(batches):
             forward()
             for total, layer in zip(sums, layers, strict=True):
                 total[0] += keras.ops.convert_to_numpy(layer.moving_mean)
                 total[1] += keras.ops.convert_to_numpy(layer.moving_variance)
-    finally:
-        for layer, momentum in zip(layers, momenta, strict=True):
-            layer.momentum = momentum
     if batches:
         for (mean, variance), layer in zip(sums, layers, strict=True):
             layer.moving_mean.assign(mean / batches)
             layer.moving_variance.assign(variance / batches)
     return len(layers)
+
+
+@contextlib.contextmanager
+def batch_statistics_written(model: keras.Model):
+    """Within it, every BatchNorm layer of `model` (nested models too) has momentum 0, so a
+    training-mode batch writes its own statistics to the moving averages, and a tf.function
+    traced within it keeps doing so. Yields those layers; restores their momenta on exit."""
+    layers = [
+        layer for layer in _all_layers(model) if isinstance(layer, keras.layers.BatchNormalization)
+    ]
+    momenta = [layer.momentum for layer in layers]
+    try:
+        for layer in layers:
+            layer.momentum = 0.0
+        yield layers
+    finally:
+        for layer, momentum in zip(layers, momenta, strict=True):
+            layer.momentum = momentum
