@@ -52,13 +52,12 @@ from bench_torch_epoch import (
     set_precision,
 )
 from bench_train_step import CUB_TRAIN_IMAGES
-from torch_run_data import EXPORTED_KEYS, load_npz, save_npz, unpack
+from torch_run_data import EXPORTED_KEYS, load_npz, save_generated, unpack
 
 PRECISE_BN_BATCHES = 20  # train.precise_bn_batches' default
 PROGRESS_POINTS = 8
 PROGRESS_CAPTIONS = 8
 GENERATE_BATCH = 50
-JPEG_QUALITY = 95
 
 
 def _parse_args():
@@ -189,44 +188,61 @@ class Schedule:
             group["lr"] = self.d_lr * scale
 
 
-def train(step, split, stage, batch_size, schedule, seconds, max_steps, log_every, dev, snapshot):
-    """Runs `step` until `seconds` pass (or `max_steps`); -> iterations run. `snapshot(i)` is
-    called at PROGRESS_POINTS evenly spaced moments (Stage-I only)."""
-    dev.sync()
+def timed_iterations(seconds: float, max_steps: int, snapshot=None):
+    """Yields 0, 1, 2, ... until `seconds` have passed since the first (or `max_steps` were
+    yielded); calls `snapshot(i)` before iteration i at PROGRESS_POINTS evenly spaced moments."""
     start = time.perf_counter()
     iteration, shown = 0, 0
     while True:
         elapsed = time.perf_counter() - start
         if elapsed >= seconds or (max_steps and iteration >= max_steps):
-            break
+            return
         if snapshot is not None and elapsed >= shown * seconds / PROGRESS_POINTS:
             snapshot(iteration)
             shown += 1
+        yield iteration
+        iteration += 1
+
+
+def report_stage(stage: int, iterations: int, batch_size: int, seconds: float, images: int):
+    """The stage's closing line: iterations, time per iteration, epochs of the split's
+    `images` and of CUB's size."""
+    print(
+        f"stage {stage}: {iterations} iterations of {batch_size} in {seconds:.0f} s "
+        f"({1e3 * seconds / max(iterations, 1):.1f} ms/iteration; "
+        f"{iterations * batch_size / images:.0f} epochs of this split, "
+        f"{iterations * batch_size / CUB_TRAIN_IMAGES:.1f} of CUB's size)",
+        flush=True,
+    )
+
+
+def train(step, split, stage, batch_size, schedule, seconds, max_steps, log_every, dev, snapshot):
+    """Runs `step` until `seconds` pass (or `max_steps`); -> iterations run. `snapshot(i)` is
+    called at PROGRESS_POINTS evenly spaced moments (Stage-I only)."""
+    dev.sync()
+    start = time.perf_counter()
+    iterations = 0
+    for iteration in timed_iterations(seconds, max_steps, snapshot):
         if iteration % schedule.every == 0:
             schedule.apply(step, iteration)
         losses = step.step(*split.batch(stage, batch_size))
-        iteration += 1
-        if iteration % log_every == 0:
+        iterations = iteration + 1
+        if iterations % log_every == 0:
             d_loss, g_loss = (float(x) for x in losses)  # waits for the GPU
-            rate = iteration / (time.perf_counter() - start)
+            rate = iterations / (time.perf_counter() - start)
             lr = step.g_optimizer.param_groups[0]["lr"]
             print(
-                f"stage {stage} iteration {iteration}: D {d_loss:.3f} G {g_loss:.3f} "
+                f"stage {stage} iteration {iterations}: D {d_loss:.3f} G {g_loss:.3f} "
                 f"({rate:.1f} it/s, {rate * batch_size:.0f} img/s, G lr {lr:.2e})",
                 flush=True,
             )
             if not (math.isfinite(d_loss) and math.isfinite(g_loss)):
-                raise SystemExit(f"torch_train_run: stage {stage} losses not finite at {iteration}")
+                raise SystemExit(
+                    f"torch_train_run: stage {stage} losses not finite at {iterations}"
+                )
     dev.sync()
-    seconds_run = time.perf_counter() - start
-    epochs = iteration * batch_size / split.count
-    print(
-        f"stage {stage}: {iteration} iterations of {batch_size} in {seconds_run:.0f} s "
-        f"({1e3 * seconds_run / max(iteration, 1):.1f} ms/iteration; {epochs:.0f} epochs of this "
-        f"split, {iteration * batch_size / CUB_TRAIN_IMAGES:.1f} of CUB's size)",
-        flush=True,
-    )
-    return iteration
+    report_stage(stage, iterations, batch_size, time.perf_counter() - start, split.count)
+    return iterations
 
 
 def generate(torch, stage1, stage2, cfg, embeddings, seed: int, device, autocast):
@@ -247,22 +263,10 @@ def generate(torch, stage1, stage2, cfg, embeddings, seed: int, device, autocast
     return np.concatenate(lows), np.concatenate(highs)
 
 
-def jpeg_blobs(images: np.ndarray) -> list[bytes]:
-    from PIL import Image
-
-    blobs = []
-    for image in images:
-        out = io.BytesIO()
-        Image.fromarray(image).save(out, format="JPEG", quality=JPEG_QUALITY)
-        blobs.append(out.getvalue())
-    return blobs
-
-
 def main():
     args = _parse_args()
     torch = require_torch("torch_train_run")
     import torch_stackgan
-    from torch_run_data import pack
 
     data = load_npz(args.data, EXPORTED_KEYS, "`torch_run_data.py export`")
     embedding_dim = data["embeddings"].shape[-1]
@@ -385,14 +389,10 @@ def main():
         embeddings = data[f"eval_{split_name}_embeddings"]
         low, high = generate(torch, stage1, stage2, cfg, embeddings, args.seed + number,
                              dev.device, autocast)  # fmt: skip
-        buffer, offsets = pack(jpeg_blobs(high))
         extra = {}
         if split_name == "train":
             extra = {"progress": np.stack(progress), "progress_steps": np.asarray(progress_steps)}
-        path = os.path.join(args.out, f"generated_{split_name}.npz")
-        save_npz(path, embeddings=embeddings, stage1=low, stage2_bytes=buffer,
-                 stage2_offsets=offsets, stage_steps=np.asarray([steps1, steps2]), **extra)  # fmt: skip
-        print(f"{path}: {len(low)} captions, {os.path.getsize(path) / 2**20:.1f} MiB", flush=True)
+        save_generated(args.out, split_name, embeddings, low, high, [steps1, steps2], **extra)
 
 
 if __name__ == "__main__":

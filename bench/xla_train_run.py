@@ -55,12 +55,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # this folder is on sys.path when a bench runs as a script; no TensorFlow at these imports
 from bench_train_step import CUB_TRAIN_IMAGES, cpu_model
 from bench_xla_program import _compile, _jax, _step, write_program
-from torch_run_data import EXPORTED_KEYS, load_npz, pack, save_npz
+from torch_run_data import EXPORTED_KEYS, load_npz, save_generated
+from torch_train_run import GENERATE_BATCH, PROGRESS_CAPTIONS, report_stage, timed_iterations
 
 RUN_MANIFEST = "run.json"
-PROGRESS_POINTS = 8
-PROGRESS_CAPTIONS = 8
-GENERATE_BATCH = 50
 STATISTICS = ("moving_mean", "moving_variance")
 
 
@@ -342,39 +340,26 @@ def train_stage(program, split, stage: int, batch_size: int, seconds: float, max
     import jax
 
     start = time.perf_counter()
-    iteration, shown, logs = 0, 0, {}
-    while True:
-        elapsed = time.perf_counter() - start
-        if elapsed >= seconds or (max_steps and iteration >= max_steps):
-            break
-        if snapshot is not None and elapsed >= shown * seconds / PROGRESS_POINTS:
-            snapshot(iteration)
-            shown += 1
+    iterations, logs = 0, {}
+    for iteration in timed_iterations(seconds, max_steps, snapshot):
         image, wrong, embedding = split.batch(stage, batch_size)
         # NCHW in channels-last memory -> the NHWC the trainer's batches are, without a copy
         batch = {"image": image.permute(0, 2, 3, 1), "wrong_image": wrong.permute(0, 2, 3, 1),
                  "embedding": embedding}  # fmt: skip
         logs, _ = program(batch)
-        iteration += 1
-        if iteration % log_every == 0:
+        iterations = iteration + 1
+        if iterations % log_every == 0:
             values = {k: float(v) for k, v in logs.items()}  # waits for the GPU
-            rate = iteration / (time.perf_counter() - start)
-            shown_logs = " ".join(f"{k} {v:.3f}" for k, v in values.items())
-            print(f"stage {stage} iteration {iteration}: {shown_logs} ({rate:.1f} it/s, "
+            rate = iterations / (time.perf_counter() - start)
+            shown = " ".join(f"{k} {v:.3f}" for k, v in values.items())
+            print(f"stage {stage} iteration {iterations}: {shown} ({rate:.1f} it/s, "
                   f"{rate * batch_size:.0f} img/s)", flush=True)  # fmt: skip
             if not all(math.isfinite(v) for v in values.values()):
-                raise SystemExit(f"xla_train_run: stage {stage} logs not finite at {iteration}")
+                raise SystemExit(f"xla_train_run: stage {stage} logs not finite at {iterations}")
             program.reset_metrics()  # each line: the mean over its last `log_every` iterations
     jax.block_until_ready(list(logs.values()))
-    seconds_run = time.perf_counter() - start
-    print(
-        f"stage {stage}: {iteration} iterations of {batch_size} in {seconds_run:.0f} s "
-        f"({1e3 * seconds_run / max(iteration, 1):.1f} ms/iteration; "
-        f"{iteration * batch_size / split.count:.0f} epochs of this split, "
-        f"{iteration * batch_size / CUB_TRAIN_IMAGES:.1f} of CUB's size)",
-        flush=True,
-    )
-    return iteration
+    report_stage(stage, iterations, batch_size, time.perf_counter() - start, split.count)
+    return iterations
 
 
 def precise_statistics(program, split, batch_size: int, batches: int, rng, cfg) -> int:
@@ -423,7 +408,7 @@ def generate(program, cfg, embeddings: np.ndarray, seed: int) -> tuple[np.ndarra
 
 def train(args) -> None:
     from bench_torch_ab import require_torch
-    from torch_train_run import TrainingSplit, jpeg_blobs
+    from torch_train_run import TrainingSplit
 
     # the GPU is shared with PyTorch, which holds the training split and draws the batches
     os.environ.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", "0.6")
@@ -491,14 +476,10 @@ def train(args) -> None:
     for number, split_name in enumerate(("train", "test")):
         embeddings = data[f"eval_{split_name}_embeddings"]
         low, high = generate(both, cfg, embeddings, args.seed + number)
-        buffer, offsets = pack(jpeg_blobs(high))
         extra = {}
         if split_name == "train":
             extra = {"progress": np.stack(progress), "progress_steps": np.asarray(progress_steps)}
-        path = os.path.join(args.out, f"generated_{split_name}.npz")
-        save_npz(path, embeddings=embeddings, stage1=low, stage2_bytes=buffer,
-                 stage2_offsets=offsets, stage_steps=np.asarray([steps1, steps2]), **extra)  # fmt: skip
-        print(f"{path}: {len(low)} captions, {os.path.getsize(path) / 2**20:.1f} MiB", flush=True)
+        save_generated(args.out, split_name, embeddings, low, high, [steps1, steps2], **extra)
 
 
 def main() -> int:

@@ -45,3 +45,27 @@ def test_an_npz_is_written_whole_and_a_foreign_one_is_refused_in_one_line(tmp_pa
         torch_run_data.load_npz(path, ("stage1", "embeddings", "stage2_bytes"), "x")
     with pytest.raises(SystemExit, match="missing.npz"):
         torch_run_data.load_npz(str(tmp_path / "missing.npz"), ("stage1",), "x")
+
+
+def test_a_run_s_images_are_written_as_score_reads_them(tmp_path):
+    rng = np.random.default_rng(0)
+    stage1 = rng.integers(0, 256, (3, 8, 8, 3), dtype=np.uint8)
+    # smooth images, which JPEG keeps within a few levels
+    ramp = np.linspace(0, 255, 32).astype(np.uint8)
+    stage2 = np.stack(
+        [np.broadcast_to(ramp[None, :, None] // (k + 1), (32, 32, 3)) for k in range(3)]
+    )
+    embeddings = rng.standard_normal((3, 5)).astype(np.float32)
+    path = torch_run_data.save_generated(str(tmp_path), "train", embeddings, stage1, stage2,
+                                         [120, 45], progress=stage1[None])  # fmt: skip
+    assert os.path.basename(path) == "generated_train.npz"
+    run = torch_run_data.load_npz(path, torch_run_data.GENERATED_KEYS, "x")
+    np.testing.assert_array_equal(run["stage1"], stage1)  # Stage-I exactly
+    np.testing.assert_array_equal(run["embeddings"], embeddings)
+    assert run["stage_steps"].tolist() == [120, 45] and run["progress"].shape == (1, 3, 8, 8, 3)
+    decoded = torch_run_data._decode_jpegs(
+        torch_run_data.unpack(run["stage2_bytes"], run["stage2_offsets"])
+    )
+    assert decoded.shape == stage2.shape
+    assert np.abs(decoded.astype(int) - stage2).max() <= 4  # JPEG q95
+    assert np.abs(decoded[0].astype(int) - decoded[2]).mean() > 40  # each image its own
