@@ -330,6 +330,7 @@ def test_generate_from_a_saved_model_that_is_not_a_generator_is_named(capsys, tm
         (["--captions-file", "labels.txt"], "--captions-file labels.txt: no such file"),
         (["--interpolate", "1"], "--interpolate 1: a line from one caption to another needs"),
         (["--interpolate", "5"], "--interpolate: give exactly two --caption (the line's ends), got 1"),
+        (["--caption", " "], "--caption number 2 is blank: give the sentence to draw"),
     ],
 )  # fmt: skip
 def test_generate_names_a_bad_argument_before_looking_for_the_model(capsys, arguments, expected):

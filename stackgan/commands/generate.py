@@ -134,6 +134,10 @@ def check_arguments(args: argparse.Namespace) -> None:
                 f"--interpolate: give exactly two --caption (the line's ends), got"
                 f" {len(args.caption)}"
             )
+    for number, caption in enumerate(args.caption or [], 1):
+        if not caption.strip():
+            # the encoder would embed the empty string and draw birds of no caption
+            raise UserError(f"--caption number {number} is blank: give the sentence to draw")
     if args.columns < 1:
         raise UserError(f"--columns {args.columns}: the grid needs at least one column")
     if args.seed is not None and not 0 <= args.seed < 2**63:
