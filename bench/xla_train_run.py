@@ -423,7 +423,8 @@ def train(args) -> None:
     cfg = run_config(manifest["profile"], manifest["overrides"], data)
     batches = {int(k): v for k, v in manifest["batches"].items()}
     device = jax.devices()[0]
-    torch_device = torch.device("cuda" if device.platform == "gpu" else "cpu")
+    on_gpu = device.platform in ("gpu", "cuda") and torch.cuda.is_available()
+    torch_device = torch.device("cuda" if on_gpu else "cpu")  # where the batches are drawn
     torch.manual_seed(args.seed)
     print(f"device: {device.device_kind} ({device.platform}); JAX {jax.__version__}, torch "
           f"{torch.__version__}; host {cpu_model()}", flush=True)  # fmt: skip
