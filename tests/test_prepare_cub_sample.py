@@ -128,3 +128,43 @@ def test_grayscale_jpeg_is_converted_and_reported(prepared):
     converted = [i for i in report["incidents"] if i["kind"] == "converted"]
     assert [(i["image_id"], i["reason"]) for i in converted] == [(448, "grayscale")]
     assert report["splits"]["test"]["converted"] == {"grayscale": 1}
+
+
+def test_set_data_split_official_prepares_cub_s_own_split(cub_sample_root, tmp_path, capsys):
+    out = tmp_path / "official"
+    argv = ["prepare", "--data", str(cub_sample_root), "--out", str(out), "--set",
+            "data.split=official"]  # fmt: skip
+    assert cli.main(argv) == 0
+    train, test = _decoded(out, "train"), _decoded(out, "test")
+    # train_test_split.txt: within classes, all ten on both sides, 62 / 39 of the sample
+    assert (len(train), len(test)) == (62, 39)
+    assert {r["class_id"] for r in train.values()} == set(range(1, 11))
+    report = json.loads((out / generate.REPORT_NAME).read_text())
+    assert report["splits"]["train"]["skipped"] == {}  # the sample lists only its own images
+
+
+def test_split_flag_and_set_data_split_that_disagree_are_refused_in_one_line(
+    cub_sample_root, tmp_path, capsys
+):
+    argv = ["prepare", "--data", str(cub_sample_root), "--out", str(tmp_path / "x"),
+            "--split", "stackgan", "--set", "data.split=official"]  # fmt: skip
+    assert cli.main(argv) == 2
+    out, err = capsys.readouterr()
+    assert err == (
+        "stackgan prepare: error: --split stackgan and --set data.split=official disagree;"
+        " pass one\n"
+    )
+    assert not (tmp_path / "x").exists()
+
+
+def test_strict_data_on_a_partial_download_fails_in_one_line_before_writing(
+    cub_sample_root, tmp_path, capsys
+):
+    out = tmp_path / "strict"
+    argv = ["prepare", "--data", str(cub_sample_root), "--out", str(out), "--set",
+            "data.strict=true"]  # fmt: skip
+    assert cli.main(argv) == 2
+    _, err = capsys.readouterr()
+    assert err.count("\n") == 1 and err.startswith("stackgan prepare: error: ")
+    assert "images listed but absent: {'train': 8805, 'test': 2882}" in err
+    assert not out.exists()

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import argparse
 
+from stackgan import config as config_lib
 from stackgan.commands import beam_options, common
+from stackgan.errors import UserError
 
 
 def add_parser(subparsers) -> None:
@@ -36,8 +38,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--split",
         choices=("stackgan", "official"),
-        default="stackgan",
-        help="StackGAN's class-disjoint split (default) or CUB's train_test_split.txt",
+        help="StackGAN's class-disjoint split (the default, data.split) or CUB's"
+        " train_test_split.txt",
     )
     common.add_config_arguments(parser, default_profile="paper")
     parser.add_argument(
@@ -49,7 +51,14 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg = common.config_from_args(args).replace(data={"split": args.split})
+    cfg = common.config_from_args(args)
+    if args.split is not None:
+        profile_split = config_lib.get_profile(args.profile).data.split
+        if cfg.data.split not in (profile_split, args.split):  # --set chose the other one
+            raise UserError(
+                f"--split {args.split} and --set data.split={cfg.data.split} disagree; pass one"
+            )
+        cfg = cfg.replace(data={"split": args.split})
     common.check_data_root(args.data, cfg)
     if "://" not in args.out:  # object stores are checked by the job itself
         common.check_writable_dir(args.out, "--out")
