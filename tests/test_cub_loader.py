@@ -7,6 +7,7 @@ import os
 import pickle
 import re
 import shutil
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -378,3 +379,52 @@ def test_embeddings_are_optional_and_a_short_embeddings_file_is_named(synth_root
     assert not data.has_embeddings
     assert all(ex.embedding_ref is None for _, ex in data)
     assert len(data.split("train")) == 12
+
+
+class _Python2Pickler(pickle._Pickler):
+    """Pickles as Python 2 did the StackGAN release: byte strings (a numpy array's data) as
+    Python 2's `str` (BINSTRING), which Python 3 decodes only with an `encoding`."""
+
+    dispatch = pickle._Pickler.dispatch.copy()
+
+    def _save_python2_str(self, obj: bytes) -> None:
+        if len(obj) < 256:
+            self.write(pickle.SHORT_BINSTRING + bytes([len(obj)]) + obj)
+        else:
+            self.write(pickle.BINSTRING + struct.pack("<i", len(obj)) + obj)
+        self.memoize(obj)
+
+    dispatch[bytes] = _save_python2_str
+
+
+def _dump_as_python2(value, path: Path) -> None:
+    with path.open("wb") as f:
+        _Python2Pickler(f, protocol=2).dump(value)
+    # Python 2's numpy named its array module numpy.core, not numpy._core
+    path.write_bytes(path.read_bytes().replace(b"numpy._core.multiarray", b"numpy.core.multiarray"))
+
+
+def test_the_release_s_python2_pickles_are_read(synth_root, tmp_path):
+    root = shutil.copytree(synth_root, tmp_path / "synth")
+    expected = {}
+    for split in ("train", "test"):
+        folder = root / "birds" / split
+        with (folder / "char-CNN-RNN-embeddings.pickle").open("rb") as f:
+            expected[split] = [np.asarray(row) for row in pickle.load(f)]
+        with (folder / "filenames.pickle").open("rb") as f:
+            names = pickle.load(f)
+        # the release: a list of [10, 1024] float32 arrays, and the names as Python 2 str
+        _dump_as_python2(expected[split], folder / "char-CNN-RNN-embeddings.pickle")
+        _dump_as_python2([n.encode() for n in names], folder / "filenames.pickle")
+    release = (root / "birds" / "train" / "char-CNN-RNN-embeddings.pickle").read_bytes()
+    with pytest.raises(UnicodeDecodeError):  # what a plain pickle.load makes of such a file
+        pickle.loads(release)
+    data = CubDataset(root)
+    data.check_embeddings(10, 1024)
+    store = EmbeddingStore()
+    for split in ("train", "test"):
+        examples = data.split(split)
+        assert len(examples) == len(CubDataset(synth_root).split(split))
+        for example in examples:
+            path, row = example.embedding_ref
+            np.testing.assert_array_equal(store.get(example.embedding_ref), expected[split][row])
