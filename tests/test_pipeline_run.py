@@ -486,6 +486,28 @@ def test_an_eval_change_reruns_only_evaluator_and_pusher(first_run):
 
 
 @pytest.mark.slow
+def test_a_gate_the_generator_cannot_pass_pushes_nothing_and_says_why(first_run):
+    work = first_run.restore()
+    serving = layout.serving_dir(str(work))
+    pushed_before = sorted(os.listdir(serving))
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        # the generated images' top-1 as high as the real images', and their colour gain 100x
+        _run(work, "eval.min_class_accuracy_ratio=1.0", "eval.min_colour_gain_ratio=100")
+    _assert_reran(work, {"Evaluator", "Pusher"})
+    _, outputs = _outputs(work)
+    with open(os.path.join(outputs["Evaluator"]["evaluation"], "metrics.json")) as f:
+        metrics = json.load(f)
+    assert metrics["blessed"] is False
+    summary = printed.getvalue()
+    assert "  not blessed: " in summary and "; nothing pushed" in summary
+    reasons = summary.split("  not blessed: ")[1].split("; nothing pushed")[0]
+    assert "generated top-1" in reasons and "colour" in reasons  # both checks named
+    assert "pushed model:  " not in summary
+    assert sorted(os.listdir(serving)) == pushed_before  # the earlier push, and nothing new
+
+
+@pytest.mark.slow
 def test_a_classifier_change_reruns_the_classifier_and_its_consumers_only(first_run):
     work = first_run.restore()
     _, before = _outputs(work)

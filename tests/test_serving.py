@@ -615,6 +615,23 @@ def test_generate_command_prints_a_seed_that_draws_the_grid_again(export_dir, tm
     assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
 
 
+def test_generate_command_draws_8_images_or_4_interpolation_rows_by_default(
+    export_dir, tmp_path, capsys
+):
+    from PIL import Image
+
+    out = tmp_path / "grid.png"
+    args = ["generate", "--model", export_dir, "--caption", CAPTIONS[0], "--seed", "3"]
+    assert cli_main([*args, "--columns", "8", "--out", str(out)]) == 0
+    assert capsys.readouterr().out.startswith(f"wrote {out}: 8 images of 64px, seed 3")
+    with Image.open(out) as grid:  # one row of 8 cells of 128 px (64 px enlarged) and padding
+        assert grid.size[0] == 8 + 8 * (128 + 8)
+    line = tmp_path / "line.png"
+    argv = [*args, "--caption", CAPTIONS[1], "--interpolate", "2", "--out", str(line)]
+    assert cli_main(argv) == 0
+    assert capsys.readouterr().out.startswith(f"wrote {line}: 4 row(s) of 2 images of 64px")
+
+
 def test_interpolation_walks_from_one_embedding_to_the_other_with_each_rows_noise_held(
     export_dir, embeddings
 ):
