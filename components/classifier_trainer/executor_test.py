@@ -114,3 +114,58 @@ def test_trains_on_test_classes_and_exports_the_contract(
     predicted = loaded(images)["logits"].numpy().argmax(axis=1)
     expected = np.mean(predicted == np.array([test_images[i][0] - 2 for i in held]))
     assert run["holdout_top1_accuracy"] == pytest.approx(expected)
+
+
+@pytest.mark.slow  # two runs of a from-scratch fit: ~30 s on a 2-core box
+def test_a_killed_run_resumes_from_its_last_epoch(tmp_path, monkeypatch, no_downloads, capsys):
+    """A run killed after 2 of its 4 epochs, started again with new output artifacts (as TFX
+    gives every execution) and the same `checkpoint_dir`, trains only the 2 epochs left and
+    reports all 4; the backup is gone once the model is exported."""
+    import keras
+
+    from stackgan.training import epoch_backup
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty_keras_home"))
+    cfg = config.tiny().replace(
+        classifier={"classes": "test", "weights": "none", "head_epochs": 2, "finetune_epochs": 2}
+    )
+    examples = write_tiny_examples(
+        str(tmp_path / "examples"), cfg, train_classes=(0, 1), test_classes=(2, 3), per_class=6
+    )
+    properties = {**READS.exec_properties(cfg), "checkpoint_dir": str(tmp_path / "checkpoints")}
+
+    def run(name: str):
+        model = _output(standard_artifacts.Model, str(tmp_path / name / "model"))
+        model_run = _output(standard_artifacts.ModelRun, str(tmp_path / name / "run"))
+        Executor().Do(
+            {"examples": [examples]}, {"model": [model], "model_run": [model_run]}, properties
+        )
+        return model
+
+    class Kill(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 2:
+                raise KeyboardInterrupt("killed")
+
+    monkeypatch.setattr(epoch_backup, "MIN_BACKUP_INTERVAL_S", 0.0)  # a backup every epoch
+    with_backup = epoch_backup.EpochBackup.callbacks
+    with monkeypatch.context() as patch:
+        patch.setattr(
+            epoch_backup.EpochBackup, "callbacks", lambda self, *a: [*with_backup(self, *a), Kill()]
+        )
+        with pytest.raises(KeyboardInterrupt):
+            run("killed")
+    assert os.listdir(tmp_path / "killed" / "model") == []  # no model that looks finished
+    assert os.listdir(tmp_path / "checkpoints")  # the unfinished run's backup
+    capsys.readouterr()
+
+    model = run("resumed")
+    printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Epoch ")]
+    assert printed == ["Epoch 3/4", "Epoch 4/4"]  # only the epochs the kill left
+    run_json = json.loads((tmp_path / "resumed" / "run" / RUN_FILE).read_text())
+    [phase] = run_json["phases"]
+    assert phase["phase"] == "scratch" and len(phase["history"]["loss"]) == 4
+    assert all(np.isfinite(phase["history"]["loss"]))
+    assert not os.path.exists(tmp_path / "checkpoints") or not os.listdir(tmp_path / "checkpoints")
+    loaded = classifier.load_classifier(os.path.join(model.uri, "Format-Serving"))
+    assert loaded.info["class_ids"] == [2, 3]
