@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from keras.src.utils import file_utils
+from killed_fit import killed_at_epoch
 from tfx.types import standard_artifacts
 from tiny_examples import write_tiny_examples
 
@@ -121,10 +122,6 @@ def test_a_killed_run_resumes_from_its_last_epoch(tmp_path, monkeypatch, no_down
     """A run killed after 2 of its 4 epochs, started again with new output artifacts (as TFX
     gives every execution) and the same `checkpoint_dir`, trains only the 2 epochs left and
     reports all 4; the backup is gone once the model is exported."""
-    import keras
-
-    from stackgan.training import epoch_backup
-
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty_keras_home"))
     cfg = config.tiny().replace(
         classifier={"classes": "test", "weights": "none", "head_epochs": 2, "finetune_epochs": 2}
@@ -142,19 +139,8 @@ def test_a_killed_run_resumes_from_its_last_epoch(tmp_path, monkeypatch, no_down
         )
         return model
 
-    class Kill(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            if epoch == 2:
-                raise KeyboardInterrupt("killed")
-
-    monkeypatch.setattr(epoch_backup, "MIN_BACKUP_INTERVAL_S", 0.0)  # a backup every epoch
-    with_backup = epoch_backup.EpochBackup.callbacks
-    with monkeypatch.context() as patch:
-        patch.setattr(
-            epoch_backup.EpochBackup, "callbacks", lambda self, *a: [*with_backup(self, *a), Kill()]
-        )
-        with pytest.raises(KeyboardInterrupt):
-            run("killed")
+    with killed_at_epoch(monkeypatch, 2):
+        run("killed")
     assert os.listdir(tmp_path / "killed" / "model") == []  # no model that looks finished
     assert os.listdir(tmp_path / "checkpoints")  # the unfinished run's backup
     capsys.readouterr()

@@ -12,6 +12,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from killed_fit import killed_at_epoch
 from PIL import Image
 from tfx.types import artifact_utils, standard_artifacts
 from tfx.types.channel_utils import as_channel
@@ -209,6 +210,32 @@ def test_distills_the_datasets_embeddings_without_a_classifier(tmp_path):
     assert len(metrics["history"]["loss"]) == 30
 
 
+def test_a_killed_distillation_resumes_from_its_last_epoch(tmp_path, monkeypatch):
+    """The Quickstart's path (data with embeddings: the "distill" objective) killed after 2 of
+    its 4 epochs resumes from the same `checkpoint_dir` and reports all 4."""
+    cfg = config_lib.tiny().replace(text={"distill_epochs": 4})
+    examples = _examples(
+        tmp_path / "examples", cfg.data, {"train": [0, 1, 2], "test": [3, 1]}, embeddings=True
+    )
+    properties = {
+        **READS.exec_properties(cfg),
+        "objective": "distill",
+        "checkpoint_dir": str(tmp_path / "checkpoints"),
+    }
+    model, run = _outputs(tmp_path / "killed")
+    with killed_at_epoch(monkeypatch, 2):
+        Executor().Do({"examples": [examples]}, {"model": [model], "model_run": [run]}, properties)
+    assert os.listdir(model.uri) == []  # no model that looks finished
+
+    model, run = _outputs(tmp_path / "resumed")
+    Executor().Do({"examples": [examples]}, {"model": [model], "model_run": [run]}, properties)
+    metrics = json.loads((tmp_path / "resumed" / "run" / METRICS_FILE).read_text())
+    assert metrics["objective"] == "distill" and metrics["resumed_from_epoch"] == 2
+    assert len(metrics["history"]["loss"]) == 4  # the 2 before the kill and the 2 after
+    assert not os.path.exists(tmp_path / "checkpoints")  # done: the backup removed
+    assert os.path.isdir(os.path.join(model.uri, "Format-Serving"))
+
+
 def test_a_missing_train_split_is_an_error_naming_the_artifact(classifier_model, tmp_path):
     cfg = config_lib.tiny()
     examples = _examples(tmp_path / "examples", cfg.data, {"test": [0, 1]})
@@ -252,7 +279,6 @@ def test_a_killed_run_resumes_from_its_last_epoch(classifier_model, tmp_path, mo
     every execution, the same `checkpoint_dir`), trains the 2 epochs left and reports all 4;
     the backup is gone once the model is exported. Also with the checkpoint dir as a file://
     URL, which Keras and tf.io.gfile treat as remote, as they do gs:// (Kubeflow's)."""
-    from stackgan.training import epoch_backup
 
     cfg = config_lib.tiny().replace(text={"epochs": 4})
     examples = _examples(
@@ -264,24 +290,13 @@ def test_a_killed_run_resumes_from_its_last_epoch(classifier_model, tmp_path, mo
         "checkpoint_dir": ("file://" if where == "url" else "") + str(tmp_path / "checkpoints"),
     }
 
-    class Kill(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            if epoch == 2:
-                raise KeyboardInterrupt("killed")
-
-    monkeypatch.setattr(epoch_backup, "MIN_BACKUP_INTERVAL_S", 0.0)  # a backup every epoch
-    with_backup = epoch_backup.EpochBackup.callbacks
-    with monkeypatch.context() as patch:
-        patch.setattr(
-            epoch_backup.EpochBackup, "callbacks", lambda self, *a: [*with_backup(self, *a), Kill()]
+    model, run = _outputs(tmp_path / "killed")
+    with killed_at_epoch(monkeypatch, 2):
+        Executor().Do(
+            {"examples": [examples], "classifier": [classifier_model]},
+            {"model": [model], "model_run": [run]},
+            properties,
         )
-        model, run = _outputs(tmp_path / "killed")
-        with pytest.raises(KeyboardInterrupt):
-            Executor().Do(
-                {"examples": [examples], "classifier": [classifier_model]},
-                {"model": [model], "model_run": [run]},
-                properties,
-            )
     assert os.listdir(model.uri) == []  # no model that looks finished
     assert len(os.listdir(tmp_path / "checkpoints")) == 1  # the unfinished run's backup
 
