@@ -50,6 +50,7 @@ class FirstRun:
     work: Path
     snapshot: Path  # the work dir as the first run left it
     printed: str  # what `stackgan run` printed
+    progress: str  # what it wrote to stderr from Python: the progress lines
 
     def restore(self) -> Path:
         """The work dir as the first run left it, at the same path: MLMD's artifact URIs and
@@ -66,11 +67,11 @@ def first_run(tmp_path_factory) -> FirstRun:
     """One tiny-profile `stackgan run` on the synthetic dataset, for every test of the module
     that starts from a finished DAG."""
     root = tmp_path_factory.mktemp("dag")
-    work, printed = root / "work", io.StringIO()
-    with contextlib.redirect_stdout(printed):
+    work, printed, progress = root / "work", io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(progress):
         assert cli_main(["run", "--work-dir", str(work), "--profile", "tiny"]) == 0
     shutil.copytree(work, root / "snapshot", symlinks=True)
-    return FirstRun(work, root / "snapshot", printed.getvalue())
+    return FirstRun(work, root / "snapshot", printed.getvalue(), progress.getvalue())
 
 
 def _run(work: Path, *assignments: str) -> None:
@@ -322,6 +323,10 @@ def test_dag_end_to_end_on_synthetic_data_then_cached(tmp_path, first_run):
     assert not os.path.exists(os.path.join(evaluation, "interpolation.png"))
     assert "  seeds: train.seed=0, classifier.seed=0, text.seed=0 (the same seeds" in printed
     assert "top-1" in printed and "Stage-I -> Stage-II: consistency" in printed
+    # the Evaluator's progress while it generates: its last batch of the 16 captions of 8
+    evaluator_lines = [x for x in first_run.progress.splitlines() if x.startswith("Evaluator ")]
+    assert evaluator_lines and evaluator_lines[-1].startswith("Evaluator step 2/2"), evaluator_lines
+    assert "img/s" in evaluator_lines[-1]
     for node in ("ClassifierTrainer", "TextEncoderTrainer", "Stage1Trainer", "Stage2Trainer"):
         run_dir = outputs[node]["model_run"]
         assert f"  {node} run:  {run_dir}  (tensorboard --logdir {run_dir})" in printed, node
