@@ -16,18 +16,25 @@ from stackgan.components.cub_example_gen.component import READS as EXAMPLE_GEN
 from stackgan.components.evaluator.component import READS as EVALUATOR
 from stackgan.components.stage1_trainer.component import READS as STAGE1
 from stackgan.components.stage2_trainer.component import READS as STAGE2
+from stackgan.components.text_encoder_trainer.component import DISTILL_READS
 from stackgan.components.text_encoder_trainer.component import READS as TEXT_ENCODER
 
 ALL_READS = (EXAMPLE_GEN, CLASSIFIER, TEXT_ENCODER, EMBEDDER, STAGE1, STAGE2, EVALUATOR)
+DISTILLER = "TextEncoderTrainer (distill)"
 
 
 def _properties_changed(before: config_lib.Config, after: config_lib.Config) -> set[str]:
-    """The components whose exec properties (so whose TFX cache key) differ."""
-    return {
+    """The components whose exec properties (so whose TFX cache key) differ; the text encoder
+    under each objective ("TextEncoderTrainer": ds_sje, the text path's; DISTILLER: the
+    embeddings path's, the Quickstart's)."""
+    changed = {
         reads.component
         for reads in ALL_READS
         if reads.exec_properties(before) != reads.exec_properties(after)
     }
+    if DISTILL_READS.exec_properties(before) != DISTILL_READS.exec_properties(after):
+        changed.add(DISTILLER)
+    return changed
 
 
 @pytest.mark.parametrize(
@@ -36,6 +43,10 @@ def _properties_changed(before: config_lib.Config, after: config_lib.Config) -> 
         ("eval.num_samples=8", {"Evaluator"}),
         ("classifier.head_epochs=2", {"ClassifierTrainer"}),
         ("text.epochs=3", {"TextEncoderTrainer"}),
+        ("text.distill_epochs=3", {DISTILLER}),
+        # distillation opens no image and no classifier
+        ("classifier.batch_size=3", {"ClassifierTrainer", "TextEncoderTrainer"}),
+        ("text.rnn_units=8", {"TextEncoderTrainer", DISTILLER}),
         ("text.source=train", set()),  # the pipeline's choice of path, read by none
         ("synth.classes=5", set()),  # read by `stackgan run` before the DAG, not by the DAG
         ("train.stage2_max_steps=9", {"Stage2Trainer"}),
@@ -45,8 +56,9 @@ def _properties_changed(before: config_lib.Config, after: config_lib.Config) -> 
         # the classifier, the measuring instrument, and the text encoder keep their own seeds
         ("train.seed=3", {"Stage1Trainer", "Stage2Trainer"}),
         ("classifier.seed=3", {"ClassifierTrainer"}),
-        ("text.seed=3", {"TextEncoderTrainer"}),
-        ("train.precision=bfloat16", {"TextEncoderTrainer", "Stage1Trainer", "Stage2Trainer"}),
+        ("text.seed=3", {"TextEncoderTrainer", DISTILLER}),
+        ("train.precision=bfloat16",
+         {"TextEncoderTrainer", DISTILLER, "Stage1Trainer", "Stage2Trainer"}),
         ("data.shuffle_buffer=8", {"ClassifierTrainer", "Stage1Trainer", "Stage2Trainer"}),
         # in memory or streamed: the same first epoch, later ones in another order
         ("data.cache_decoded_mb=0", {"Stage1Trainer", "Stage2Trainer"}),

@@ -516,9 +516,10 @@ def test_a_gate_the_generator_cannot_pass_pushes_nothing_and_says_why(first_run)
 def test_a_classifier_change_reruns_the_classifier_and_its_consumers_only(first_run):
     work = first_run.restore()
     _, before = _outputs(work)
-    _run(work, "classifier.head_epochs=2")
+    _run(work, "classifier.head_epochs=2", "classifier.batch_size=3")
     # not the preprocessing, not the GANs, not the text encoder distilled from the embedding
-    # pickles (it reads no classifier; tests/test_config_view.py covers the READS)
+    # pickles (it reads no classifier field, not even the batch size the ds_sje encoder reads
+    # images with; tests/test_config_view.py covers the READS), so not Stage-II either
     _assert_reran(work, {"ClassifierTrainer", "Evaluator", "Pusher"})
     _, after = _outputs(work)
     assert after["ClassifierTrainer"]["model"] != before["ClassifierTrainer"]["model"]

@@ -27,17 +27,37 @@ from stackgan.components.text_encoder_trainer.executor import Executor
 from stackgan.config import Config
 from stackgan.text.encoder_job import OBJECTIVES
 
-# The config fields the text encoder reads (see stackgan/config_view.py); `text.source` is
-# the pipeline's choice of path, not the encoder's business.
+# The config fields the text encoder reads (see stackgan/config_view.py), by objective;
+# `text.source` and `text.distill_pickle` are the pipeline's choice of path, not the encoder's
+# business. "ds_sje" embeds the images through the classifier; "distill" (the default path on
+# data with embeddings: the Quickstart's, the release's) regresses captions onto the dataset's
+# embeddings and opens no image and no classifier, so a classifier or crop change must not
+# re-run it, nor the Stage-II that takes its encoder. Both have the same four sections (the
+# spec's parameters); distill's data and classifier sections are empty.
 READS = config_view.Reads(
     "TextEncoderTrainer",
     {
-        "text": config_view.all_but("source", "distill_pickle"),
+        "text": config_view.all_but(
+            "source", "distill_pickle", "distill_epochs", "distill_learning_rate"
+        ),
         "data": ("high_res_stored", "high_res", "image_encoding"),
         "classifier": ("batch_size",),
         "train": ("precision",),
     },
 )
+DISTILL_READS = config_view.Reads(
+    "TextEncoderTrainer",
+    {
+        "text": config_view.all_but("source", "distill_pickle", "epochs", "learning_rate"),
+        "data": (),
+        "classifier": (),
+        "train": ("precision",),
+    },
+)
+
+
+def reads_for(objective: str) -> config_view.Reads:
+    return DISTILL_READS if objective == "distill" else READS
 
 
 class TextEncoderTrainerSpec(ComponentSpec):
@@ -77,7 +97,7 @@ class TextEncoderTrainer(base_component.BaseComponent):
                 examples=examples,
                 classifier=classifier,
                 objective=objective,
-                **READS.exec_properties(config),
+                **reads_for(objective).exec_properties(config),
                 checkpoint_dir=checkpoint_dir,
                 model=channel.Channel(type=standard_artifacts.Model),
                 model_run=channel.Channel(type=standard_artifacts.ModelRun),

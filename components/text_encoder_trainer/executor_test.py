@@ -18,7 +18,11 @@ from tfx.types import artifact_utils, standard_artifacts
 from tfx.types.channel_utils import as_channel
 
 from stackgan import config as config_lib
-from stackgan.components.text_encoder_trainer.component import READS, TextEncoderTrainer
+from stackgan.components.text_encoder_trainer.component import (
+    DISTILL_READS,
+    READS,
+    TextEncoderTrainer,
+)
 from stackgan.components.text_encoder_trainer.executor import Executor
 from stackgan.evaluation import classifier
 from stackgan.text.encoder_job import METRICS_FILE, TENSORBOARD_DIR
@@ -188,7 +192,7 @@ def test_distills_the_datasets_embeddings_without_a_classifier(tmp_path):
     Executor().Do(
         {"examples": [examples]},
         {"model": [model], "model_run": [run]},
-        {**READS.exec_properties(cfg), "objective": "distill"},
+        {**DISTILL_READS.exec_properties(cfg), "objective": "distill"},
     )
     loaded = tf.saved_model.load(os.path.join(model.uri, "Format-Serving"))
     assert sorted(loaded.signatures) == ["serving_default"]  # no image side
@@ -218,7 +222,7 @@ def test_a_killed_distillation_resumes_from_its_last_epoch(tmp_path, monkeypatch
         tmp_path / "examples", cfg.data, {"train": [0, 1, 2], "test": [3, 1]}, embeddings=True
     )
     properties = {
-        **READS.exec_properties(cfg),
+        **DISTILL_READS.exec_properties(cfg),
         "objective": "distill",
         "checkpoint_dir": str(tmp_path / "checkpoints"),
     }
