@@ -63,7 +63,14 @@ def load_saved_model(path: str | os.PathLike, what: str, signatures: Iterable[st
     """-> (the SavedModel's folder, the loaded object) for a `what` ("text encoder", ...) that
     must carry `signatures`."""
     folder = resolve_saved_model_dir(path)
-    loaded = tf.saved_model.load(folder)
+    try:
+        loaded = tf.saved_model.load(folder)
+    except (OSError, tf.errors.OpError) as error:  # a half-copied or corrupt export
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(
+            f"{folder}: cannot load this {what} SavedModel (a partial copy? copy the whole"
+            f" folder, variables/ included): {first}"
+        ) from error
     missing = sorted(set(signatures) - set(loaded.signatures))
     if missing:
         raise ValueError(

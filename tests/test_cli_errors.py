@@ -353,3 +353,26 @@ def test_a_grid_that_cannot_be_written_is_named_and_leaves_no_partial_file(tmp_p
     assert os.listdir(tmp_path / "new") == ["grid.jpg"]  # the temporary file renamed
     with Image.open(tmp_path / "new" / "grid.jpg") as written:
         assert written.format == "JPEG" and written.getpixel((1, 1))[0] > 180
+
+
+def test_an_embeddings_pickle_of_a_library_not_installed_is_one_line(capsys, synth_root, tmp_path):
+    root = tmp_path / "data"
+    shutil.copytree(synth_root, root)
+    path = root / "birds" / "train" / cub.EMBEDDINGS_FILE
+    path.write_bytes(b"\x80\x02cno_such_module\nTensor\nq\x00)\x81q\x01.")  # torch tensors, say
+    argv = ["prepare", "--data", str(root), "--out", str(tmp_path / "out"), "--profile", "tiny"]
+    assert _fails(capsys, argv) == (
+        f"stackgan prepare: error: {path}: not a readable pickle (No module named 'no_such_module')"
+    )
+    assert not list((tmp_path / "out").glob("Split-*"))  # nothing that looks prepared
+
+
+def test_a_classifier_weights_path_that_is_not_a_file_is_named_before_the_dag(capsys, tmp_path):
+    missing = tmp_path / "mobilenet_v2.h5"
+    argv = ["run", "--work-dir", str(tmp_path / "work"), "--profile", "tiny", "--set",
+            f"classifier.weights_path={missing}"]  # fmt: skip
+    assert _fails(capsys, argv) == (
+        f"stackgan run: error: classifier.weights_path={missing}: no such file; pass the"
+        " MobileNetV2 ImageNet weights file (.h5), or leave it empty for Keras' cache"
+    )
+    assert not (tmp_path / "work" / "tfx").exists()  # nothing ran

@@ -394,11 +394,65 @@ def test_stage1_only_export_and_existing_directory(tmp_path, tiny_config, genera
         (["--embeddings", _npy(tmp_path, (2, 1024)), "--n", "0"], "--n 0: draw at least one"),
         (["--embeddings", _garbage(tmp_path, "e.pickle")], "e.pickle: not a pickled [N, 10, E]"),
         (["--embeddings", _garbage(tmp_path, "e.npy")], "e.npy: not a .npy array of numbers"),
+        (
+            ["--embeddings", _npy(tmp_path, (2, 1024)), "--stage", "256"],
+            f"--stage 256: {path} draws only --stage 64",
+        ),
+        # a pickle of objects from a library not installed (here: no such module at all)
+        (
+            ["--embeddings", _pickle_of_a_missing_module(tmp_path)],
+            "not a pickled [N, 10, E] array of numbers (No module named 'no_such_module')",
+        ),
+        (
+            ["--embeddings", _npy(tmp_path, (2, 1024)), "--captions-file", _latin1(tmp_path)],
+            "labels.txt: not UTF-8 text (invalid continuation byte at byte 4)",
+        ),
     ):
         argv = ["generate", "--model", path, *args, "--out", str(tmp_path / "grid.png")]
         assert cli_main(argv) == 2
         assert expected in capsys.readouterr().err
         assert not (tmp_path / "grid.png").exists()
+
+
+def _pickle_of_a_missing_module(folder) -> str:
+    path = folder / "torch_tensors.pickle"
+    path.write_bytes(b"\x80\x02cno_such_module\nTensor\nq\x00)\x81q\x01.")
+    return str(path)
+
+
+def _latin1(folder) -> str:
+    path = folder / "labels.txt"
+    path.write_bytes("row \xe9t\xe9\n".encode("latin-1"))
+    return str(path)
+
+
+def test_generate_names_a_partly_copied_export_in_one_line(export_dir, tmp_path, capsys):
+    import shutil
+
+    for broken, damage in (("truncated", "saved_model.pb"), ("no_variables", "variables")):
+        copy = tmp_path / broken
+        shutil.copytree(export_dir, copy)
+        if damage == "variables":
+            shutil.rmtree(copy / damage)
+        else:
+            (copy / damage).write_bytes((copy / damage).read_bytes()[:100])
+        argv = [
+            "generate",
+            "--model",
+            str(copy),
+            "--caption",
+            "a",
+            "--out",
+            str(tmp_path / "g.png"),
+        ]
+        assert cli_main(argv) == 2
+        out, err = capsys.readouterr()
+        assert err.count("\n") == 1, err
+        assert err.startswith(
+            f"stackgan generate: error: {copy}: cannot load this StackGAN generator SavedModel"
+            " (a partial copy? copy the whole folder, variables/ included): "
+        )
+        assert not (tmp_path / "g.png").exists()
 
 
 def _garbage(folder, name) -> str:
@@ -735,6 +789,14 @@ def test_generate_reads_a_release_embeddings_pickle_and_labels_its_rows(
     printed = drawn(["--embeddings", pickled, "--n", "2", "--seed", "5"], images,
                     ["caption 0 of image 0", "caption 1 of image 1"], columns=4)  # fmt: skip
     assert printed.startswith(f"wrote {tmp_path / 'grid.png'}: 2 images of 64px, seed 5")
+
+    # a filenames.pickle with fewer names than rows, or not a list: the rows' own names
+    for broken in (pickle.dumps(names[:1], protocol=2), b"not a pickle"):
+        (test_dir / "filenames.pickle").write_bytes(broken)
+        drawn(["--embeddings", pickled, "--n", "2", "--seed", "5"], images,
+              [f"char-CNN-RNN-embeddings.pickle #{i}" for i in range(2)], columns=4)  # fmt: skip
+    with open(test_dir / "filenames.pickle", "wb") as f:
+        pickle.dump(names, f, protocol=2)
 
     labels = tmp_path / "labels.txt"
     labels.write_text("first row\n")  # fewer lines than rows: the rest named by the file

@@ -72,3 +72,14 @@ def check_data_root(data: str, cfg: config_lib.Config) -> None:
             f"--data {data}: text.source=pickle but {missing[0]} is missing; use --set"
             " text.source=train to train the text encoder on the captions instead"
         )
+
+
+def check_classifier_weights(cfg: config_lib.Config) -> None:
+    """A `classifier.weights_path` given on this machine names a file (else the classifier
+    would fail only after the preprocessing, with a traceback)."""
+    path = cfg.classifier.weights_path
+    if path and "://" not in path and not os.path.isfile(path):
+        raise UserError(
+            f"classifier.weights_path={path}: no such file; pass the MobileNetV2 ImageNet"
+            " weights file (.h5), or leave it empty for Keras' cache"
+        )

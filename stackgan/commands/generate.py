@@ -79,7 +79,7 @@ def load_embeddings(path: str) -> np.ndarray:
         else:
             with open(path, "rb") as f:
                 array = np.asarray(pickle.load(f, encoding="latin1"), dtype=np.float32)
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as error:
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, ImportError) as error:
         kind = "a .npy array" if path.endswith(".npy") else "a pickled [N, 10, E] array"
         raise UserError(f"--embeddings {path}: not {kind} of numbers ({error})") from error
     if array.ndim == 3:
@@ -98,8 +98,13 @@ def release_captions(embeddings_path: str, n: int) -> list[str] | None:
     text_dir = os.path.join(os.path.dirname(folder), "text_c10")
     if not (os.path.isfile(names_path) and os.path.isdir(text_dir)):
         return None
-    with open(names_path, "rb") as f:
-        names = pickle.load(f, encoding="latin1")[:n]
+    try:
+        with open(names_path, "rb") as f:
+            names = [str(name) for name in pickle.load(f, encoding="latin1")[:n]]
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, ImportError):
+        return None  # labels only: the rows' own names serve
+    if len(names) < n:
+        return None
     captions = []
     for name in names:
         path = os.path.join(text_dir, f"{name}.txt")
@@ -174,6 +179,9 @@ def run(args: argparse.Namespace) -> int:
         generator = load_generator(model_dir)
     except ValueError as error:  # not a generator export, or its generator.json is broken
         raise UserError(str(error)) from error
+    if args.stage and f"image_{args.stage}" not in generator.outputs:
+        stages = " or ".join(o.removeprefix("image_") for o in generator.outputs if "image_" in o)
+        raise UserError(f"--stage {args.stage}: {model_dir} draws only --stage {stages}")
     if args.caption and not generator.has_text_signature:
         raise UserError(
             f"--caption: {model_dir} takes no sentences: it was trained on the dataset's"
@@ -221,8 +229,14 @@ def _embedding_labels(args: argparse.Namespace, n: int) -> list[str]:
     captions beside the pickle, else the file's name and the row."""
     named = [f"{os.path.basename(args.embeddings)} #{i}" for i in range(n)]
     if args.captions_file:
-        with open(args.captions_file, encoding="utf-8") as f:
-            lines = [line.strip() for line in f][:n]
+        try:
+            with open(args.captions_file, encoding="utf-8") as f:
+                lines = [line.strip() for line in f][:n]
+        except UnicodeDecodeError as error:
+            raise UserError(
+                f"--captions-file {args.captions_file}: not UTF-8 text ({error.reason} at byte"
+                f" {error.start})"
+            ) from error
         return lines + named[len(lines) :]
     return release_captions(args.embeddings, n) or named
 

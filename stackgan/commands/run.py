@@ -41,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
     common.check_writable_dir(work_dir, "--work-dir")
     if args.data:
         common.check_data_root(args.data, cfg)
+    common.check_classifier_weights(cfg)
     beam_note = beam_options.check(args.beam_arg, "--beam-arg ")
     # The local and Beam runners train on this machine: float16 on a CPU is refused now, not
     # after the preprocessing. (Imports TensorFlow, to see the GPUs: after the checks above.)

@@ -155,7 +155,8 @@ def _load_pickle(path: Path):
     try:
         with path.open("rb") as f:
             return pickle.load(f, encoding="latin1")
-    except (pickle.UnpicklingError, EOFError, AttributeError, ValueError) as e:
+    except (pickle.UnpicklingError, EOFError, AttributeError, ValueError, ImportError) as e:
+        # ImportError: pickled objects of a library not installed (torch tensors, say)
         raise CubFormatError(f"{path}: not a readable pickle ({e})") from None
 
 
