@@ -222,11 +222,14 @@ def _write_sampling(export_dir: str, model_cfg: ModelConfig) -> None:
 
 
 def _checked_matrix(tensor, name: str, width: int):
-    """`tensor`, checked at run time to be [N, width]. The signature declares the shape, but
-    signature calls and TF Serving feed tensors into the graph without checking it, and a wrong
-    width would otherwise surface as a matmul error deep inside the generator. EnsureShape's
-    error names the input ("Shape of tensor embedding [2,7] is not compatible with ...")."""
-    return tf.ensure_shape(tensor, [None, width], name=f"check_{name}_shape")
+    """`tensor`, checked at run time to be [N, width] of finite numbers. The signature declares
+    the shape, but signature calls and TF Serving feed tensors into the graph without checking
+    it, and a wrong width would otherwise surface as a matmul error deep inside the generator.
+    EnsureShape's error names the input ("Shape of tensor embedding [2,7] is not compatible
+    with ..."). A NaN or Inf would pass through the generator and come out as plausible-looking
+    pixels (to_uint8 casts NaN), so it is refused too, naming the input."""
+    tensor = tf.ensure_shape(tensor, [None, width], name=f"check_{name}_shape")
+    return tf.debugging.check_numerics(tensor, f"input {name} holds NaN or Inf")
 
 
 def _fresh_seed():

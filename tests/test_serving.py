@@ -305,6 +305,17 @@ def test_bad_requests_fail_naming_the_input(export_dir, tiny_config):
             loaded.signatures[name](**conditioning, seed=tf.constant(-1, tf.int64))
         with pytest.raises(tf.errors.InvalidArgumentError, match=r"tensor seed \[1\].*\[\]"):
             loaded.signatures[name](**conditioning, seed=tf.constant([1], tf.int64))
+    # NaN or Inf in any input is named, not drawn (uint8 casts NaN to a plausible pixel)
+    nan_row = tf.constant(np.where(np.arange(e) == 3, np.nan, 0.0)[None], tf.float32)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="input embedding holds NaN or Inf"):
+        loaded.signatures["serving_default"](embedding=nan_row)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="input ca_noise holds NaN or Inf"):
+        loaded.signatures["generate_with_noise"](
+            embedding=tf.zeros([1, e]),
+            noise=tf.zeros([1, tiny_config.model.z_dim]),
+            ca_noise=tf.fill([1, tiny_config.model.ca_dim], np.inf),
+            ca_noise_2=tf.zeros([1, tiny_config.model.ca_dim]),
+        )
     # a seed is not an input of serving_default: the signature refuses it, as TF Serving does
     with pytest.raises(TypeError, match="seed"):
         loaded.signatures["serving_default"](embedding=tf.zeros([1, e]), seed=seed)
