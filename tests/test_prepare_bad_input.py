@@ -327,3 +327,29 @@ def test_a_full_disk_publishes_nothing_and_says_where(
     report = json.loads((out / generate.REPORT_NAME).read_text())
     assert report["status"] == "failed"
     assert report["problem"].startswith("the disk is full: [Errno 28] writing ")
+
+
+def test_a_disk_that_fills_while_publishing_leaves_nothing_published(
+    synth_root, tiny_config, tmp_path, monkeypatch
+):
+    """The shards are in place when the schema's write fails: they are taken back, so the folder
+    never holds splits without their schema, and the report's "nothing was published" holds."""
+    create = generate.FileSystems.create
+
+    def full_at_the_schema(path, *args, **kwargs):
+        if path.endswith(generate.SCHEMA_NAME):
+            raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)}: '{path}'")
+        return create(path, *args, **kwargs)
+
+    monkeypatch.setattr(generate.FileSystems, "create", full_at_the_schema)
+    out = tmp_path / "out"
+    with pytest.raises(
+        generate.PreprocessingError, match="the disk is full: .*nothing was published"
+    ):
+        generate.generate_examples(synth_root, tiny_config, str(out), _pipeline)
+    _assert_nothing_published(out)
+    assert not (out / generate.SCHEMA_NAME).exists()
+    assert json.loads((out / generate.REPORT_NAME).read_text())["status"] == "failed"
+    monkeypatch.undo()  # the disk has room again: the same folder takes a new run
+    report = generate.generate_examples(synth_root, tiny_config, str(out), _pipeline)
+    assert report.splits["train"].written > 0 and (out / generate.SCHEMA_NAME).exists()

@@ -194,14 +194,27 @@ def _report_disk_full(output_dir: str, has_embeddings: bool, what: str) -> Prepr
     )
 
 
-def _publish(staging: str, output_dir: str, results: list[transforms.ShardResult]) -> None:
-    for split in cub.SPLITS:
-        FileSystems.mkdirs(transforms.split_dir(output_dir, split))
-    sources = [r.path for r in results]
-    destinations = [r.path.replace(staging, output_dir.rstrip("/"), 1) for r in results]
-    FileSystems.rename(sources, destinations)
-    with FileSystems.create(f"{output_dir.rstrip('/')}/{SCHEMA_NAME}") as f:
-        f.write(features.SCHEMA_PATH.read_bytes())
+def _publish(staging: str, output_dir: str, results: list[transforms.ShardResult],
+             report: Report) -> None:  # fmt: skip
+    """Moves the staged shards into Split-*/, writes the schema and the "complete" report. A
+    failure part-way (a full disk) removes what it had published, so the folder never holds
+    splits without their schema or a report that says nothing was published beside them."""
+    schema = f"{output_dir.rstrip('/')}/{SCHEMA_NAME}"
+    published = [transforms.split_dir(output_dir, split) for split in cub.SPLITS] + [schema]
+    try:
+        for split in cub.SPLITS:
+            FileSystems.mkdirs(transforms.split_dir(output_dir, split))
+        sources = [r.path for r in results]
+        destinations = [r.path.replace(staging, output_dir.rstrip("/"), 1) for r in results]
+        FileSystems.rename(sources, destinations)
+        with FileSystems.create(schema) as f:
+            f.write(features.SCHEMA_PATH.read_bytes())
+        _write_report(report, "complete")
+    except Exception:
+        existing = [path for path in published if FileSystems.exists(path)]
+        if existing:
+            FileSystems.delete(existing)
+        raise
 
 
 def generate_examples(
@@ -240,8 +253,7 @@ def generate_examples(
         if problem:
             path = _write_report(report, "failed", problem)
             raise PreprocessingError(f"{data_root}: {problem}. Full list: {path}")
-        _publish(staging, output_dir, results)
-        _write_report(report, "complete")
+        _publish(staging, output_dir, results, report)
     except Exception as e:
         full = _disk_full(e)
         if full is None:
