@@ -84,3 +84,25 @@ def test_word_wider_than_a_line_is_split_between_characters():
 def test_bad_input_is_rejected_with_a_clear_error(images, captions, columns, message):
     with pytest.raises(ValueError, match=message):
         render_sheet(images, captions, columns)
+
+
+def test_a_comparison_row_is_real_then_stage1_enlarged_without_smoothing_then_stage2():
+    from stackgan.visualize.sample_sheet import render_comparison
+
+    rng = np.random.default_rng(0)
+    real = rng.integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+    stage1 = rng.integers(0, 256, (2, 8, 8, 3), dtype=np.uint8)  # a 4x smaller Stage-I
+    stage2 = rng.integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+    sheet = render_comparison(real, stage1, stage2, ["a red bird", "a blue bird"])
+    pixels = np.asarray(sheet)
+    assert sheet.width == 8 + 3 * (128 + 8)  # three 32 px cells, each shown at 128 px
+    row_h = (sheet.height - 8) // 2  # two rows of equal labels (the layout test above)
+    rows = [8, 8 + row_h]
+    for i, top in enumerate(rows):
+        cells = [pixels[top : top + 128, left : left + 128] for left in (8, 144, 280)]
+        np.testing.assert_array_equal(cells[0], real[i].repeat(4, 0).repeat(4, 1))
+        # each Stage-I pixel a flat 16 x 16 block: nearest-neighbour, no interpolation
+        np.testing.assert_array_equal(cells[1], stage1[i].repeat(16, 0).repeat(16, 1))
+        np.testing.assert_array_equal(cells[2], stage2[i].repeat(4, 0).repeat(4, 1))
+    with pytest.raises(ValueError, match="2 real, 1 Stage-I, 2 Stage-II images and 2 captions"):
+        render_comparison(real, stage1[:1], stage2, ["a", "b"])
