@@ -87,5 +87,18 @@ def test_stage2_key_follows_stage1_weights_by_value(tmp_path, tiny_config, examp
     generator.save(str(tmp_path / "c" / trainer_job.GENERATOR_FILE))
     assert key(tmp_path / "c") != key(tmp_path / "a")
     assert key(tmp_path / "a") != trainer_job.checkpoint_dir(_args(tiny_config, examples[0]))
+    # Stage-II's own run length resumes too (a larger stage2_max_steps extends the run); its
+    # own hyper-parameters start afresh
+    stage2_args = _args(tiny_config, examples[0], stage1_model_dir=str(tmp_path / "a"), **stage2)
+    for run_length, same in (
+        ({"stage2_max_steps": 99, "stage2_epochs": 3, "checkpoint_every_steps": 7}, True),
+        ({"stage2_learning_rate": 1e-3}, False),
+        ({"stage2_batch_size": 3}, False),
+    ):
+        other = _args(tiny_config.replace(train=run_length), examples[0],
+                      stage1_model_dir=str(tmp_path / "a"), **stage2)  # fmt: skip
+        assert (trainer_job.checkpoint_dir(other) == trainer_job.checkpoint_dir(stage2_args)) is (
+            same
+        ), run_length
     with pytest.raises(FileNotFoundError, match="Stage-I generator not found"):
         key(tmp_path / "absent")
