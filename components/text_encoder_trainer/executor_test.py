@@ -231,6 +231,15 @@ def test_a_killed_distillation_resumes_from_its_last_epoch(tmp_path, monkeypatch
         Executor().Do({"examples": [examples]}, {"model": [model], "model_run": [run]}, properties)
     assert os.listdir(model.uri) == []  # no model that looks finished
 
+    # other captions and embeddings: a fresh start, never the killed run's weights
+    other = _examples(
+        tmp_path / "other", cfg.data, {"train": [0, 1], "test": [3, 1]}, embeddings=True
+    )
+    model, run = _outputs(tmp_path / "other_data")
+    Executor().Do({"examples": [other]}, {"model": [model], "model_run": [run]}, properties)
+    metrics = json.loads((tmp_path / "other_data" / "run" / METRICS_FILE).read_text())
+    assert metrics["resumed_from_epoch"] == 0 and len(metrics["history"]["loss"]) == 4
+
     model, run = _outputs(tmp_path / "resumed")
     Executor().Do({"examples": [examples]}, {"model": [model], "model_run": [run]}, properties)
     metrics = json.loads((tmp_path / "resumed" / "run" / METRICS_FILE).read_text())
