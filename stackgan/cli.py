@@ -12,7 +12,7 @@ import argparse
 import importlib
 import sys
 
-from stackgan.errors import UserError
+from stackgan.errors import UserError, disk_full
 
 # module names under stackgan.commands, in the order `stackgan --help` lists them
 COMMANDS = ("synth", "prepare", "run", "generate", "compile")
@@ -42,10 +42,20 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except UserError as error:
+    except Exception as error:
         if args.debug:
             raise
-        message = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+        if isinstance(error, UserError):
+            message = str(error)
+        elif full := disk_full(error):
+            # anywhere in a long run (a checkpoint, an export, TFX's metadata): not a bug
+            message = (
+                f"the disk is full: {full}. Free space there and run the same command again"
+                " (trainers resume from their last checkpoint)"
+            )
+        else:
+            raise
+        message = " ".join(line.strip() for line in message.splitlines() if line.strip())
         print(f"stackgan {args.command}: error: {message}", file=sys.stderr)
         return USER_ERROR_EXIT
 

@@ -376,3 +376,37 @@ def test_a_classifier_weights_path_that_is_not_a_file_is_named_before_the_dag(ca
         " MobileNetV2 ImageNet weights file (.h5), or leave it empty for Keras' cache"
     )
     assert not (tmp_path / "work" / "tfx").exists()  # nothing ran
+
+
+def test_a_full_disk_anywhere_in_a_command_is_one_line(monkeypatch, capsys, tmp_path):
+    import errno
+
+    from stackgan.commands import synth
+
+    def fills(args):  # as a trainer's checkpoint write would, deep inside a TFX component
+        try:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "/work/checkpoints/ckpt-9")
+        except OSError as error:
+            raise RuntimeError("component Stage1Trainer failed") from error
+
+    monkeypatch.setattr(synth, "run", fills)
+    assert _fails(capsys, ["synth", str(tmp_path / "out")]) == (
+        "stackgan synth: error: the disk is full: [Errno 28] No space left on device:"
+        " '/work/checkpoints/ckpt-9'. Free space there and run the same command again"
+        " (trainers resume from their last checkpoint)"
+    )
+
+    def tensorflow_fills(args):  # TensorFlow keeps only the OS error's text
+        raise RuntimeError(
+            "ResourceExhaustedError: /work/serving/1/variables/variables.data-00000-of-00001."
+            "tempstate123; No space left on device\n\tsome op context"
+        )
+
+    monkeypatch.setattr(synth, "run", tensorflow_fills)
+    line = _fails(capsys, ["synth", str(tmp_path / "out")])
+    assert line.startswith(
+        "stackgan synth: error: the disk is full: ResourceExhaustedError: /work/serving/1/"
+    )
+    assert "No space left on device. Free space there" in line
+    with pytest.raises(RuntimeError, match="No space left"):  # --debug: the traceback
+        cli.main(["--debug", "synth", str(tmp_path / "out")])

@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import errno
 import json
 import logging
-import re
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -26,7 +24,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from stackgan.components.cub_example_gen import convert, transforms
 from stackgan.data import cub
-from stackgan.errors import UserError
+from stackgan.errors import UserError, disk_full
 from stackgan.schemas import features
 
 REPORT_NAME = "preprocessing_report.json"
@@ -169,18 +167,6 @@ def _problem(report: Report, max_skipped_fraction: float) -> str:
     return ""
 
 
-def _disk_full(error: BaseException) -> str | None:
-    """What could not be written when `error` is a full disk, as raised here or re-raised by
-    the Beam runner (which keeps only the text of a worker's error); None otherwise."""
-    cause: BaseException | None = error
-    while cause is not None:
-        if isinstance(cause, OSError) and cause.errno == errno.ENOSPC:
-            return str(cause)
-        cause = cause.__cause__ or cause.__context__
-    match = re.search(rf"\[Errno {errno.ENOSPC}\][^\[\]\n]*", str(error))
-    return match.group(0).strip() if match else None
-
-
 def _report_disk_full(output_dir: str, has_embeddings: bool, what: str) -> PreprocessingError:
     problem = f"the disk is full: {what}; nothing was published"
     try:
@@ -255,7 +241,7 @@ def generate_examples(
             raise PreprocessingError(f"{data_root}: {problem}. Full list: {path}")
         _publish(staging, output_dir, results, report)
     except Exception as e:
-        full = _disk_full(e)
+        full = disk_full(e)
         if full is None:
             raise
         raise _report_disk_full(output_dir, bool(embeddings), full) from e
