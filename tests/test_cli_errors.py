@@ -410,3 +410,24 @@ def test_a_full_disk_anywhere_in_a_command_is_one_line(monkeypatch, capsys, tmp_
     assert "No space left on device. Free space there" in line
     with pytest.raises(RuntimeError, match="No space left"):  # --debug: the traceback
         cli.main(["--debug", "synth", str(tmp_path / "out")])
+
+
+def test_synth_into_a_folder_it_may_not_write_is_one_line_and_leaves_nothing(
+    monkeypatch, capsys, tmp_path
+):
+    import errno
+
+    from stackgan.data import synth
+
+    def refused(staging, cfg, progress):  # as a read-only mount refuses the first image
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(staging / "images"))
+
+    monkeypatch.setattr(synth, "_write_layout", refused)
+    out = tmp_path / "data"
+    argv = ["synth", str(out), "--classes", "2", "--images-per-class", "2"]
+    assert cli.main(argv) == 2
+    printed, err = capsys.readouterr()
+    assert printed.startswith("writing 2 classes x 2 images")
+    assert err.startswith(f"stackgan synth: error: {out}: cannot write there ([Errno 13]")
+    assert err.count("\n") == 1
+    assert os.listdir(tmp_path) == []  # no staging folder, no dataset

@@ -84,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
         )
     except (FileExistsError, ValueError) as e:
         raise UserError(str(e)) from e
+    except PermissionError as e:  # nothing is left: the staging folder is removed
+        raise UserError(f"{args.out_dir}: cannot write there ({e})") from e
     print(summary.format())
     print(f"  took {time.perf_counter() - start:.1f} s")
     return 0
