@@ -265,6 +265,18 @@ def _compile(folder: str, manifest: dict, device):
     return executable, {int(o): int(p) for o, p in manifest["aliases"]}
 
 
+def filled(arg: dict, rng):
+    """A NumPy value for one manifest argument, as its fill says: its exact values, images
+    uniform in [-1, 1], else a normal of its mean and spread (a variable's initial ones)."""
+    import numpy as np
+
+    if "values" in arg:
+        return np.asarray(arg["values"], arg["dtype"]).reshape(arg["shape"])
+    if arg["name"] in ("image", "wrong_image"):
+        return rng.uniform(-1, 1, arg["shape"]).astype(arg["dtype"])
+    return (rng.standard_normal(arg["shape"]) * arg["std"] + arg["mean"]).astype(arg["dtype"])
+
+
 def _arguments(manifest: dict, device, exact: dict | None = None) -> list:
     """The module's arguments on `device`: `exact` values where given, else filled as the
     manifest says."""
@@ -272,18 +284,10 @@ def _arguments(manifest: dict, device, exact: dict | None = None) -> list:
     import numpy as np
 
     rng = np.random.default_rng(0)
-    arrays = []
-    for i, a in enumerate(manifest["args"]):
-        if exact is not None:
-            value = exact[f"arg{i}"]
-        elif "values" in a:
-            value = np.asarray(a["values"], a["dtype"]).reshape(a["shape"])
-        elif a["name"] == "image" or a["name"] == "wrong_image":
-            value = rng.uniform(-1, 1, a["shape"]).astype(a["dtype"])
-        else:
-            value = (rng.standard_normal(a["shape"]) * a["std"] + a["mean"]).astype(a["dtype"])
-        arrays.append(jax.device_put(value, device))
-    return arrays
+    return [
+        jax.device_put(exact[f"arg{i}"] if exact is not None else filled(a, rng), device)
+        for i, a in enumerate(manifest["args"])
+    ]
 
 
 def _step(executable, arguments: list, aliases: dict[int, int]) -> list:

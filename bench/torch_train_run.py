@@ -60,19 +60,24 @@ PROGRESS_CAPTIONS = 8
 GENERATE_BATCH = 50
 
 
-def _parse_args():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_run_arguments(p, seconds: tuple[float, float], log_every: int) -> None:
+    """A GPU run's data, output and length (this run's and xla_train_run.py's)."""
     p.add_argument("--data", required=True, help="the .npz of `torch_run_data.py export`")
     p.add_argument("--out", required=True, help="folder for generated_{train,test}.npz")
+    p.add_argument("--stage1-seconds", type=float, default=seconds[0])
+    p.add_argument("--stage2-seconds", type=float, default=seconds[1])
+    p.add_argument("--stage1-steps", type=int, default=0, help="a cap on iterations (0: none)")
+    p.add_argument("--stage2-steps", type=int, default=0, help="a cap on iterations (0: none)")
+    p.add_argument("--log-every", type=int, default=log_every, help="iterations between log lines")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _parse_args():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_run_arguments(p, seconds=(240.0, 280.0), log_every=500)
     p.add_argument("--profile", default="paper", help="config profile (default: paper)")
     p.add_argument("--set", action="append", default=[], help="config override")
     p.add_argument("--precision", default="bfloat16", choices=PRECISIONS)
-    p.add_argument("--stage1-seconds", type=float, default=240.0)
-    p.add_argument("--stage2-seconds", type=float, default=280.0)
-    p.add_argument("--stage1-steps", type=int, default=0, help="a cap on iterations (0: none)")
-    p.add_argument("--stage2-steps", type=int, default=0, help="a cap on iterations (0: none)")
-    p.add_argument("--log-every", type=int, default=500, help="iterations between log lines")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None, help="a torch device (default: cuda if present)")
     return p.parse_args()
 

@@ -54,9 +54,15 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # this folder is on sys.path when a bench runs as a script; no TensorFlow at these imports
 from bench_train_step import CUB_TRAIN_IMAGES, cpu_model
-from bench_xla_program import _compile, _jax, _step, write_program
+from bench_xla_program import _compile, _jax, _step, filled, write_program
 from torch_run_data import EXPORTED_KEYS, load_npz, save_generated
-from torch_train_run import GENERATE_BATCH, PROGRESS_CAPTIONS, report_stage, timed_iterations
+from torch_train_run import (
+    GENERATE_BATCH,
+    PROGRESS_CAPTIONS,
+    add_run_arguments,
+    report_stage,
+    timed_iterations,
+)
 
 RUN_MANIFEST = "run.json"
 STATISTICS = ("moving_mean", "moving_variance")
@@ -244,14 +250,8 @@ class Variables:
     def declare(self, arg: dict) -> None:
         import jax
 
-        if arg["name"] in self.values:
-            return
-        if "values" in arg:
-            value = np.asarray(arg["values"], arg["dtype"]).reshape(arg["shape"])
-        else:
-            value = self._rng.standard_normal(arg["shape"]) * arg["std"] + arg["mean"]
-            value = value.astype(arg["dtype"])
-        self.values[arg["name"]] = jax.device_put(value, self.device)
+        if arg["name"] not in self.values:
+            self.values[arg["name"]] = jax.device_put(filled(arg, self._rng), self.device)
 
 
 class Program:
@@ -503,14 +503,7 @@ def main() -> int:
                    choices=[p for p in EXPORTED_PRECISIONS if p != "float32-ieee"])  # fmt: skip
     t = sub.add_parser("train", help="the run, on the first device (JAX and PyTorch)")
     t.add_argument("--programs", required=True, help="the folder `export` wrote")
-    t.add_argument("--data", required=True, help="the .npz of `torch_run_data.py export`")
-    t.add_argument("--out", required=True, help="folder for generated_{train,test}.npz")
-    t.add_argument("--stage1-seconds", type=float, default=100.0)
-    t.add_argument("--stage2-seconds", type=float, default=300.0)
-    t.add_argument("--stage1-steps", type=int, default=0, help="a cap on iterations (0: none)")
-    t.add_argument("--stage2-steps", type=int, default=0, help="a cap on iterations (0: none)")
-    t.add_argument("--log-every", type=int, default=1000, help="iterations between log lines")
-    t.add_argument("--seed", type=int, default=0)
+    add_run_arguments(t, seconds=(100.0, 300.0), log_every=1000)
     args = p.parse_args()
     if args.command == "export":
         export(args)

@@ -11,6 +11,10 @@ import numpy as np
 
 from stackgan.errors import UserError
 
+# what loading a pickle (or reading its array) raises on a file that is not one we can use,
+# ImportError included: objects of a library not installed (torch tensors, say)
+UNREADABLE_PICKLE = (pickle.UnpicklingError, EOFError, ValueError, TypeError, ImportError)
+
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("generate", help="draw birds for captions or text embeddings")
@@ -79,7 +83,7 @@ def load_embeddings(path: str) -> np.ndarray:
         else:
             with open(path, "rb") as f:
                 array = np.asarray(pickle.load(f, encoding="latin1"), dtype=np.float32)
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, ImportError) as error:
+    except UNREADABLE_PICKLE as error:
         kind = "a .npy array" if path.endswith(".npy") else "a pickled [N, 10, E] array"
         raise UserError(f"--embeddings {path}: not {kind} of numbers ({error})") from error
     if array.ndim == 3:
@@ -101,7 +105,7 @@ def release_captions(embeddings_path: str, n: int) -> list[str] | None:
     try:
         with open(names_path, "rb") as f:
             names = [str(name) for name in pickle.load(f, encoding="latin1")[:n]]
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, ImportError):
+    except UNREADABLE_PICKLE:
         return None  # labels only: the rows' own names serve
     if len(names) < n:
         return None
